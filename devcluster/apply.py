@@ -1,0 +1,402 @@
+"""Field ownership: server-side apply and the ``managedFields`` of every write.
+
+A field set is a set of paths; a path is a tuple of fieldsV1 path elements
+(``f:spec``, ``k:{"name":"web"}`` for an item of a keyed list, ``v:"x"`` for a member of
+a set list). ``managedFields`` stores one set per (manager, operation, subresource) in the
+fieldsV1 tree form the real server uses, so clients that read it (kubectl, the syncer's
+drift check) see the same shape. The rules follow the server-side apply docs
+(kubernetes.io/docs/reference/using-api/server-side-apply/): conflicts only where another
+manager owns a field *and* the value differs; ``force`` takes ownership; a field an
+applier stops sending is removed unless someone else still owns it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from devcluster.patching import SET_LISTS, item_key, merge_key
+
+JsonObj = dict[str, Any]
+Path = tuple[str, ...]
+FieldSet = set[Path]
+
+_TRACKED_METADATA = ("labels", "annotations", "finalizers", "ownerReferences")
+_SKIP_TOP = frozenset({"apiVersion", "kind", "metadata", "status"})
+_MISSING = object()
+
+
+@dataclass(slots=True)
+class Entry:
+    """One ``managedFields`` entry, with its field set decoded."""
+
+    manager: str
+    operation: str
+    api_version: str
+    time: str
+    subresource: str
+    fields: FieldSet
+
+    def to_json(self) -> JsonObj:
+        out: JsonObj = {
+            "manager": self.manager,
+            "operation": self.operation,
+            "apiVersion": self.api_version,
+            "time": self.time,
+            "fieldsType": "FieldsV1",
+            "fieldsV1": to_fields_v1(self.fields),
+        }
+        if self.subresource:
+            out["subresource"] = self.subresource
+        return out
+
+
+def _key_text(keys: tuple[str, ...], values: tuple[Any, ...]) -> str:
+    return "k:" + json.dumps(dict(zip(keys, values, strict=True)), separators=(",", ":"))
+
+
+def _walk(value: Any, path: Path, field: str, out: FieldSet) -> None:
+    if isinstance(value, dict) and value:
+        for key, child in value.items():
+            _walk(child, (*path, f"f:{key}"), key, out)
+        return
+    if isinstance(value, list) and value:
+        if field in SET_LISTS:
+            for member in value:
+                out.add((*path, "v:" + json.dumps(member, separators=(",", ":"))))
+            return
+        keys = merge_key(field, value)
+        if keys is not None and all(isinstance(i, dict) for i in value):
+            for item in value:
+                ident = item_key(item, keys)
+                assert ident is not None  # noqa: S101 - every item is a dict here
+                item_path = (*path, _key_text(keys, ident))
+                out.add(item_path)
+                for key, child in item.items():
+                    _walk(child, (*item_path, f"f:{key}"), key, out)
+            return
+    out.add(path)
+
+
+def fields_of(obj: JsonObj, subresource: str = "") -> FieldSet:
+    """The field set an object (or its ``status``) makes, as apply or update would own it."""
+    out: FieldSet = set()
+    if subresource == "status":
+        if "status" in obj:
+            _walk(obj["status"], ("f:status",), "status", out)
+        return out
+    for key, value in obj.items():
+        if key not in _SKIP_TOP:
+            _walk(value, (f"f:{key}",), key, out)
+    metadata = obj.get("metadata") or {}
+    for key in _TRACKED_METADATA:
+        if key in metadata:
+            _walk(metadata[key], ("f:metadata", f"f:{key}"), key, out)
+    return out
+
+
+def to_fields_v1(fields: Iterable[Path]) -> JsonObj:
+    """Encode a field set as the fieldsV1 tree (``.`` marks a node that is itself owned)."""
+    root: JsonObj = {}
+    for path in sorted(fields):
+        node = root
+        for element in path:
+            node = node.setdefault(element, {})
+    return _mark_dots(root, set(fields))
+
+
+def _mark_dots(tree: JsonObj, fields: set[Path], prefix: Path = ()) -> JsonObj:
+    out: JsonObj = {}
+    for key, child in tree.items():
+        if key == ".":
+            continue
+        path = (*prefix, key)
+        sub = _mark_dots(child, fields, path)
+        if sub and path in fields:
+            sub = {".": {}, **sub}
+        out[key] = sub
+    return out
+
+
+def from_fields_v1(tree: JsonObj, prefix: Path = ()) -> FieldSet:
+    """Decode a fieldsV1 tree back into a field set."""
+    out: FieldSet = set()
+    for key, child in tree.items():
+        if key == ".":
+            out.add(prefix)
+            continue
+        path = (*prefix, key)
+        if child:
+            out |= from_fields_v1(child, path)
+        else:
+            out.add(path)
+    return out
+
+
+def read_entries(obj: JsonObj) -> list[Entry]:
+    entries = []
+    for raw in (obj.get("metadata") or {}).get("managedFields") or []:
+        if not isinstance(raw, dict) or "manager" not in raw:
+            continue
+        entries.append(
+            Entry(
+                manager=raw.get("manager", ""),
+                operation=raw.get("operation", "Update"),
+                api_version=raw.get("apiVersion", ""),
+                time=raw.get("time", ""),
+                subresource=raw.get("subresource", ""),
+                fields=from_fields_v1(raw.get("fieldsV1") or {}),
+            )
+        )
+    return entries
+
+
+def write_entries(obj: JsonObj, entries: list[Entry]) -> None:
+    kept = [e.to_json() for e in entries if e.fields]
+    metadata = obj.setdefault("metadata", {})
+    if kept:
+        metadata["managedFields"] = kept
+    else:
+        metadata.pop("managedFields", None)
+
+
+def _step(node: Any, element: str) -> Any:
+    kind, _, text = element.partition(":")
+    if kind == "f":
+        return node.get(text, _MISSING) if isinstance(node, dict) else _MISSING
+    if not isinstance(node, list):
+        return _MISSING
+    target = json.loads(text)
+    if kind == "v":
+        return target if target in node else _MISSING
+    for item in node:
+        if isinstance(item, dict) and _item_matches(item, target):
+            return item
+    return _MISSING
+
+
+def _item_matches(item: JsonObj, target: JsonObj) -> bool:
+    for key, value in target.items():
+        have = item.get(key)
+        if have is None and key == "protocol":
+            have = "TCP"
+        if have != value:
+            return False
+    return True
+
+
+def value_at(obj: Any, path: Path) -> Any:
+    """The value at a path, or the module's missing sentinel."""
+    node = obj
+    for element in path:
+        node = _step(node, element)
+        if node is _MISSING:
+            return _MISSING
+    return node
+
+
+def remove_at(obj: Any, path: Path) -> None:
+    """Delete the field, keyed item or set member at ``path`` if it exists."""
+    parent = value_at(obj, path[:-1])
+    if parent is _MISSING:
+        return
+    kind, _, text = path[-1].partition(":")
+    if kind == "f" and isinstance(parent, dict):
+        parent.pop(text, None)
+    elif kind == "v" and isinstance(parent, list):
+        target = json.loads(text)
+        parent[:] = [v for v in parent if v != target]
+    elif kind == "k" and isinstance(parent, list):
+        target = json.loads(text)
+        parent[:] = [i for i in parent if not (isinstance(i, dict) and _item_matches(i, target))]
+
+
+def merge_applied(live: Any, applied: Any, field: str = "") -> Any:
+    """Merge an applied configuration into the live object: maps and keyed lists merge,
+    set lists union, everything else (scalars, atomic lists) is replaced."""
+    if isinstance(applied, dict) and isinstance(live, dict):
+        result = dict(live)
+        for key, value in applied.items():
+            if value is None:
+                result.pop(key, None)
+            else:
+                result[key] = merge_applied(live.get(key, _MISSING), value, key)
+        return result
+    if isinstance(applied, list) and isinstance(live, list):
+        if field in SET_LISTS:
+            return list(live) + [copy.deepcopy(v) for v in applied if v not in live]
+        keys = merge_key(field, applied) or merge_key(field, live)
+        if keys is not None:
+            merged = list(live)
+            index = {item_key(i, keys): n for n, i in enumerate(merged)}
+            for item in applied:
+                ident = item_key(item, keys)
+                if ident in index:
+                    merged[index[ident]] = merge_applied(merged[index[ident]], item, "")
+                else:
+                    index[ident] = len(merged)
+                    merged.append(copy.deepcopy(item))
+            return merged
+    return copy.deepcopy(applied)
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    manager: str
+    api_version: str
+    path: Path
+
+
+def dotted(path: Path) -> str:
+    """A path in the ``.spec.replicas`` / ``.spec.containers[name="web"].image`` form of
+    the apiserver's conflict messages."""
+    out = ""
+    for element in path:
+        kind, _, text = element.partition(":")
+        if kind == "f":
+            out += f".{text}"
+        elif kind == "k":
+            pairs = ",".join(f"{k}={json.dumps(v)}" for k, v in json.loads(text).items())
+            out += f"[{pairs}]"
+        else:
+            out += f"[={text}]"
+    return out
+
+
+def apply(
+    live: JsonObj | None,
+    applied: JsonObj,
+    *,
+    manager: str,
+    force: bool,
+    now: str,
+    subresource: str = "",
+) -> tuple[JsonObj, list[Conflict]]:
+    """Server-side apply ``applied`` onto ``live`` for ``manager``.
+
+    Returns the merged object (with updated managedFields) and the conflicts. When there
+    are conflicts and ``force`` is false the object is returned unchanged: the caller
+    answers 409 listing them.
+    """
+    base: JsonObj = copy.deepcopy(live) if live is not None else {}
+    entries = read_entries(base)
+    new_set = fields_of(applied, subresource)
+    mine = next(
+        (
+            e
+            for e in entries
+            if e.manager == manager and e.operation == "Apply" and e.subresource == subresource
+        ),
+        None,
+    )
+    others = [e for e in entries if e is not mine and e.subresource == subresource]
+
+    conflicts = []
+    for path in sorted(new_set):
+        if path[-1].startswith("k:"):
+            continue
+        for entry in others:
+            if path in entry.fields and value_at(base, path) != value_at(applied, path):
+                conflicts.append(Conflict(entry.manager, entry.api_version, path))
+    if conflicts and not force:
+        return base, conflicts
+    for conflict in conflicts:
+        for entry in others:
+            if entry.manager == conflict.manager:
+                entry.fields.discard(conflict.path)
+
+    previous = mine.fields if mine is not None else set()
+    owned_by_others: set[Path] = set()
+    for entry in others:
+        for path in entry.fields:
+            owned_by_others.update(path[:n] for n in range(1, len(path) + 1))
+    for path in sorted(previous - new_set, key=len, reverse=True):
+        if path not in owned_by_others:
+            remove_at(base, path)
+
+    merged = merge_applied(base, _strip_server_fields(applied))
+    api_version = str(applied.get("apiVersion", ""))
+    if mine is None:
+        mine = Entry(manager, "Apply", api_version, now, subresource, set())
+        entries.append(mine)
+    if mine.fields != new_set or mine.api_version != api_version:
+        mine.time = now
+    mine.fields = new_set
+    mine.api_version = api_version
+    for entry in others:
+        if entry.fields != _fields_before(live, entry):
+            entry.time = now
+    write_entries(merged, entries)
+    return merged, []
+
+
+def _fields_before(live: JsonObj | None, entry: Entry) -> FieldSet:
+    for old in read_entries(live or {}):
+        if (old.manager, old.operation, old.subresource) == (
+            entry.manager,
+            entry.operation,
+            entry.subresource,
+        ):
+            return old.fields
+    return set()
+
+
+def _strip_server_fields(applied: JsonObj) -> JsonObj:
+    out = dict(applied)
+    metadata = dict(out.get("metadata") or {})
+    for key in (
+        "managedFields",
+        "resourceVersion",
+        "uid",
+        "creationTimestamp",
+        "generation",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "selfLink",
+    ):
+        metadata.pop(key, None)
+    out["metadata"] = metadata
+    return out
+
+
+def record_update(
+    old: JsonObj | None,
+    new: JsonObj,
+    *,
+    manager: str,
+    api_version: str,
+    now: str,
+    subresource: str = "",
+) -> None:
+    """Maintain managedFields for a non-apply write (create, PUT, merge/JSON patch):
+    the writer takes every field it changed, removed fields leave every set."""
+    entries = read_entries(old or {})
+    old_fields = fields_of(old or {}, subresource)
+    new_fields = fields_of(new, subresource)
+    changed = {p for p in new_fields if p not in old_fields or value_at(old, p) != value_at(new, p)}
+    removed = old_fields - new_fields
+    if not changed and not removed:
+        write_entries(new, entries)
+        return
+    mine = None
+    for entry in entries:
+        if entry.subresource != subresource:
+            continue
+        if (entry.manager, entry.operation) == (manager, "Update"):
+            mine = entry
+            continue
+        before = len(entry.fields)
+        entry.fields -= changed
+        entry.fields -= removed
+        if len(entry.fields) != before:
+            entry.time = now
+    if mine is None:
+        mine = Entry(manager, "Update", api_version, now, subresource, set())
+        entries.append(mine)
+    mine.fields = (mine.fields | changed) - removed
+    mine.time = now
+    mine.api_version = api_version
+    write_entries(new, entries)

@@ -1,0 +1,149 @@
+"""Server-side defaulting: the fields a live object carries that nobody applied.
+
+Only defaults a client can observe in ordinary use are set (the real defaulters set many
+more). Defaulted fields belong to no manager, exactly as on a real cluster, so server-side
+apply never removes them and never reports conflicts on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+JsonObj = dict[str, Any]
+
+
+def _ports(ports: Any) -> None:
+    for port in ports or []:
+        if isinstance(port, dict):
+            port.setdefault("protocol", "TCP")
+
+
+def _pod_spec(spec: Any) -> None:
+    if not isinstance(spec, dict):
+        return
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("schedulerName", "default-scheduler")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("securityContext", {})
+    for container in (spec.get("containers") or []) + (spec.get("initContainers") or []):
+        if not isinstance(container, dict):
+            continue
+        _ports(container.get("ports"))
+        image = str(container.get("image", ""))
+        latest = ":" not in image.rsplit("/", 1)[-1] or image.endswith(":latest")
+        container.setdefault("imagePullPolicy", "Always" if latest else "IfNotPresent")
+        container.setdefault("terminationMessagePath", "/dev/termination-log")
+        container.setdefault("terminationMessagePolicy", "File")
+        container.setdefault("resources", {})
+
+
+def _template(spec: JsonObj) -> None:
+    template = spec.get("template")
+    if isinstance(template, dict):
+        _pod_spec(template.get("spec"))
+
+
+def _deployment(obj: JsonObj) -> None:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
+    spec.setdefault("replicas", 1)
+    spec.setdefault("revisionHistoryLimit", 10)
+    spec.setdefault("progressDeadlineSeconds", 600)
+    spec.setdefault(
+        "strategy",
+        {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
+    )
+    _template(spec)
+
+
+def _statefulset(obj: JsonObj) -> None:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
+    spec.setdefault("replicas", 1)
+    spec.setdefault("podManagementPolicy", "OrderedReady")
+    spec.setdefault("revisionHistoryLimit", 10)
+    spec.setdefault("updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})
+    _template(spec)
+
+
+def _daemonset(obj: JsonObj) -> None:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
+    spec.setdefault("revisionHistoryLimit", 10)
+    spec.setdefault(
+        "updateStrategy",
+        {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
+    )
+    _template(spec)
+
+
+def _job(obj: JsonObj) -> None:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
+    spec.setdefault("parallelism", 1)
+    spec.setdefault("completions", 1)
+    spec.setdefault("backoffLimit", 6)
+    spec.setdefault("completionMode", "NonIndexed")
+    spec.setdefault("suspend", False)
+    _template(spec)
+
+
+def _service(obj: JsonObj) -> None:
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("type", "ClusterIP")
+    spec.setdefault("sessionAffinity", "None")
+    spec.setdefault("internalTrafficPolicy", "Cluster")
+    spec.setdefault("ipFamilyPolicy", "SingleStack")
+    spec.setdefault("ipFamilies", ["IPv4"])
+    _ports(spec.get("ports"))
+    for port in spec.get("ports") or []:
+        if isinstance(port, dict) and "targetPort" not in port:
+            port["targetPort"] = port.get("port")
+    obj.setdefault("status", {"loadBalancer": {}})
+
+
+def _secret(obj: JsonObj) -> None:
+    obj.setdefault("type", "Opaque")
+
+
+def _namespace(obj: JsonObj) -> None:
+    name = (obj.get("metadata") or {}).get("name")
+    labels = obj.setdefault("metadata", {}).setdefault("labels", {})
+    if name:
+        labels["kubernetes.io/metadata.name"] = name
+    obj.setdefault("spec", {"finalizers": ["kubernetes"]})
+    obj.setdefault("status", {"phase": "Active"})
+
+
+def _pvc(obj: JsonObj) -> None:
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("volumeMode", "Filesystem")
+    obj.setdefault("status", {"phase": "Pending"})
+
+
+_DEFAULTERS: dict[str, Callable[[JsonObj], None]] = {
+    "Deployment": _deployment,
+    "ReplicaSet": _deployment,
+    "StatefulSet": _statefulset,
+    "DaemonSet": _daemonset,
+    "Job": _job,
+    "Service": _service,
+    "Secret": _secret,
+    "Namespace": _namespace,
+    "PersistentVolumeClaim": _pvc,
+}
+
+
+def apply_defaults(kind: str, obj: JsonObj, custom: bool) -> None:
+    """Fill defaults in place (built-in kinds only; custom resources have none here)."""
+    if custom:
+        return
+    defaulter = _DEFAULTERS.get(kind)
+    if defaulter is not None:
+        defaulter(obj)

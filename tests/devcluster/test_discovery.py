@@ -1,0 +1,119 @@
+"""Discovery: what clients learn about the served resources (api-concepts.md#discovery-api)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from kubernetes_asyncio.client import (
+    ApiClient,
+    ApisApi,
+    CoreV1Api,
+    CustomObjectsApi,
+    VersionApi,
+)
+from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.dynamic import DynamicClient
+from kubernetes_asyncio.dynamic.exceptions import ResourceNotFoundError
+
+from tests.devcluster.manifests import crd
+
+
+async def test_version_reports_a_kubernetes_version(k8s_api: ApiClient) -> None:
+    """/version answers version.Info with major/minor/gitVersion."""
+    info = await VersionApi(k8s_api).get_code()
+    assert info.major == "1"
+    assert info.git_version.startswith("v1.")
+
+
+async def test_core_group_lists_its_resources_with_scope_and_verbs(k8s_api: ApiClient) -> None:
+    """/api/v1 is an APIResourceList with name, kind, namespaced and verbs per resource."""
+    resources = await CoreV1Api(k8s_api).get_api_resources()
+    by_name = {r.name: r for r in resources.resources}
+    assert by_name["configmaps"].kind == "ConfigMap"
+    assert by_name["configmaps"].namespaced is True
+    assert by_name["namespaces"].namespaced is False
+    assert "namespaces/status" in by_name
+    assert {"create", "get", "list", "watch", "patch"} <= set(by_name["secrets"].verbs)
+
+
+async def test_named_groups_are_listed_with_preferred_versions(k8s_api: ApiClient) -> None:
+    """/apis lists every group the issue needs, each with a preferredVersion."""
+    groups = await ApisApi(k8s_api).get_api_versions()
+    preferred = {g.name: g.preferred_version.version for g in groups.groups}
+    assert preferred["apps"] == "v1"
+    assert preferred["autoscaling"] == "v2"
+    assert preferred["policy"] == "v1"
+    assert {"batch", "networking.k8s.io", "rbac.authorization.k8s.io",
+            "apiextensions.k8s.io"} <= set(preferred)
+
+
+@pytest.mark.parametrize(("api_version", "kind"), [
+    ("v1", "Namespace"), ("v1", "ConfigMap"), ("v1", "Secret"), ("v1", "Service"),
+    ("v1", "ServiceAccount"), ("v1", "PersistentVolumeClaim"), ("apps/v1", "Deployment"),
+    ("apps/v1", "StatefulSet"), ("apps/v1", "DaemonSet"), ("apps/v1", "ReplicaSet"),
+    ("batch/v1", "Job"), ("batch/v1", "CronJob"), ("networking.k8s.io/v1", "Ingress"),
+    ("networking.k8s.io/v1", "NetworkPolicy"), ("rbac.authorization.k8s.io/v1", "Role"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"), ("policy/v1", "PodDisruptionBudget"),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
+])
+async def test_dynamic_client_discovers_every_builtin_kind(
+    dynamic: DynamicClient, api_version: str, kind: str
+) -> None:
+    """Each kind a GitOps repository uses is discoverable by (apiVersion, kind)."""
+    resource = await dynamic.resources.get(api_version=api_version, kind=kind)
+    listing = await dynamic.get(resource)
+    assert listing.kind == f"{kind}List"
+
+
+async def _established(dynamic: DynamicClient, name: str) -> None:
+    crds = await dynamic.resources.get(api_version="apiextensions.k8s.io/v1",
+                                       kind="CustomResourceDefinition")
+    for _ in range(100):
+        obj = await dynamic.get(crds, name=name)
+        conditions = (obj.to_dict().get("status") or {}).get("conditions") or []
+        if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("CRD never became Established")
+
+
+async def test_crd_resources_are_served_once_established(
+    dynamic: DynamicClient, k8s_api: ApiClient
+) -> None:
+    """CRDs (custom-resource-definitions docs): once Established, /apis/{group}/{version}
+    lists the resource and objects of the new kind can be created and read."""
+    crds = await dynamic.resources.get(api_version="apiextensions.k8s.io/v1",
+                                       kind="CustomResourceDefinition")
+    await dynamic.create(crds, body=crd())
+    await _established(dynamic, "widgets.example.com")
+    fresh = await DynamicClient(k8s_api)
+    widgets = await fresh.resources.get(api_version="example.com/v1", kind="Widget")
+    await fresh.create(widgets, namespace="default", body={
+        "apiVersion": "example.com/v1", "kind": "Widget",
+        "metadata": {"name": "w1"}, "spec": {"size": 3},
+    })
+    got = await fresh.get(widgets, name="w1", namespace="default")
+    assert got.spec.size == 3
+    assert got.metadata.generation == 1
+
+
+async def test_deleting_a_crd_removes_its_resources(
+    dynamic: DynamicClient, k8s_api: ApiClient
+) -> None:
+    """Deleting a CRD removes its API endpoints (and its objects) from the server."""
+    crds = await dynamic.resources.get(api_version="apiextensions.k8s.io/v1",
+                                       kind="CustomResourceDefinition")
+    await dynamic.create(crds, body=crd())
+    await _established(dynamic, "widgets.example.com")
+    await dynamic.delete(crds, name="widgets.example.com")
+    fresh = await DynamicClient(k8s_api)
+    with pytest.raises(ResourceNotFoundError):
+        await fresh.resources.get(api_version="example.com/v1", kind="Widget")
+    with pytest.raises(ApiException) as info:
+        await CustomObjectsApi(k8s_api).list_namespaced_custom_object(
+            "example.com", "v1", "default", "widgets")
+    assert info.value.status == 404
