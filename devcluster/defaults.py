@@ -7,6 +7,7 @@ apply never removes them and never reports conflicts on them.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -94,9 +95,21 @@ def _job(obj: JsonObj) -> None:
     _template(spec)
 
 
+def _cluster_ip(obj: JsonObj) -> str:
+    """A stable address in 10.96.0.0/16 derived from namespace/name (no allocator state)."""
+    metadata = obj.get("metadata") or {}
+    digest = hashlib.sha256(
+        f"{metadata.get('namespace')}/{metadata.get('name')}".encode()
+    ).digest()
+    return f"10.96.{digest[0]}.{max(digest[1], 1)}"
+
+
 def _service(obj: JsonObj) -> None:
     spec = obj.setdefault("spec", {})
     spec.setdefault("type", "ClusterIP")
+    if spec["type"] != "ExternalName":
+        spec.setdefault("clusterIP", _cluster_ip(obj))
+        spec.setdefault("clusterIPs", [spec["clusterIP"]])
     spec.setdefault("sessionAffinity", "None")
     spec.setdefault("internalTrafficPolicy", "Cluster")
     spec.setdefault("ipFamilyPolicy", "SingleStack")

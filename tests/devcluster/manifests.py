@@ -51,3 +51,13 @@ def crd(group: str = "example.com", plural: str = "widgets", kind: str = "Widget
             }],
         },
     }
+
+
+def status_of(exc: Exception) -> dict[str, Any]:
+    """The Status body of a kubernetes_asyncio ApiException."""
+    import json
+
+    body = getattr(exc, "body", None)
+    assert body, f"no body on {exc!r}"
+    loaded: dict[str, Any] = json.loads(body)
+    return loaded
