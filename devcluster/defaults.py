@@ -98,9 +98,7 @@ def _job(obj: JsonObj) -> None:
 def _cluster_ip(obj: JsonObj) -> str:
     """A stable address in 10.96.0.0/16 derived from namespace/name (no allocator state)."""
     metadata = obj.get("metadata") or {}
-    digest = hashlib.sha256(
-        f"{metadata.get('namespace')}/{metadata.get('name')}".encode()
-    ).digest()
+    digest = hashlib.sha256(f"{metadata.get('namespace')}/{metadata.get('name')}".encode()).digest()
     return f"10.96.{digest[0]}.{max(digest[1], 1)}"
 
 

@@ -9,6 +9,7 @@ detection, dry run, then storage under a new resourceVersion.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 import json
@@ -28,6 +29,7 @@ from devcluster.validation import validate
 
 JsonObj = dict[str, Any]
 NAMESPACES = ("", "namespaces")
+NAMESPACE_CLEANUP_DELAY = 0.1  # seconds between a namespace delete and its content removal
 _SERVER_METADATA = (
     "uid",
     "creationTimestamp",
@@ -303,8 +305,18 @@ class Api:
             return marked
         if current["metadata"].get("deletionTimestamp") is None:
             current = self._store(rt, marked, current).obj
-        self.finish_namespace(current["metadata"]["name"])
+        self._schedule_namespace(current["metadata"]["name"])
         return current
+
+    def _schedule_namespace(self, name: str) -> None:
+        """Run the namespace controller shortly, as the real one runs asynchronously: a
+        client deleting a namespace and then its contents sees them still present."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.finish_namespace(name)
+            return
+        loop.call_later(NAMESPACE_CLEANUP_DELAY, self.finish_namespace, name)
 
     def finish_namespace(self, name: str) -> None:
         """The namespace controller: delete every object in a terminating namespace, then
@@ -334,7 +346,9 @@ class Api:
             hook(rt, None, obj)
         namespace = obj["metadata"].get("namespace")
         if namespace:
-            self.finish_namespace(namespace)
+            found = self.store.get(NAMESPACES, "", namespace)
+            if found is not None and found.obj["metadata"].get("deletionTimestamp"):
+                self._schedule_namespace(namespace)
         return removed
 
     def _store(self, rt: ResourceType, obj: JsonObj, old: JsonObj | None) -> Stored:

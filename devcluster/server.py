@@ -159,8 +159,9 @@ class DevCluster:
         return app
 
     async def _not_found(self, request: web.Request) -> web.Response:
-        return error_response(ApiError(404, "NotFound", "the server could not find the "
-                                       "requested resource"))
+        return error_response(
+            ApiError(404, "NotFound", "the server could not find the requested resource")
+        )
 
     async def _version(self, request: web.Request) -> web.Response:
         return json_response(copy.deepcopy(discovery.VERSION_INFO))

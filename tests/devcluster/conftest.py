@@ -58,9 +58,12 @@ def kubectl(kubeconfig: Path, tmp_path: Path) -> Kubectl:
 
     async def run(*args: str, stdin: str | None = None) -> KubectlResult:
         proc = await asyncio.create_subprocess_exec(
-            "kubectl", *args,
+            "kubectl",
+            *args,
             stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
         )
         out, err = await asyncio.wait_for(
             proc.communicate(stdin.encode() if stdin is not None else None), 30

@@ -5,8 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 
-def deployment(name: str = "web", image: str = "nginx:1.27", replicas: int = 2,
-               namespace: str = "default", **labels: str) -> dict[str, Any]:
+def deployment(
+    name: str = "web",
+    image: str = "nginx:1.27",
+    replicas: int = 2,
+    namespace: str = "default",
+    **labels: str,
+) -> dict[str, Any]:
     match = {"app": name}
     return {
         "apiVersion": "apps/v1",
@@ -17,23 +22,36 @@ def deployment(name: str = "web", image: str = "nginx:1.27", replicas: int = 2,
             "selector": {"matchLabels": match},
             "template": {
                 "metadata": {"labels": match},
-                "spec": {"containers": [{"name": "web", "image": image,
-                                         "ports": [{"containerPort": 80}]}]},
+                "spec": {
+                    "containers": [
+                        {"name": "web", "image": image, "ports": [{"containerPort": 80}]}
+                    ]
+                },
             },
         },
     }
 
 
-def configmap(name: str = "cfg", namespace: str = "default", data: dict[str, str] | None = None,
-              labels: dict[str, str] | None = None) -> dict[str, Any]:
+def configmap(
+    name: str = "cfg",
+    namespace: str = "default",
+    data: dict[str, str] | None = None,
+    labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name, "namespace": namespace}
     if labels:
         meta["labels"] = labels
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta,
-            "data": data if data is not None else {"a": "1"}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": meta,
+        "data": data if data is not None else {"a": "1"},
+    }
 
 
-def crd(group: str = "example.com", plural: str = "widgets", kind: str = "Widget") -> dict[str, Any]:
+def crd(
+    group: str = "example.com", plural: str = "widgets", kind: str = "Widget"
+) -> dict[str, Any]:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -41,14 +59,26 @@ def crd(group: str = "example.com", plural: str = "widgets", kind: str = "Widget
         "spec": {
             "group": group,
             "scope": "Namespaced",
-            "names": {"plural": plural, "singular": kind.lower(), "kind": kind,
-                      "listKind": f"{kind}List"},
-            "versions": [{
-                "name": "v1", "served": True, "storage": True,
-                "subresources": {"status": {}},
-                "schema": {"openAPIV3Schema": {"type": "object",
-                                               "x-kubernetes-preserve-unknown-fields": True}},
-            }],
+            "names": {
+                "plural": plural,
+                "singular": kind.lower(),
+                "kind": kind,
+                "listKind": f"{kind}List",
+            },
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "x-kubernetes-preserve-unknown-fields": True,
+                        }
+                    },
+                }
+            ],
         },
     }
 

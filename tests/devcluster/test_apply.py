@@ -14,18 +14,30 @@ from tests.devcluster.manifests import configmap, deployment, status_of
 APPLY = "application/apply-patch+yaml"
 
 
-async def apply_deployment(k8s_api: ApiClient, body: dict[str, Any], manager: str = "gitops",
-                           force: bool = False) -> Any:
+async def apply_deployment(
+    k8s_api: ApiClient, body: dict[str, Any], manager: str = "gitops", force: bool = False
+) -> Any:
     return await AppsV1Api(k8s_api).patch_namespaced_deployment(
-        body["metadata"]["name"], "default", body, field_manager=manager, force=force,
-        _content_type=APPLY)
+        body["metadata"]["name"],
+        "default",
+        body,
+        field_manager=manager,
+        force=force,
+        _content_type=APPLY,
+    )
 
 
-async def apply_configmap(k8s_api: ApiClient, body: dict[str, Any], manager: str = "gitops",
-                          force: bool = False) -> Any:
+async def apply_configmap(
+    k8s_api: ApiClient, body: dict[str, Any], manager: str = "gitops", force: bool = False
+) -> Any:
     return await CoreV1Api(k8s_api).patch_namespaced_config_map(
-        body["metadata"]["name"], "default", body, field_manager=manager, force=force,
-        _content_type=APPLY)
+        body["metadata"]["name"],
+        "default",
+        body,
+        field_manager=manager,
+        force=force,
+        _content_type=APPLY,
+    )
 
 
 async def test_apply_creates_a_missing_object(k8s_api: ApiClient) -> None:
@@ -49,14 +61,19 @@ async def test_apply_records_managed_fields_for_the_manager(k8s_api: ApiClient) 
 async def test_reapplying_same_content_is_a_no_op(k8s_api: ApiClient) -> None:
     """SSA: applying an unchanged configuration does not write (resourceVersion unchanged),
     also for an object the server defaulted (Service type, port protocol, targetPort)."""
-    service = {"apiVersion": "v1", "kind": "Service",
-               "metadata": {"name": "web", "namespace": "default"},
-               "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]},
+    }
     core = CoreV1Api(k8s_api)
-    first = await core.patch_namespaced_service("web", "default", service,
-                                                field_manager="gitops", _content_type=APPLY)
-    again = await core.patch_namespaced_service("web", "default", service,
-                                                field_manager="gitops", _content_type=APPLY)
+    first = await core.patch_namespaced_service(
+        "web", "default", service, field_manager="gitops", _content_type=APPLY
+    )
+    again = await core.patch_namespaced_service(
+        "web", "default", service, field_manager="gitops", _content_type=APPLY
+    )
     assert first.spec.type == "ClusterIP"
     assert again.metadata.resource_version == first.metadata.resource_version
 
@@ -70,9 +87,11 @@ async def test_conflicting_apply_is_409_listing_fields(k8s_api: ApiClient) -> No
     body = status_of(info.value)
     assert (info.value.status, body["reason"]) == (409, "Conflict")
     cause = body["details"]["causes"][0]
-    assert cause == {"reason": "FieldManagerConflict",
-                     "message": 'conflict with "gitops" using apps/v1',
-                     "field": ".spec.replicas"}
+    assert cause == {
+        "reason": "FieldManagerConflict",
+        "message": 'conflict with "gitops" using apps/v1',
+        "field": ".spec.replicas",
+    }
 
 
 async def test_same_value_from_two_managers_is_shared_not_a_conflict(k8s_api: ApiClient) -> None:
@@ -86,8 +105,7 @@ async def test_same_value_from_two_managers_is_shared_not_a_conflict(k8s_api: Ap
 async def test_forced_apply_takes_ownership(k8s_api: ApiClient) -> None:
     """SSA#conflicts: force=true overwrites the value and moves field ownership."""
     await apply_deployment(k8s_api, deployment(), manager="gitops")
-    forced = await apply_deployment(k8s_api, deployment(replicas=5), manager="other",
-                                    force=True)
+    forced = await apply_deployment(k8s_api, deployment(replicas=5), manager="other", force=True)
     assert forced.spec.replicas == 5
     gitops = next(e for e in forced.metadata.managed_fields if e.manager == "gitops")
     assert "f:replicas" not in gitops.fields_v1["f:spec"]
@@ -98,7 +116,8 @@ async def test_conflict_with_update_manager(k8s_api: ApiClient) -> None:
     conflict with a later apply of a different value."""
     await apply_deployment(k8s_api, deployment())
     await AppsV1Api(k8s_api).patch_namespaced_deployment(
-        "web", "default", {"spec": {"replicas": 7}}, field_manager="kubectl-scale")
+        "web", "default", {"spec": {"replicas": 7}}, field_manager="kubectl-scale"
+    )
     with pytest.raises(ApiException) as info:
         await apply_deployment(k8s_api, deployment(replicas=3))
     assert 'conflict with "kubectl-scale"' in status_of(info.value)["message"]
@@ -124,9 +143,12 @@ async def test_field_dropped_but_owned_by_another_manager_stays(k8s_api: ApiClie
 async def test_keyed_lists_merge_by_key_across_managers(k8s_api: ApiClient) -> None:
     """SSA#merge-strategy: listType=map lists (containers) merge item-wise by key."""
     await apply_deployment(k8s_api, deployment(), manager="gitops")
-    sidecar = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
-               "spec": {"template": {"spec": {"containers": [
-                   {"name": "proxy", "image": "envoy:1"}]}}}}
+    sidecar = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {"template": {"spec": {"containers": [{"name": "proxy", "image": "envoy:1"}]}}},
+    }
     merged = await apply_deployment(k8s_api, sidecar, manager="injector")
     assert [c.name for c in merged.spec.template.spec.containers] == ["web", "proxy"]
     assert merged.spec.replicas == 2
@@ -136,18 +158,24 @@ async def test_apply_without_field_manager_is_400(k8s_api: ApiClient) -> None:
     """SSA: fieldManager is required for apply requests (400 BadRequest)."""
     with pytest.raises(ApiException) as info:
         await CoreV1Api(k8s_api).patch_namespaced_config_map(
-            "cfg", "default", configmap(), _content_type=APPLY)
+            "cfg", "default", configmap(), _content_type=APPLY
+        )
     assert (info.value.status, status_of(info.value)["reason"]) == (400, "BadRequest")
 
 
 async def test_apply_via_dynamic_client(dynamic: DynamicClient) -> None:
     """The dynamic client's server_side_apply creates then updates the object."""
     resource = await dynamic.resources.get(api_version="v1", kind="ConfigMap")
-    await dynamic.server_side_apply(resource, body=configmap(), namespace="default",
-                                    field_manager="gitops")
+    await dynamic.server_side_apply(
+        resource, body=configmap(), namespace="default", field_manager="gitops"
+    )
     updated = await dynamic.server_side_apply(
-        resource, body=configmap(data={"a": "2"}), namespace="default",
-        field_manager="gitops", force_conflicts=True)
+        resource,
+        body=configmap(data={"a": "2"}),
+        namespace="default",
+        field_manager="gitops",
+        force_conflicts=True,
+    )
     assert updated.data.a == "2"
 
 
@@ -160,7 +188,8 @@ async def test_apply_accepts_a_yaml_body(k8s_api: ApiClient) -> None:
     resp = await k8s_api.rest_client.pool_manager.patch(
         f"{k8s_api.configuration.host}/api/v1/namespaces/default/configmaps/fromyaml"
         "?fieldManager=gitops",
-        data=yaml_body, headers={"Content-Type": APPLY},
+        data=yaml_body,
+        headers={"Content-Type": APPLY},
     )
     assert resp.status == 201
     assert (await resp.json())["data"] == {"k": "v"}

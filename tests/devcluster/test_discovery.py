@@ -44,22 +44,40 @@ async def test_named_groups_are_listed_with_preferred_versions(k8s_api: ApiClien
     assert preferred["apps"] == "v1"
     assert preferred["autoscaling"] == "v2"
     assert preferred["policy"] == "v1"
-    assert {"batch", "networking.k8s.io", "rbac.authorization.k8s.io",
-            "apiextensions.k8s.io"} <= set(preferred)
+    assert {
+        "batch",
+        "networking.k8s.io",
+        "rbac.authorization.k8s.io",
+        "apiextensions.k8s.io",
+    } <= set(preferred)
 
 
-@pytest.mark.parametrize(("api_version", "kind"), [
-    ("v1", "Namespace"), ("v1", "ConfigMap"), ("v1", "Secret"), ("v1", "Service"),
-    ("v1", "ServiceAccount"), ("v1", "PersistentVolumeClaim"), ("apps/v1", "Deployment"),
-    ("apps/v1", "StatefulSet"), ("apps/v1", "DaemonSet"), ("apps/v1", "ReplicaSet"),
-    ("batch/v1", "Job"), ("batch/v1", "CronJob"), ("networking.k8s.io/v1", "Ingress"),
-    ("networking.k8s.io/v1", "NetworkPolicy"), ("rbac.authorization.k8s.io/v1", "Role"),
-    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
-    ("rbac.authorization.k8s.io/v1", "ClusterRole"),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
-    ("autoscaling/v2", "HorizontalPodAutoscaler"), ("policy/v1", "PodDisruptionBudget"),
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
-])
+@pytest.mark.parametrize(
+    ("api_version", "kind"),
+    [
+        ("v1", "Namespace"),
+        ("v1", "ConfigMap"),
+        ("v1", "Secret"),
+        ("v1", "Service"),
+        ("v1", "ServiceAccount"),
+        ("v1", "PersistentVolumeClaim"),
+        ("apps/v1", "Deployment"),
+        ("apps/v1", "StatefulSet"),
+        ("apps/v1", "DaemonSet"),
+        ("apps/v1", "ReplicaSet"),
+        ("batch/v1", "Job"),
+        ("batch/v1", "CronJob"),
+        ("networking.k8s.io/v1", "Ingress"),
+        ("networking.k8s.io/v1", "NetworkPolicy"),
+        ("rbac.authorization.k8s.io/v1", "Role"),
+        ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+        ("rbac.authorization.k8s.io/v1", "ClusterRole"),
+        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+        ("autoscaling/v2", "HorizontalPodAutoscaler"),
+        ("policy/v1", "PodDisruptionBudget"),
+        ("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
+    ],
+)
 async def test_dynamic_client_discovers_every_builtin_kind(
     dynamic: DynamicClient, api_version: str, kind: str
 ) -> None:
@@ -70,8 +88,9 @@ async def test_dynamic_client_discovers_every_builtin_kind(
 
 
 async def _established(dynamic: DynamicClient, name: str) -> None:
-    crds = await dynamic.resources.get(api_version="apiextensions.k8s.io/v1",
-                                       kind="CustomResourceDefinition")
+    crds = await dynamic.resources.get(
+        api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition"
+    )
     for _ in range(100):
         obj = await dynamic.get(crds, name=name)
         conditions = (obj.to_dict().get("status") or {}).get("conditions") or []
@@ -86,16 +105,23 @@ async def test_crd_resources_are_served_once_established(
 ) -> None:
     """CRDs (custom-resource-definitions docs): once Established, /apis/{group}/{version}
     lists the resource and objects of the new kind can be created and read."""
-    crds = await dynamic.resources.get(api_version="apiextensions.k8s.io/v1",
-                                       kind="CustomResourceDefinition")
+    crds = await dynamic.resources.get(
+        api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition"
+    )
     await dynamic.create(crds, body=crd())
     await _established(dynamic, "widgets.example.com")
     fresh = await DynamicClient(k8s_api)
     widgets = await fresh.resources.get(api_version="example.com/v1", kind="Widget")
-    await fresh.create(widgets, namespace="default", body={
-        "apiVersion": "example.com/v1", "kind": "Widget",
-        "metadata": {"name": "w1"}, "spec": {"size": 3},
-    })
+    await fresh.create(
+        widgets,
+        namespace="default",
+        body={
+            "apiVersion": "example.com/v1",
+            "kind": "Widget",
+            "metadata": {"name": "w1"},
+            "spec": {"size": 3},
+        },
+    )
     got = await fresh.get(widgets, name="w1", namespace="default")
     assert got.spec.size == 3
     assert got.metadata.generation == 1
@@ -105,8 +131,9 @@ async def test_deleting_a_crd_removes_its_resources(
     dynamic: DynamicClient, k8s_api: ApiClient
 ) -> None:
     """Deleting a CRD removes its API endpoints (and its objects) from the server."""
-    crds = await dynamic.resources.get(api_version="apiextensions.k8s.io/v1",
-                                       kind="CustomResourceDefinition")
+    crds = await dynamic.resources.get(
+        api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition"
+    )
     await dynamic.create(crds, body=crd())
     await _established(dynamic, "widgets.example.com")
     await dynamic.delete(crds, name="widgets.example.com")
@@ -115,5 +142,6 @@ async def test_deleting_a_crd_removes_its_resources(
         await fresh.resources.get(api_version="example.com/v1", kind="Widget")
     with pytest.raises(ApiException) as info:
         await CustomObjectsApi(k8s_api).list_namespaced_custom_object(
-            "example.com", "v1", "default", "widgets")
+            "example.com", "v1", "default", "widgets"
+        )
     assert info.value.status == 404

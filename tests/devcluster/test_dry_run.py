@@ -20,7 +20,8 @@ async def test_dry_run_create_stores_nothing(k8s_api: ApiClient) -> None:
     core = CoreV1Api(k8s_api)
     before = await _rv(k8s_api)
     result = await AppsV1Api(k8s_api).create_namespaced_deployment(
-        "default", deployment(), dry_run="All")
+        "default", deployment(), dry_run="All"
+    )
     assert result.spec.strategy.type == "RollingUpdate"
     assert await _rv(k8s_api) == before
     with pytest.raises(ApiException):
@@ -32,7 +33,8 @@ async def test_dry_run_still_validates(k8s_api: ApiClient) -> None:
     """dryRun runs full validation: an invalid object is 422 without being stored."""
     with pytest.raises(ApiException) as info:
         await CoreV1Api(k8s_api).create_namespaced_config_map(
-            "default", configmap(name="BAD"), dry_run="All")
+            "default", configmap(name="BAD"), dry_run="All"
+        )
     assert status_of(info.value)["reason"] == "Invalid"
 
 
@@ -41,8 +43,14 @@ async def test_dry_run_apply_returns_result_without_writing(k8s_api: ApiClient) 
     core = CoreV1Api(k8s_api)
     live = await core.create_namespaced_config_map("default", configmap())
     preview = await core.patch_namespaced_config_map(
-        "cfg", "default", configmap(data={"a": "9"}), field_manager="gitops", force=True,
-        dry_run="All", _content_type="application/apply-patch+yaml")
+        "cfg",
+        "default",
+        configmap(data={"a": "9"}),
+        field_manager="gitops",
+        force=True,
+        dry_run="All",
+        _content_type="application/apply-patch+yaml",
+    )
     assert preview.data == {"a": "9"}
     after = await core.read_namespaced_config_map("cfg", "default")
     assert after.data == {"a": "1"}
@@ -55,8 +63,13 @@ async def test_dry_run_apply_reports_conflicts(k8s_api: ApiClient) -> None:
     await core.create_namespaced_config_map("default", configmap(), field_manager="creator")
     with pytest.raises(ApiException) as info:
         await core.patch_namespaced_config_map(
-            "cfg", "default", configmap(data={"a": "2"}), field_manager="gitops",
-            dry_run="All", _content_type="application/apply-patch+yaml")
+            "cfg",
+            "default",
+            configmap(data={"a": "2"}),
+            field_manager="gitops",
+            dry_run="All",
+            _content_type="application/apply-patch+yaml",
+        )
     assert info.value.status == 409
 
 
@@ -67,7 +80,8 @@ async def test_dry_run_update_and_patch_do_not_persist(k8s_api: ApiClient) -> No
     live.data = {"a": "put"}
     put = await core.replace_namespaced_config_map("cfg", "default", live, dry_run="All")
     patched = await core.patch_namespaced_config_map(
-        "cfg", "default", {"data": {"a": "patch"}}, dry_run="All")
+        "cfg", "default", {"data": {"a": "patch"}}, dry_run="All"
+    )
     assert (put.data, patched.data) == ({"a": "put"}, {"a": "patch"})
     assert (await core.read_namespaced_config_map("cfg", "default")).data == {"a": "1"}
 
@@ -84,5 +98,6 @@ async def test_invalid_dry_run_value_is_400(k8s_api: ApiClient) -> None:
     """Only dryRun=All is defined; anything else is 400 BadRequest."""
     with pytest.raises(ApiException) as info:
         await CoreV1Api(k8s_api).create_namespaced_config_map(
-            "default", configmap(), dry_run="Some")
+            "default", configmap(), dry_run="Some"
+        )
     assert info.value.status == 400

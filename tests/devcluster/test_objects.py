@@ -5,6 +5,8 @@ Conventions cited per test from sig-architecture/api-conventions.md and api-conc
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from kubernetes_asyncio.client import ApiClient, AppsV1Api, CoreV1Api, RbacAuthorizationV1Api
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -28,7 +30,8 @@ async def test_resource_version_is_cluster_wide_and_increasing(k8s_api: ApiClien
     core = CoreV1Api(k8s_api)
     first = await core.create_namespaced_config_map("default", configmap("a"))
     second = await core.create_namespaced_secret(
-        "default", {"metadata": {"name": "s"}, "stringData": {"k": "v"}})
+        "default", {"metadata": {"name": "s"}, "stringData": {"k": "v"}}
+    )
     third = await core.create_namespaced_config_map("default", configmap("b"))
     versions = [int(o.metadata.resource_version) for o in (first, second, third)]
     assert versions == sorted(versions)
@@ -81,7 +84,8 @@ async def test_generation_bumps_on_spec_change_only(k8s_api: ApiClient) -> None:
     apps = AppsV1Api(k8s_api)
     await apps.create_namespaced_deployment("default", deployment())
     labelled = await apps.patch_namespaced_deployment(
-        "web", "default", {"metadata": {"labels": {"team": "a"}}})
+        "web", "default", {"metadata": {"labels": {"team": "a"}}}
+    )
     assert labelled.metadata.generation == 1
     scaled = await apps.patch_namespaced_deployment("web", "default", {"spec": {"replicas": 5}})
     assert scaled.metadata.generation == 2
@@ -107,7 +111,8 @@ async def test_namespace_mismatch_between_body_and_url_is_400(k8s_api: ApiClient
     """The body's namespace must match the URL's: 400 BadRequest."""
     with pytest.raises(ApiException) as info:
         await CoreV1Api(k8s_api).create_namespaced_config_map(
-            "default", configmap(namespace="kube-system"))
+            "default", configmap(namespace="kube-system")
+        )
     assert status_of(info.value)["reason"] == "BadRequest"
 
 
@@ -115,7 +120,8 @@ async def test_cluster_scoped_object_rejects_a_namespace(k8s_api: ApiClient) -> 
     """Cluster-scoped kinds: metadata.namespace is Forbidden (422 Invalid)."""
     with pytest.raises(ApiException) as info:
         await RbacAuthorizationV1Api(k8s_api).create_cluster_role(
-            {"metadata": {"name": "reader", "namespace": "default"}, "rules": []})
+            {"metadata": {"name": "reader", "namespace": "default"}, "rules": []}
+        )
     body = status_of(info.value)
     assert body["reason"] == "Invalid"
     assert body["details"]["causes"][0]["field"] == "metadata.namespace"
@@ -125,7 +131,8 @@ async def test_invalid_name_is_422_with_field_cause(k8s_api: ApiClient) -> None:
     """api-conventions.md#validation: DNS-1123 names; 422 Invalid lists field causes."""
     with pytest.raises(ApiException) as info:
         await CoreV1Api(k8s_api).create_namespaced_config_map(
-            "default", configmap(name="Not_Valid"))
+            "default", configmap(name="Not_Valid")
+        )
     body = status_of(info.value)
     assert (info.value.status, body["reason"]) == (422, "Invalid")
     cause = body["details"]["causes"][0]
@@ -141,8 +148,11 @@ async def test_deployment_without_containers_is_invalid(k8s_api: ApiClient) -> N
     with pytest.raises(ApiException) as info:
         await AppsV1Api(k8s_api).create_namespaced_deployment("default", bad)
     causes = status_of(info.value)["details"]["causes"]
-    assert {"reason": "FieldValueRequired", "message": "Required value",
-            "field": "spec.template.spec.containers"} in causes
+    assert {
+        "reason": "FieldValueRequired",
+        "message": "Required value",
+        "field": "spec.template.spec.containers",
+    } in causes
 
 
 async def test_selector_must_match_template_labels(k8s_api: ApiClient) -> None:
@@ -159,9 +169,16 @@ async def test_deployment_selector_is_immutable(k8s_api: ApiClient) -> None:
     apps = AppsV1Api(k8s_api)
     await apps.create_namespaced_deployment("default", deployment())
     with pytest.raises(ApiException) as info:
-        await apps.patch_namespaced_deployment("web", "default", {"spec": {
-            "selector": {"matchLabels": {"app": "web", "x": "y"}},
-            "template": {"metadata": {"labels": {"app": "web", "x": "y"}}}}})
+        await apps.patch_namespaced_deployment(
+            "web",
+            "default",
+            {
+                "spec": {
+                    "selector": {"matchLabels": {"app": "web", "x": "y"}},
+                    "template": {"metadata": {"labels": {"app": "web", "x": "y"}}},
+                }
+            },
+        )
     assert "field is immutable" in status_of(info.value)["message"]
 
 
@@ -171,9 +188,25 @@ async def test_strategic_merge_patch_merges_containers_by_name(k8s_api: ApiClien
     dep = deployment()
     dep["spec"]["template"]["spec"]["containers"].append({"name": "side", "image": "busybox:1"})
     await apps.create_namespaced_deployment("default", dep)
-    patched = await apps.patch_namespaced_deployment("web", "default", {"spec": {"template": {
-        "spec": {"containers": [{"name": "web", "image": "nginx:1.28",
-                                 "env": [{"name": "A", "value": "1"}]}]}}}})
+    patched = await apps.patch_namespaced_deployment(
+        "web",
+        "default",
+        {
+            "spec": {
+                "template": {
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "web",
+                                "image": "nginx:1.28",
+                                "env": [{"name": "A", "value": "1"}],
+                            }
+                        ]
+                    }
+                }
+            }
+        },
+    )
     containers = {c.name: c for c in patched.spec.template.spec.containers}
     assert set(containers) == {"web", "side"}
     assert containers["web"].image == "nginx:1.28"
@@ -186,7 +219,9 @@ async def test_json_merge_patch_replaces_lists_and_null_deletes(k8s_api: ApiClie
     core = CoreV1Api(k8s_api)
     await core.create_namespaced_config_map("default", configmap(data={"a": "1", "b": "2"}))
     resp = await core.patch_namespaced_config_map(
-        "cfg", "default", {"data": {"a": None, "c": "3"}},
+        "cfg",
+        "default",
+        {"data": {"a": None, "c": "3"}},
         _content_type="application/merge-patch+json",
     )
     assert resp.data == {"b": "2", "c": "3"}
@@ -197,8 +232,10 @@ async def test_json_patch_operations_apply(k8s_api: ApiClient) -> None:
     core = CoreV1Api(k8s_api)
     await core.create_namespaced_config_map("default", configmap())
     patched = await core.patch_namespaced_config_map(
-        "cfg", "default", [{"op": "add", "path": "/data/z", "value": "26"},
-                           {"op": "remove", "path": "/data/a"}])
+        "cfg",
+        "default",
+        [{"op": "add", "path": "/data/z", "value": "26"}, {"op": "remove", "path": "/data/a"}],
+    )
     assert patched.data == {"z": "26"}
 
 
@@ -222,8 +259,9 @@ async def test_delete_returns_success_status(k8s_api: ApiClient) -> None:
     """DELETE of a built-in answers a Status with status Success and the deleted uid."""
     core = CoreV1Api(k8s_api)
     created = await core.create_namespaced_config_map("default", configmap())
-    result = await core.delete_namespaced_config_map("cfg", "default",
-                                                     propagation_policy="Background")
+    result = await core.delete_namespaced_config_map(
+        "cfg", "default", propagation_policy="Background"
+    )
     assert result.status == "Success"
     assert result.details.uid == created.metadata.uid
 
@@ -244,18 +282,30 @@ async def test_deleting_a_namespace_removes_its_objects(k8s_api: ApiClient) -> N
     await core.create_namespace({"metadata": {"name": "team"}})
     await core.create_namespaced_config_map("team", configmap(namespace="team"))
     await core.delete_namespace("team")
-    with pytest.raises(ApiException):
-        await core.read_namespace("team")
-    assert (await core.list_config_map_for_all_namespaces(
-        field_selector="metadata.namespace=team")).items == []
+    assert (await core.read_namespace("team")).status.phase == "Terminating"
+    for _ in range(50):
+        try:
+            await core.read_namespace("team")
+        except ApiException as exc:
+            assert exc.status == 404
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("namespace never went away")
+    assert (
+        await core.list_config_map_for_all_namespaces(field_selector="metadata.namespace=team")
+    ).items == []
 
 
 async def test_unknown_resource_path_is_404(k8s_api: ApiClient) -> None:
     """An URL naming no resource answers 404 NotFound Status."""
     with pytest.raises(ApiException) as info:
-        await k8s_api.call_api("/apis/apps/v1/namespaces/default/gizmos", "GET",
-                               header_params={"Accept": "application/json"},
-                               _return_http_data_only=True)
+        await k8s_api.call_api(
+            "/apis/apps/v1/namespaces/default/gizmos",
+            "GET",
+            header_params={"Accept": "application/json"},
+            _return_http_data_only=True,
+        )
     assert info.value.status == 404
     assert status_of(info.value)["reason"] == "NotFound"
 
@@ -264,8 +314,11 @@ async def test_unsupported_verb_is_405(k8s_api: ApiClient) -> None:
     """POST to a named object is not a verb: 405 MethodNotAllowed."""
     await CoreV1Api(k8s_api).create_namespaced_config_map("default", configmap())
     with pytest.raises(ApiException) as info:
-        await k8s_api.call_api("/api/v1/namespaces/default/configmaps/cfg", "POST",
-                               header_params={"Accept": "application/json",
-                                              "Content-Type": "application/json"},
-                               body={}, _return_http_data_only=True)
+        await k8s_api.call_api(
+            "/api/v1/namespaces/default/configmaps/cfg",
+            "POST",
+            header_params={"Accept": "application/json", "Content-Type": "application/json"},
+            body={},
+            _return_http_data_only=True,
+        )
     assert (info.value.status, status_of(info.value)["reason"]) == (405, "MethodNotAllowed")
