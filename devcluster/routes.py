@@ -21,6 +21,7 @@ from devcluster import discovery, status
 from devcluster.faults import Faults
 from devcluster.operations import Api, WriteOptions
 from devcluster.resources import ResourceType
+from devcluster.scale import to_scale, write_scale
 from devcluster.selectors import FieldSelector, LabelSelector
 from devcluster.status import ApiError
 from devcluster.store import Stored, encode
@@ -158,8 +159,6 @@ class ResourceHandler:
         rt, method, query = target.rt, request.method, request.query
         if target.subresource and target.subresource not in rt.subresources:
             raise status.path_not_found()
-        if target.subresource == "scale":
-            raise status.path_not_found()
         if rt.namespaced and target.namespace is None and target.name:
             raise status.path_not_found()
         if not rt.namespaced and target.namespace is not None:
@@ -171,7 +170,7 @@ class ResourceHandler:
             raise status.method_not_allowed()
         await self.faults.check(verb, rt.plural, namespace, name)
         pretty = query.get("pretty", "") in _TRUE
-        if verb in ("get", "list", "watch"):
+        if verb in ("get", "list", "watch") and target.subresource != "scale":
             return await self._read(request, target, verb, pretty)
         dry_run = self._dry_run(request)
         opts = WriteOptions(
@@ -191,6 +190,14 @@ class ResourceHandler:
                 name,
                 [("fieldManager", "FieldValueTooLong", "Too long: may not be more than 128 bytes")],
             )
+        if target.subresource == "scale":
+            if verb == "get":
+                return json_response(to_scale(self.api.get(rt, namespace, name).obj))
+            content_type = None if verb == "update" else request.content_type
+            scaled = write_scale(
+                self.api, rt, namespace, name, content_type, await self._body(request), opts
+            )
+            return json_response(scaled, 200, pretty)
         if verb == "create":
             body = await self._body(request)
             obj = self.api.create(rt, namespace, body, opts)
