@@ -313,8 +313,10 @@ def apply(
     for entry in others:
         for path in entry.fields:
             owned_by_others.update(path[:n] for n in range(1, len(path) + 1))
-    for path in sorted(previous - new_set, key=len, reverse=True):
-        if path not in owned_by_others:
+    doomed = {p for p in previous - new_set if p not in owned_by_others}
+    for path in sorted(doomed, key=len, reverse=True):
+        # A whole keyed item goes at once: removing its key fields first would lose it.
+        if not any(path[:n] in doomed for n in range(1, len(path))):
             remove_at(base, path)
 
     merged = merge_applied(base, _strip_server_fields(applied))

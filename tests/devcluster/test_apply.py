@@ -193,3 +193,19 @@ async def test_apply_accepts_a_yaml_body(k8s_api: ApiClient) -> None:
     )
     assert resp.status == 201
     assert (await resp.json())["data"] == {"k": "v"}
+
+
+async def test_list_item_dropped_from_config_is_removed(k8s_api: ApiClient) -> None:
+    """SSA: an item of a keyed list (a container, an env var) that the applier no longer
+    sends is removed when nobody else owns it."""
+    two = deployment()
+    spec = two["spec"]["template"]["spec"]
+    spec["containers"][0]["env"] = [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]
+    spec["containers"].append({"name": "side", "image": "busybox:1"})
+    await apply_deployment(k8s_api, two)
+    one = deployment()
+    one["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "A", "value": "1"}]
+    result = await apply_deployment(k8s_api, one)
+    containers = result.spec.template.spec.containers
+    assert [c.name for c in containers] == ["web"]
+    assert [e.name for e in containers[0].env] == ["A"]
