@@ -1,0 +1,238 @@
+"""`gitops`: one command for every part of the pipeline.
+
+Each subcommand imports its part lazily, so `gitops config check` works without the
+broker client or the Kubernetes client being importable, and `receiver`, `syncer` and
+`devcluster` stay independent of each other. Exit codes: 0 ok, 1 a finding (e.g. drift
+in `diff`), 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from schemas import ConfigError, GitopsConfig, load_config
+
+EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
+CONFIG_ENV = "GITOPS_CONFIG"
+
+
+class UsageError(Exception):
+    """A mistake in how the command was called; printed without a traceback, exit 2."""
+
+
+def _config_path(args: argparse.Namespace) -> str:
+    path: str | None = getattr(args, "config", None) or os.environ.get(CONFIG_ENV)
+    if not path:
+        raise UsageError(f"no configuration: pass --config FILE or set {CONFIG_ENV}")
+    return path
+
+
+def _load(args: argparse.Namespace) -> GitopsConfig:
+    return load_config(_config_path(args))
+
+
+def _run(coro: Coroutine[Any, Any, int | None]) -> int:
+    try:
+        return asyncio.run(coro) or EXIT_OK
+    except KeyboardInterrupt:
+        return 130
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    config = load_config(args.file)
+    print(f"{args.file}: ok")
+    print(f"kafka: {config.kafka.bootstrap} (topics {config.kafka.topic_prefix}.*)")
+    print(f"clusters ({len(config.clusters)}):")
+    for name, cluster in config.clusters.items():
+        where = "in-cluster" if cluster.in_cluster else f"{cluster.kubeconfig}"
+        context = f" context {cluster.context}" if cluster.context else ""
+        print(f"  {name}: {where}{context}")
+    print(f"repositories ({len(config.repositories)}):")
+    for name, repo in config.repositories.items():
+        secrets = len(repo.webhook_secrets())
+        print(f"  {name}: {repo.url} ({secrets} webhook secret{'s' if secrets != 1 else ''})")
+    print(f"apps ({len(config.apps)}):")
+    for name, app in config.apps.items():
+        flags = ", ".join(f for f, on in (("prune", app.prune), ("self-heal", app.self_heal)) if on)
+        print(
+            f"  {name}: {app.repo}@{app.branch}:{app.path} -> {app.cluster}/{app.namespace}"
+            f" every {int(app.interval.total_seconds())}s" + (f" ({flags})" if flags else "")
+        )
+    return EXIT_OK
+
+
+def cmd_schemas_export(args: argparse.Namespace) -> int:
+    from schemas.export import export_schemas
+
+    for path in export_schemas(Path(args.dir)):
+        print(path)
+    return EXIT_OK
+
+
+def cmd_receiver(args: argparse.Namespace) -> int:
+    from receiver.service import run_receiver  # type: ignore[import-not-found, unused-ignore]
+
+    return _run(run_receiver(_load(args), host=args.host, port=args.port))
+
+
+def cmd_syncer(args: argparse.Namespace) -> int:
+    from syncer.service import run_syncer  # type: ignore[import-not-found, unused-ignore]
+
+    return _run(run_syncer(_load(args), syncer_id=args.id))
+
+
+def cmd_devcluster(args: argparse.Namespace) -> int:
+    from devcluster.cli import serve
+
+    return _run(serve(host=args.host, port=args.port, kubeconfig_path=args.kubeconfig))
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from gitops.up import run_up  # type: ignore[import-not-found, unused-ignore]
+
+    config_path = getattr(args, "config", None) or os.environ.get(CONFIG_ENV)
+    return _run(run_up(config_path=config_path, syncers=args.syncers))
+
+
+def cmd_events_tail(args: argparse.Namespace) -> int:
+    from gitops.operate import events_tail  # type: ignore[import-not-found, unused-ignore]
+
+    return _run(
+        events_tail(
+            _load(args),
+            app=args.app,
+            type_=args.type,
+            since=args.since,
+            follow=args.follow,
+            as_json=args.json,
+        )
+    )
+
+
+def cmd_apps(args: argparse.Namespace) -> int:
+    from gitops.operate import list_apps  # type: ignore[import-not-found, unused-ignore]
+
+    return _run(list_apps(_load(args), as_json=args.json))
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from gitops.operate import request_sync  # type: ignore[import-not-found, unused-ignore]
+
+    return _run(request_sync(_load(args), app=args.app, commit=args.commit, wait=args.wait))
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from gitops.operate import diff_app  # type: ignore[import-not-found, unused-ignore]
+
+    return _run(diff_app(_load(args), app=args.app, as_json=args.json))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gitops",
+        description="GitOps as an event-driven pipeline: webhooks, Kafka, syncers, clusters.",
+        epilog="Exit codes: 0 ok, 1 a finding (e.g. drift in `diff`), 2 usage or config error.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(
+        name: str,
+        help_: str,
+        handler: Callable[[argparse.Namespace], int],
+        *,
+        config: bool = True,
+        parent: Any = sub,
+    ) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = parent.add_parser(name, help=help_, description=help_)
+        if config:
+            p.add_argument(
+                "--config", metavar="FILE", help=f"configuration file (default ${CONFIG_ENV})"
+            )
+        p.set_defaults(handler=handler)
+        return p
+
+    p = command("receiver", "serve Git host webhooks and publish them to Kafka", cmd_receiver)
+    p.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")  # noqa: S104
+    p.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+
+    p = command("syncer", "run one syncer of the consumer group gitops-syncers", cmd_syncer)
+    p.add_argument(
+        "--id", default=None, help="member name shown in events and logs (default host-pid)"
+    )
+
+    p = command("up", "run the whole local stack on embedded defaults", cmd_up)
+    p.add_argument("--syncers", type=int, default=2, help="syncer processes to start (default 2)")
+
+    p = command("devcluster", "serve the Kubernetes API emulator", cmd_devcluster, config=False)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=6443, help="port to listen on (default 6443)")
+    p.add_argument("--kubeconfig", default=None, metavar="FILE", help="write a kubeconfig here")
+
+    config_p = sub.add_parser("config", help="work with configuration files")
+    config_sub = config_p.add_subparsers(dest="config_command", metavar="COMMAND", required=True)
+    p = command(
+        "check",
+        "validate a configuration file (exit 0 ok, 2 with every error)",
+        cmd_config_check,
+        config=False,
+        parent=config_sub,
+    )
+    p.add_argument("file", help="the configuration file")
+
+    schemas_p = sub.add_parser("schemas", help="JSON Schemas of the configuration and events")
+    schemas_sub = schemas_p.add_subparsers(dest="schemas_command", metavar="COMMAND", required=True)
+    p = command(
+        "export",
+        "write one JSON Schema per event type and one for the config",
+        cmd_schemas_export,
+        config=False,
+        parent=schemas_sub,
+    )
+    p.add_argument("dir", help="directory to write into")
+
+    events_p = sub.add_parser("events", help="read the event trail")
+    events_sub = events_p.add_subparsers(dest="events_command", metavar="COMMAND", required=True)
+    p = command(
+        "tail", "print sync and push events, newest last", cmd_events_tail, parent=events_sub
+    )
+    p.add_argument("--app", help="only this app")
+    p.add_argument("--type", help="only this event type, e.g. gitops.sync.failed")
+    p.add_argument("--since", default=None, help="only events newer than this, e.g. 10m")
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
+    p.add_argument("--json", action="store_true", help="print raw CloudEvents, one per line")
+
+    p = command("apps", "list apps with their last sync outcome", cmd_apps)
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = command("sync", "request a sync of one app now (reason: manual)", cmd_sync)
+    p.add_argument("app", help="app name")
+    p.add_argument("--commit", help="commit sha to apply (default: branch head)")
+    p.add_argument("--wait", action="store_true", help="wait for and print the outcome")
+
+    p = command("diff", "show how the live cluster differs from Git (exit 1 on drift)", cmd_diff)
+    p.add_argument("app", help="app name")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.handler(args)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        print(
+            f"{len(exc.issues)} error{'s' if len(exc.issues) != 1 else ''} found", file=sys.stderr
+        )
+        return EXIT_USAGE
+    except UsageError as exc:
+        print(f"gitops: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return result

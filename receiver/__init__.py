@@ -1,0 +1,1 @@
+"""Webhook receiver: verify, normalise and publish pushes from Git hosts to Kafka."""

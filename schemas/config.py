@@ -1,0 +1,308 @@
+"""The configuration file: brokers, clusters, repositories and the apps that tie them together.
+
+Models are frozen values; `schemas.loading` turns a YAML file into a `GitopsConfig`
+and reports every problem with its line. Secrets are resolved at load time into
+`SecretStr` so that no repr, log line or event can print them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    model_validator,
+)
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: object) -> timedelta:
+    """Accept `60s`, `5m`, `1h30m`, `250ms` or seconds, as Flux and Argo CD users write them."""
+    if isinstance(value, timedelta):
+        result = value
+    elif isinstance(value, bool):
+        raise ValueError(f"expected a duration like '60s' or '5m', got {value!r}")
+    elif isinstance(value, int | float):
+        result = timedelta(seconds=float(value))
+    elif isinstance(value, str):
+        text = value.strip()
+        pos, total = 0, 0.0
+        for match in _DURATION_PART.finditer(text):
+            if match.start() != pos:
+                break
+            total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+            pos = match.end()
+        if not text or pos != len(text):
+            raise ValueError(
+                f"invalid duration {value!r}: use a number with a unit, e.g. '30s', '5m', '1h30m'"
+            )
+        result = timedelta(seconds=total)
+    else:
+        raise ValueError(f"expected a duration like '60s' or '5m', got {type(value).__name__}")
+    if result <= timedelta(0):
+        raise ValueError(f"duration must be positive, got {value!r}")
+    return result
+
+
+def _format_duration(value: timedelta) -> str:
+    seconds = value.total_seconds()
+    return f"{int(seconds)}s" if seconds == int(seconds) else f"{int(seconds * 1000)}ms"
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(_format_duration, return_type=str, when_used="json"),
+]
+
+_SIZE = re.compile(r"^(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?$")
+_SIZE_UNITS = {
+    None: 1,
+    "B": 1,
+    "KB": 1000,
+    "MB": 1000**2,
+    "GB": 1000**3,
+    "KiB": 1024,
+    "MiB": 1024**2,
+    "GiB": 1024**3,
+}
+
+
+def parse_size(value: object) -> int:
+    """Accept a byte count or `5MiB`-style sizes."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        size = value
+    elif isinstance(value, str) and (match := _SIZE.match(value.strip())):
+        size = int(match.group(1)) * _SIZE_UNITS[match.group(2)]
+    else:
+        raise ValueError(f"invalid size {value!r}: use bytes or a unit, e.g. '5MiB'")
+    if size <= 0:
+        raise ValueError(f"size must be positive, got {value!r}")
+    return size
+
+
+ByteSize = Annotated[int, BeforeValidator(parse_size)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretRef(_Model):
+    """Where a secret comes from: an environment variable, a file, or (local use only) a value.
+
+    Resolved when the configuration is loaded; the resolved value is a `SecretStr`.
+    """
+
+    env: str | None = None
+    """Name of the environment variable holding the secret."""
+    file: str | None = None
+    """Path of a file holding the secret (trailing newline stripped), e.g. a mounted Secret."""
+    value: SecretStr | None = None
+    """The secret itself; meant for local stacks and tests, not for production files."""
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> SecretRef:
+        given = [k for k in ("env", "file", "value") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("a secret needs exactly one of 'env', 'file' or 'value'")
+        return self
+
+    def resolve(self) -> SecretStr:
+        """Read the secret now; raises `ValueError` naming the variable or file when absent."""
+        if self.value is not None:
+            return self.value
+        if self.env is not None:
+            found = os.environ.get(self.env)
+            if found is None:
+                raise ValueError(f"environment variable {self.env} is not set")
+            return SecretStr(found)
+        assert self.file is not None  # noqa: S101 - guaranteed by the validator
+        try:
+            return SecretStr(Path(self.file).read_text(encoding="utf-8").rstrip("\n"))
+        except OSError as exc:
+            raise ValueError(f"cannot read secret file {self.file}: {exc.strerror}") from None
+
+
+class KafkaSettings(_Model):
+    """How to reach the broker and name the topics."""
+
+    bootstrap: str = "localhost:9092"
+    """Comma-separated host:port list; the environment variable GITOPS_KAFKA_BOOTSTRAP wins."""
+    topic_prefix: str = Field("gitops", pattern=r"^[A-Za-z0-9._-]+$")
+    """Topics are `<prefix>.push-events`, `.sync-requests`, `.sync-events`, `.sync-requests.dlq`."""
+    partitions: int = Field(12, ge=1, le=10_000)
+    """Partitions of topics created at start-up; bounds how many syncers do useful work."""
+    replication_factor: int = Field(1, ge=1, le=10)
+    """Replication factor of topics created at start-up."""
+    idempotence: bool = True
+    """Idempotent producer; turn off for brokers without InitProducerId v1+ (e.g. Tansu)."""
+    client_id: str = "gitops-pipeline"
+    """Client id the broker sees in its logs and quotas."""
+    request_timeout: Duration = timedelta(seconds=5)
+    """How long a publish may wait for the broker's acknowledgement before it counts as failed."""
+
+    def producer_options(self) -> dict[str, object]:
+        """Keyword arguments for an aiokafka producer: every message acked by all replicas."""
+        timeout_ms = int(self.request_timeout.total_seconds() * 1000)
+        return {
+            "bootstrap_servers": self.bootstrap,
+            "client_id": self.client_id,
+            "acks": "all",
+            "enable_idempotence": self.idempotence,
+            "request_timeout_ms": timeout_ms,
+            "linger_ms": 0,
+        }
+
+
+class ClusterConfig(_Model):
+    """A target cluster: a kubeconfig (and context), or the cluster the syncer runs in."""
+
+    kubeconfig: str | None = None
+    """Path of a kubeconfig file."""
+    context: str | None = None
+    """Context inside the kubeconfig; its current context when omitted."""
+    in_cluster: bool = False
+    """Use the pod's service account (the cluster the syncer runs in)."""
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> ClusterConfig:
+        if self.in_cluster and self.kubeconfig:
+            raise ValueError("set either 'kubeconfig' or 'in_cluster: true', not both")
+        if not self.in_cluster and not self.kubeconfig:
+            raise ValueError("set 'kubeconfig' (and optionally 'context') or 'in_cluster: true'")
+        return self
+
+
+class GitAuth(_Model):
+    """Credentials for fetching a private repository over HTTPS."""
+
+    token: SecretRef
+    """An access token, sent as HTTP basic auth password."""
+    username: str = "git"
+    """Basic-auth user name sent with the token (GitHub accepts any, GitLab wants `oauth2`)."""
+
+
+class RepositoryConfig(_Model):
+    """A registered Git repository. Webhook payloads can only select these, never add one."""
+
+    url: str = Field(min_length=1)
+    """Clone URL (https, ssh or file); webhooks are matched against its normalised form."""
+    webhook_secret: SecretRef | list[SecretRef] | None = None
+    """Secret(s) that sign webhooks; a list allows rotation (any one valid secret is accepted)."""
+    auth: GitAuth | None = None
+    """Credentials for fetching; omit for public repositories."""
+
+    def webhook_secrets(self) -> list[SecretRef]:
+        if self.webhook_secret is None:
+            return []
+        if isinstance(self.webhook_secret, list):
+            return list(self.webhook_secret)
+        return [self.webhook_secret]
+
+
+_K8S_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+class AppConfig(_Model):
+    """One directory of manifests in one repository, synced to one cluster and namespace."""
+
+    repo: str
+    """Key of the repository under `repositories:`."""
+    branch: str = "main"
+    """Branch whose head is applied."""
+    path: str = "."
+    """Directory inside the repository holding the manifests; '.' is the root."""
+    cluster: str
+    """Key of the cluster under `clusters:`."""
+    namespace: str = Field("default", pattern=_K8S_NAME, max_length=63)
+    """Namespace given to namespaced objects that do not name one."""
+    prune: bool = True
+    """Delete objects that this app applied before and that left Git."""
+    self_heal: bool = True
+    """Re-apply when live state drifts; when false, drift is only reported."""
+    interval: Duration = timedelta(seconds=60)
+    """Period of the branch-head poll and drift check; webhooks make it a fallback."""
+    allowed_namespaces: list[str] | None = None
+    """When set, objects may only land in these namespaces."""
+    allow_cluster_scoped: bool = True
+    """Whether the app may manage cluster-scoped objects (Namespaces, ClusterRoles, CRDs...)."""
+    denied_kinds: list[str] = Field(default_factory=list)
+    """Kinds this app may never manage, e.g. ['ClusterRoleBinding', 'Secret']."""
+    drift_ignore: list[str] = Field(default_factory=list)
+    """Field paths left out of drift detection, e.g. 'spec.replicas' when an HPA owns it."""
+
+    @model_validator(mode="after")
+    def _path_stays_inside(self) -> AppConfig:
+        parts = Path(self.path).parts
+        if Path(self.path).is_absolute() or ".." in parts:
+            raise ValueError(f"path {self.path!r} must be relative and stay inside the repository")
+        return self
+
+
+class ReceiverSettings(_Model):
+    """Limits and behaviour of the webhook receiver."""
+
+    max_body_bytes: ByteSize = 5 * 1024 * 1024
+    """Bodies larger than this are refused with 413."""
+    dedupe_window: Duration = timedelta(hours=1)
+    """A delivery id seen within this window is acknowledged again but not republished."""
+    retry_after: Duration = timedelta(seconds=5)
+    """Value of Retry-After on 503 answers while the broker is unavailable."""
+    rate_limit_per_minute: int | None = Field(None, ge=1)
+    """Per-source request limit (429 above it); off when unset."""
+    max_concurrent_requests: int = Field(256, ge=1)
+    """Requests handled at once; more wait for a slot."""
+
+
+class SyncerSettings(_Model):
+    """Behaviour of the syncer workers."""
+
+    cache_dir: str = "~/.cache/gitops-pipeline"
+    """Where cached bare repositories and render snapshots live."""
+    concurrency: int = Field(8, ge=1, le=256)
+    """Apps synced at once by one syncer."""
+    max_attempts: int = Field(3, ge=1, le=20)
+    """Attempts for transient failures before a request goes to the dead-letter topic."""
+    health_timeout: Duration = timedelta(seconds=60)
+    """How long to wait for workloads to become ready after an apply."""
+    inventory_namespace: str = Field("gitops-system", pattern=_K8S_NAME)
+    """Namespace of the ConfigMaps recording what each app owns."""
+    max_file_bytes: ByteSize = 4 * 1024 * 1024
+    """Manifest files larger than this fail the sync."""
+
+
+class GitopsConfig(_Model):
+    """The whole configuration file."""
+
+    kafka: KafkaSettings = KafkaSettings()
+    """Broker connection and topics."""
+    clusters: dict[str, ClusterConfig] = Field(default_factory=dict)
+    """Target clusters by name."""
+    repositories: dict[str, RepositoryConfig] = Field(default_factory=dict)
+    """Registered repositories by name."""
+    apps: dict[str, AppConfig] = Field(default_factory=dict)
+    """Apps by name; the name is the Kafka key of the app's requests and events."""
+    receiver: ReceiverSettings = ReceiverSettings()
+    """Webhook receiver settings."""
+    syncer: SyncerSettings = SyncerSettings()
+    """Syncer worker settings."""
+
+    def with_bootstrap(self, bootstrap: str) -> GitopsConfig:
+        """Return a copy talking to another broker (GITOPS_KAFKA_BOOTSTRAP, `gitops up`)."""
+        kafka = self.kafka.model_copy(update={"bootstrap": bootstrap})
+        return self.model_copy(update={"kafka": kafka})
+
+
+ProviderName = Literal["github", "gitlab", "gitea", "bitbucket"]

@@ -1,0 +1,202 @@
+"""CloudEvents 1.0 (structured JSON) envelopes for every message on every topic.
+
+Each event type is its own model with a literal `type`, so one `TypeAdapter` parses
+any message and JSON Schema files can be exported per type.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from schemas.types import AppName, CommitSha, DeliveryId
+
+PUSH_RECEIVED = "gitops.push.received"
+SYNC_REQUESTED = "gitops.sync.requested"
+SYNC_SUCCEEDED = "gitops.sync.succeeded"
+SYNC_FAILED = "gitops.sync.failed"
+SYNC_SKIPPED = "gitops.sync.skipped"
+DRIFT_DETECTED = "gitops.drift.detected"
+
+Provider = Literal["github", "gitlab", "gitea", "bitbucket"]
+SyncReason = Literal["webhook", "poll", "manual", "drift"]
+ObjectAction = Literal["created", "configured", "unchanged", "pruned", "failed"]
+Health = Literal["healthy", "progressing", "degraded"]
+
+
+class _Value(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PushReceivedData(_Value):
+    """A verified push, normalised across providers."""
+
+    provider: Provider
+    delivery_id: DeliveryId
+    repo_url: str
+    """Normalised URL of the registered repository the payload selected."""
+    repositories: list[str] = Field(default_factory=list)
+    """Names of the registered repositories with that URL."""
+    ref: str
+    before: CommitSha | None = None
+    after: CommitSha | None = None
+    created: bool = False
+    deleted: bool = False
+    forced: bool = False
+    changed_paths: list[str] | None = None
+    """Files added, modified or removed by the push; null when the payload's list is incomplete."""
+    commit_count: int | None = None
+    pusher: str | None = None
+    apps: list[AppName] = Field(default_factory=list)
+    """Apps a sync request was published for."""
+
+
+class SyncRequestedData(_Value):
+    """Ask the owner of an app to make its cluster match a commit."""
+
+    app: AppName
+    repo_url: str
+    branch: str
+    commit: CommitSha | None = None
+    """The commit to apply; null means the branch head at fetch time."""
+    before: CommitSha | None = None
+    """The commit the push replaced, if known: lets the syncer skip apps whose path is unchanged."""
+    reason: SyncReason
+    delivery_id: DeliveryId | None = None
+
+
+class ObjectResult(_Value):
+    """What happened to one object during a sync."""
+
+    api_version: str
+    kind: str
+    namespace: str | None = None
+    name: str
+    action: ObjectAction
+    error: str | None = None
+
+
+class SyncResultData(_Value):
+    """The outcome of one sync request (or of several collapsed into one)."""
+
+    app: AppName
+    cluster: str
+    commit: CommitSha | None = None
+    reason: SyncReason | None = None
+    delivery_id: DeliveryId | None = None
+    request_id: str | None = None
+    """The CloudEvent id of the request this outcome answers."""
+    objects: list[ObjectResult] = Field(default_factory=list)
+    health: Health | None = None
+    duration_ms: int = 0
+    error: str | None = None
+    """Why the sync failed or was skipped, in words a user can act on."""
+
+
+class DriftedObject(_Value):
+    """A live object that no longer matches Git."""
+
+    api_version: str
+    kind: str
+    namespace: str | None = None
+    name: str
+    state: Literal["missing", "changed"]
+    fields: list[str] = Field(default_factory=list)
+    """Dotted paths of the fields that differ, e.g. `spec.replicas`."""
+
+
+class DriftDetectedData(_Value):
+    app: AppName
+    cluster: str
+    commit: CommitSha | None = None
+    objects: list[DriftedObject]
+    self_heal: bool
+
+
+D = TypeVar("D", bound=BaseModel)
+
+
+class _Envelope(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    specversion: Literal["1.0"] = "1.0"
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    source: str
+    time: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    subject: str | None = None
+    datacontenttype: Literal["application/json"] = "application/json"
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json(exclude_none=True).encode()
+
+
+class PushReceived(_Envelope):
+    type: Literal["gitops.push.received"] = "gitops.push.received"
+    data: PushReceivedData
+
+
+class SyncRequested(_Envelope):
+    type: Literal["gitops.sync.requested"] = "gitops.sync.requested"
+    data: SyncRequestedData
+
+
+class SyncSucceeded(_Envelope):
+    type: Literal["gitops.sync.succeeded"] = "gitops.sync.succeeded"
+    data: SyncResultData
+
+
+class SyncFailed(_Envelope):
+    type: Literal["gitops.sync.failed"] = "gitops.sync.failed"
+    data: SyncResultData
+
+
+class SyncSkipped(_Envelope):
+    type: Literal["gitops.sync.skipped"] = "gitops.sync.skipped"
+    data: SyncResultData
+
+
+class DriftDetected(_Envelope):
+    type: Literal["gitops.drift.detected"] = "gitops.drift.detected"
+    data: DriftDetectedData
+
+
+class DeadLetter(SyncRequested):
+    """A sync request that kept failing: the original request plus the final error.
+
+    `dlqerror` and `dlqattempts` are CloudEvents extension attributes.
+    """
+
+    dlqerror: str
+    dlqattempts: int
+
+
+SyncOutcome = SyncSucceeded | SyncFailed | SyncSkipped
+
+AnyEvent = Annotated[
+    PushReceived | SyncRequested | SyncSucceeded | SyncFailed | SyncSkipped | DriftDetected,
+    Field(discriminator="type"),
+]
+
+_ANY_EVENT: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
+
+
+def parse_event(raw: bytes | str) -> AnyEvent:
+    """Parse any message of our topics (except the DLQ) into its typed model."""
+    return _ANY_EVENT.validate_json(raw)
+
+
+def parse_dead_letter(raw: bytes | str) -> DeadLetter:
+    return DeadLetter.model_validate_json(raw)
+
+
+EVENT_MODELS: dict[str, type[_Envelope]] = {
+    PUSH_RECEIVED: PushReceived,
+    SYNC_REQUESTED: SyncRequested,
+    SYNC_SUCCEEDED: SyncSucceeded,
+    SYNC_FAILED: SyncFailed,
+    SYNC_SKIPPED: SyncSkipped,
+    DRIFT_DETECTED: DriftDetected,
+}

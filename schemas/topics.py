@@ -1,0 +1,29 @@
+"""Topic names, derived from one prefix so that several installations can share a broker."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The four topics of one installation."""
+
+    prefix: str = "gitops"
+
+    @property
+    def push_events(self) -> str:
+        return f"{self.prefix}.push-events"
+
+    @property
+    def sync_requests(self) -> str:
+        return f"{self.prefix}.sync-requests"
+
+    @property
+    def sync_events(self) -> str:
+        return f"{self.prefix}.sync-events"
+
+    @property
+    def dead_letters(self) -> str:
+        return f"{self.prefix}.sync-requests.dlq"
+
+    def all(self) -> tuple[str, str, str, str]:
+        return (self.push_events, self.sync_requests, self.sync_events, self.dead_letters)

@@ -1,0 +1,1 @@
+"""Syncer workers: consume sync requests, fetch, render, apply, prune and report."""
