@@ -281,6 +281,12 @@ class SyncerSettings(_Model):
     """Namespace of the ConfigMaps recording what each app owns."""
     max_file_bytes: ByteSize = 4 * 1024 * 1024
     """Manifest files larger than this fail the sync."""
+    group_id: str = Field("gitops-syncers", min_length=1)
+    """Kafka consumer group of the syncers; every member of one installation shares it."""
+    session_timeout: Duration = timedelta(seconds=10)
+    """How long the broker waits for a silent member before moving its partitions."""
+    heartbeat_interval: Duration = timedelta(seconds=3)
+    """How often a member tells the broker it is alive; well below `session_timeout`."""
 
 
 class GitopsConfig(_Model):
