@@ -37,7 +37,7 @@ def _load(args: argparse.Namespace) -> GitopsConfig:
     return load_config(_config_path(args))
 
 
-def _run(coro: Coroutine[Any, Any, int | None]) -> int:
+def _run(coro: Coroutine[Any, Any, int | None] | Coroutine[Any, Any, None]) -> int:
     try:
         return asyncio.run(coro) or EXIT_OK
     except KeyboardInterrupt:
@@ -75,16 +75,31 @@ def cmd_schemas_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _after_topics(config: GitopsConfig, part: Coroutine[Any, Any, None]) -> None:
+    """Create missing topics first: a broker's auto-created topic has one partition."""
+    from gitops.topics import ensure_topics
+
+    try:
+        await ensure_topics(config.kafka)
+    except BaseException:
+        part.close()
+        raise
+    await part
+
+
 def cmd_receiver(args: argparse.Namespace) -> int:
     from receiver.service import run_receiver  # type: ignore[import-not-found, unused-ignore]
 
-    return _run(run_receiver(_load(args), host=args.host, port=args.port))
+    config = _load(args)
+    return _run(_after_topics(config, run_receiver(config, host=args.host, port=args.port)))
 
 
 def cmd_syncer(args: argparse.Namespace) -> int:
     from syncer.service import run_syncer  # type: ignore[import-not-found, unused-ignore]
 
-    return _run(run_syncer(_load(args), syncer_id=args.id))
+    config = _load(args)
+    part = run_syncer(config, syncer_id=args.id, group_id=args.group_id)
+    return _run(_after_topics(config, part))
 
 
 def cmd_devcluster(args: argparse.Namespace) -> int:
@@ -101,7 +116,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_events_tail(args: argparse.Namespace) -> int:
-    from gitops.operate import events_tail  # type: ignore[import-not-found, unused-ignore]
+    from gitops.operate import events_tail
 
     return _run(
         events_tail(
@@ -116,19 +131,19 @@ def cmd_events_tail(args: argparse.Namespace) -> int:
 
 
 def cmd_apps(args: argparse.Namespace) -> int:
-    from gitops.operate import list_apps  # type: ignore[import-not-found, unused-ignore]
+    from gitops.operate import list_apps
 
     return _run(list_apps(_load(args), as_json=args.json))
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from gitops.operate import request_sync  # type: ignore[import-not-found, unused-ignore]
+    from gitops.operate import request_sync
 
     return _run(request_sync(_load(args), app=args.app, commit=args.commit, wait=args.wait))
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from gitops.operate import diff_app  # type: ignore[import-not-found, unused-ignore]
+    from gitops.diffing import diff_app  # type: ignore[import-not-found, unused-ignore]
 
     return _run(diff_app(_load(args), app=args.app, as_json=args.json))
 

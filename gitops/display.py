@@ -1,0 +1,59 @@
+"""One readable line per event, for `gitops events tail` and the `gitops up` live stream."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from schemas.events import (
+    AnyEvent,
+    DriftDetected,
+    PushReceived,
+    SyncFailed,
+    SyncRequested,
+    SyncSkipped,
+    SyncSucceeded,
+)
+
+
+def short(sha: str | None) -> str:
+    return sha[:7] if sha else "-"
+
+
+def format_event(event: AnyEvent) -> str:
+    """`13:02:11 guestbook  a1b2c3d  succeeded  created 3, configured 1, pruned 0  240ms`."""
+    stamp = event.time.strftime("%H:%M:%S")
+    if isinstance(event, SyncSucceeded | SyncFailed | SyncSkipped):
+        data = event.data
+        outcome = event.type.rsplit(".", 1)[-1]
+        counts = Counter(o.action for o in data.objects)
+        parts = [f"{a} {counts[a]}" for a in ("created", "configured", "pruned") if counts[a]]
+        if counts["failed"]:
+            parts.append(f"failed {counts['failed']}")
+        summary = ", ".join(parts) if parts else f"{len(data.objects)} objects"
+        line = (
+            f"{stamp} {data.app:<16} {short(data.commit)}  {outcome:<9} {summary}"
+            f"  {data.duration_ms}ms"
+        )
+        if data.health and isinstance(event, SyncSucceeded):
+            line += f"  {data.health}"
+        if data.error:
+            line += f"  — {data.error}"
+        return line
+    if isinstance(event, DriftDetected):
+        data_d = event.data
+        names = ", ".join(
+            f"{o.kind}/{o.name}" + (f" ({', '.join(o.fields)})" if o.fields else f" {o.state}")
+            for o in data_d.objects
+        )
+        mode = "self-heal" if data_d.self_heal else "detect-only"
+        return f"{stamp} {data_d.app:<16} {short(data_d.commit)}  drift     {names}  [{mode}]"
+    if isinstance(event, SyncRequested):
+        data_r = event.data
+        return f"{stamp} {data_r.app:<16} {short(data_r.commit)}  requested ({data_r.reason})"
+    assert isinstance(event, PushReceived)  # noqa: S101 - the union is exhaustive
+    data_p = event.data
+    apps = ", ".join(data_p.apps) if data_p.apps else "no app"
+    return (
+        f"{stamp} push {data_p.provider} {data_p.ref} {short(data_p.before)}..{short(data_p.after)}"
+        f" -> {apps}"
+    )

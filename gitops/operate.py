@@ -1,0 +1,176 @@
+"""The operator's commands: `events tail`, `apps`, `sync APP`, `diff APP`.
+
+They talk to Kafka like any other member of the pipeline: reading the event trail and
+publishing requests, never touching a syncer directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaProducer
+
+from gitops.display import format_event, short
+from gitops.reading import read_events
+from schemas import GitopsConfig, SyncRequested, Topics
+from schemas.config import parse_duration
+from schemas.events import (
+    DriftDetected,
+    PushReceived,
+    SyncFailed,
+    SyncRequestedData,
+    SyncSkipped,
+    SyncSucceeded,
+)
+from schemas.types import AppName, CommitSha
+
+EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
+
+
+class OperateError(Exception):
+    """A command could not do what was asked; the message says why."""
+
+
+def _topics(config: GitopsConfig) -> Topics:
+    return Topics(config.kafka.topic_prefix)
+
+
+async def events_tail(
+    config: GitopsConfig,
+    *,
+    app: str | None,
+    type_: str | None,
+    since: str | None,
+    follow: bool,
+    as_json: bool,
+) -> int:
+    topics = _topics(config)
+    after = None
+    if since:
+        try:
+            after = datetime.now(UTC) - parse_duration(since)
+        except ValueError as exc:
+            print(f"gitops: --since: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    names = [topics.push_events, topics.sync_requests, topics.sync_events]
+    async for event in read_events(config.kafka.bootstrap, names, follow=follow, since=after):
+        if type_ and event.type != type_:
+            continue
+        if app and not _concerns(event, app):
+            continue
+        print(
+            event.model_dump_json(exclude_none=True) if as_json else format_event(event), flush=True
+        )
+    return EXIT_OK
+
+
+def _concerns(event: object, app: str) -> bool:
+    if isinstance(event, PushReceived):
+        return app in event.data.apps
+    data = getattr(event, "data", None)
+    return getattr(data, "app", None) == app
+
+
+async def list_apps(config: GitopsConfig, *, as_json: bool) -> int:
+    last: dict[str, SyncSucceeded | SyncFailed | SyncSkipped | DriftDetected] = {}
+    topics = _topics(config)
+    async for event in read_events(config.kafka.bootstrap, [topics.sync_events]):
+        if isinstance(event, SyncSucceeded | SyncFailed | SyncSkipped):
+            last[event.data.app] = event
+    rows = []
+    for name, spec in config.apps.items():
+        seen = last.get(name)
+        outcome = seen.type.rsplit(".", 1)[-1] if seen else "never synced"
+        commit = getattr(seen.data, "commit", None) if seen else None
+        rows.append(
+            {
+                "app": name,
+                "repo": spec.repo,
+                "branch": spec.branch,
+                "path": spec.path,
+                "cluster": spec.cluster,
+                "namespace": spec.namespace,
+                "last_outcome": outcome,
+                "commit": commit,
+                "time": seen.time.isoformat() if seen else None,
+            }
+        )
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    print(
+        f"{'APP':<18} {'REPO':<14} {'BRANCH':<10} {'PATH':<22} {'CLUSTER':<10} {'LAST':<13} COMMIT"
+    )
+    for row in rows:
+        print(
+            f"{row['app']:<18} {row['repo']:<14} {row['branch']:<10} {row['path']:<22} "
+            f"{row['cluster']:<10} {row['last_outcome']:<13} {short(row['commit'])}"
+        )
+    return EXIT_OK
+
+
+async def request_sync(
+    config: GitopsConfig, *, app: str, commit: str | None, wait: bool, timeout: float = 120.0
+) -> int:
+    spec = config.apps.get(app)
+    if spec is None:
+        known = ", ".join(sorted(config.apps)) or "none"
+        print(f"gitops: unknown app '{app}' (known: {known})", file=sys.stderr)
+        return EXIT_USAGE
+    if commit is not None and not _is_full_sha(commit):
+        print("gitops: --commit must be a full 40-character hex sha", file=sys.stderr)
+        return EXIT_USAGE
+    topics = _topics(config)
+    request = SyncRequested(
+        source="/gitops/cli",
+        subject=app,
+        data=SyncRequestedData(
+            app=AppName(app),
+            repo_url=config.repositories[spec.repo].url,
+            branch=spec.branch,
+            commit=CommitSha(commit) if commit else None,
+            reason="manual",
+        ),
+    )
+    outcome_task = None
+    if wait:
+        outcome_task = asyncio.create_task(_wait_outcome(config, request.id))
+        await asyncio.sleep(1.0)  # the reader is positioned at the end before we publish
+    producer = AIOKafkaProducer(**config.kafka.producer_options())
+    await producer.start()
+    try:
+        await producer.send_and_wait(topics.sync_requests, request.to_bytes(), key=app.encode())
+    finally:
+        await producer.stop()
+    target = short(commit) if commit else "branch head"
+    print(f"requested sync of {app} ({target}), id {request.id}")
+    if outcome_task is None:
+        return EXIT_OK
+    try:
+        outcome = await asyncio.wait_for(outcome_task, timeout)
+    except TimeoutError:
+        print(f"gitops: no outcome for {app} within {int(timeout)}s", file=sys.stderr)
+        return EXIT_FINDING
+    print(format_event(outcome))
+    return EXIT_OK if isinstance(outcome, SyncSucceeded | SyncSkipped) else EXIT_FINDING
+
+
+def _is_full_sha(value: str) -> bool:
+    return len(value) == 40 and all(c in "0123456789abcdef" for c in value)
+
+
+async def _wait_outcome(
+    config: GitopsConfig, request_id: str
+) -> SyncSucceeded | SyncFailed | SyncSkipped:
+    topics = _topics(config)
+    async for event in read_events(
+        config.kafka.bootstrap, [topics.sync_events], follow=True, from_end=True
+    ):
+        if isinstance(event, SyncSucceeded | SyncFailed | SyncSkipped) and (
+            event.data.request_id == request_id
+        ):
+            return event
+    raise OperateError("the event stream ended")
