@@ -98,8 +98,10 @@ def cmd_syncer(args: argparse.Namespace) -> int:
     from syncer.service import run_syncer  # type: ignore[import-not-found, unused-ignore]
 
     config = _load(args)
-    part = run_syncer(config, syncer_id=args.id, group_id=args.group_id)
-    return _run(_after_topics(config, part))
+    if args.group_id:
+        settings = config.syncer.model_copy(update={"group_id": args.group_id})
+        config = config.model_copy(update={"syncer": settings})
+    return _run(_after_topics(config, run_syncer(config, syncer_id=args.id)))
 
 
 def cmd_devcluster(args: argparse.Namespace) -> int:
@@ -179,6 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("syncer", "run one syncer of the consumer group gitops-syncers", cmd_syncer)
     p.add_argument(
         "--id", default=None, help="member name shown in events and logs (default host-pid)"
+    )
+    p.add_argument(
+        "--group-id",
+        default=os.environ.get("GITOPS_SYNCER_GROUP"),
+        help="consumer group to join (default: syncer.group_id, env GITOPS_SYNCER_GROUP)",
     )
 
     p = command("up", "run the whole local stack on embedded defaults", cmd_up)
