@@ -16,6 +16,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
+from gitops.logs import configure_logging
 from schemas import ConfigError, GitopsConfig, load_config
 
 EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
@@ -91,6 +92,7 @@ def cmd_receiver(args: argparse.Namespace) -> int:
     from receiver.service import run_receiver  # type: ignore[import-not-found, unused-ignore]
 
     config = _load(args)
+    configure_logging("receiver", config, args.log_level)
     return _run(_after_topics(config, run_receiver(config, host=args.host, port=args.port)))
 
 
@@ -101,6 +103,7 @@ def cmd_syncer(args: argparse.Namespace) -> int:
     if args.group_id:
         settings = config.syncer.model_copy(update={"group_id": args.group_id})
         config = config.model_copy(update={"syncer": settings})
+    configure_logging("syncer", config, args.log_level)
     return _run(_after_topics(config, run_syncer(config, syncer_id=args.id)))
 
 
@@ -170,6 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
         if config:
             p.add_argument(
                 "--config", metavar="FILE", help=f"configuration file (default ${CONFIG_ENV})"
+            )
+        if name in ("receiver", "syncer"):
+            p.add_argument(
+                "--log-level",
+                default=os.environ.get("GITOPS_LOG_LEVEL", "INFO"),
+                choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                help="log level (default INFO, env GITOPS_LOG_LEVEL)",
             )
         p.set_defaults(handler=handler)
         return p
