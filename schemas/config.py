@@ -96,7 +96,7 @@ ByteSize = Annotated[int, BeforeValidator(parse_size)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class SecretRef(_Model):
