@@ -11,7 +11,7 @@ import os
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     SecretStr,
+    field_validator,
     model_validator,
 )
 
@@ -194,6 +195,66 @@ class GitAuth(_Model):
     """Basic-auth user name sent with the token (GitHub accepts any, GitLab wants `oauth2`)."""
 
 
+_SSH_KEY_TYPES = (
+    "ssh-ed25519",
+    "ssh-rsa",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+)
+
+
+class CommitVerification(_Model):
+    """Only apply commits signed by one of these keys.
+
+    Anyone who can push to the branch can otherwise change the cluster; requiring a
+    signature moves that trust to the holders of the listed keys. A commit that is
+    unsigned, or signed by any other key, fails its sync and is never applied.
+    """
+
+    ssh_allowed_signers: list[str] = Field(default_factory=list)
+    """Public keys as in `~/.ssh/id_ed25519.pub` ("ssh-ed25519 AAAA... comment"), for
+    commits signed with git's `gpg.format=ssh`; kept in the config so that a compromised
+    repository cannot add its own key."""
+    gpg_public_keys: list[str] = Field(default_factory=list)
+    """ASCII-armored public keys (`gpg --armor --export KEYID`) for OpenPGP-signed
+    commits, for teams whose signing keys already live in GnuPG."""
+
+    @field_validator("ssh_allowed_signers")
+    @classmethod
+    def _ssh_key_lines(cls, keys: list[str]) -> list[str]:
+        for key in keys:
+            fields = key.split()
+            if len(fields) < 2 or fields[0] not in _SSH_KEY_TYPES or "\n" in key.strip():
+                raise ValueError(
+                    f"ssh_allowed_signers entry {key[:40]!r} is not a public key line: "
+                    "expected '<type> <base64> [comment]' as in an id_ed25519.pub file"
+                )
+        return keys
+
+    @field_validator("gpg_public_keys")
+    @classmethod
+    def _armored(cls, keys: list[str]) -> list[str]:
+        for key in keys:
+            if "-----BEGIN PGP PUBLIC KEY BLOCK-----" not in key:
+                raise ValueError(
+                    "gpg_public_keys entries must be ASCII-armored public keys "
+                    "(gpg --armor --export KEYID)"
+                )
+        return keys
+
+    @model_validator(mode="after")
+    def _some_key(self) -> CommitVerification:
+        if not self.ssh_allowed_signers and not self.gpg_public_keys:
+            raise ValueError(
+                "verify needs at least one key in 'ssh_allowed_signers' or 'gpg_public_keys'"
+                " (otherwise no commit could ever be applied)"
+            )
+        return self
+
+
 class RepositoryConfig(_Model):
     """A registered Git repository. Webhook payloads can only select these, never add one."""
 
@@ -203,6 +264,8 @@ class RepositoryConfig(_Model):
     """Secret(s) that sign webhooks; a list allows rotation (any one valid secret is accepted)."""
     auth: GitAuth | None = None
     """Credentials for fetching; omit for public repositories."""
+    verify: CommitVerification | None = None
+    """Require signed commits; omit to apply whatever the branch points at."""
 
     def webhook_secrets(self) -> list[SecretRef]:
         if self.webhook_secret is None:
@@ -213,6 +276,41 @@ class RepositoryConfig(_Model):
 
 
 _K8S_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+class HelmSource(_Model):
+    """How to render an app whose path is a Helm chart."""
+
+    values: dict[str, Any] = Field(default_factory=dict)
+    """Inline values; applied last, so they win over `value_files` and the chart defaults."""
+    value_files: list[str] = Field(default_factory=list)
+    """Values files read from the same commit, relative to the repository root (not the
+    chart), merged in order; lets one chart serve several apps (e.g. envs/prod.yaml)."""
+    release_name: str | None = Field(None, pattern=_K8S_NAME, max_length=53)
+    """`.Release.Name` in templates; the app name when unset."""
+
+    @field_validator("value_files")
+    @classmethod
+    def _files_stay_inside(cls, files: list[str]) -> list[str]:
+        for name in files:
+            if Path(name).is_absolute() or ".." in Path(name).parts:
+                raise ValueError(
+                    f"value file {name!r} must be relative to the repository root "
+                    "and stay inside it"
+                )
+        return files
+
+
+class KustomizeSource(_Model):
+    """How to render an app whose path holds a kustomization."""
+
+    allow_remote_bases: bool = False
+    """Let resources, bases and components point at URLs. Off by default: a remote base is
+    not pinned by the commit, so the same commit could render differently tomorrow, and
+    rendering would need the network."""
+
+
+SourceKind = Literal["directory", "kustomize", "helm"]
 
 
 class AppConfig(_Model):
@@ -242,6 +340,13 @@ class AppConfig(_Model):
     """Kinds this app may never manage, e.g. ['ClusterRoleBinding', 'Secret']."""
     drift_ignore: list[str] = Field(default_factory=list)
     """Field paths left out of drift detection, e.g. 'spec.replicas' when an HPA owns it."""
+    source: SourceKind | None = None
+    """How `path` becomes manifests; unset means detect it: a kustomization file makes it
+    `kustomize`, a `Chart.yaml` makes it `helm`, anything else is a `directory` of YAML."""
+    helm: HelmSource | None = None
+    """Values and release name when the source is a Helm chart."""
+    kustomize: KustomizeSource | None = None
+    """Options when the source is a kustomization."""
 
     @model_validator(mode="after")
     def _path_stays_inside(self) -> AppConfig:
