@@ -1,0 +1,62 @@
+"""Sync errors that carry their retry policy, so the worker never has to guess.
+
+`TransientSyncError(delay=...)` means "the world may fix itself: try again later"
+(git host unreachable, API 5xx/429/timeouts, conflicts). `PermanentSyncError` means
+"only a new commit or a config change can fix this" (invalid manifests, forbidden
+objects, unsafe paths): the request fails at once. Library errors (kubernetes_asyncio,
+dulwich, aiokafka) are converted into these in exactly one module each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ObjectError:
+    """Why one object of a commit could not be validated, applied or pruned."""
+
+    api_version: str
+    kind: str
+    namespace: str | None
+    name: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind} {where}{self.name}: {self.message}"
+
+
+class SyncError(Exception):
+    """Base of every error a sync reports; its text is shown to users as is."""
+
+    def __init__(self, message: str, *, objects: list[ObjectError] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.objects: list[ObjectError] = list(objects or [])
+
+
+class TransientSyncError(SyncError):
+    """Worth retrying after `delay` seconds (with backoff) up to `syncer.max_attempts`."""
+
+    def __init__(
+        self, message: str, *, delay: float = 1.0, objects: list[ObjectError] | None = None
+    ) -> None:
+        super().__init__(message, objects=objects)
+        self.delay = delay
+
+
+class PermanentSyncError(SyncError):
+    """Retrying cannot help; the sync fails at once with this text."""
+
+
+class ManifestError(PermanentSyncError):
+    """A manifest file cannot be loaded safely; the message names the file and document."""
+
+
+class PolicyError(PermanentSyncError):
+    """An object breaks the app's policy (namespace, cluster scope or kind rules)."""
+
+
+class Abandoned(Exception):
+    """The work was dropped on purpose (partition revoked, shutdown): publish nothing."""

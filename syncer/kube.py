@@ -1,0 +1,312 @@
+"""The one place that talks to a Kubernetes API server, and converts its errors.
+
+Calls are raw REST requests through a shared `kubernetes_asyncio` `ApiClient` (its auth,
+TLS and connection pool), with JSON bodies we parse ourselves: the generated models would
+cost time and lose unknown fields. Every write is server-side apply with field manager
+`gitops-pipeline` and `force=true`: Git is the source of truth for the fields it
+declares, so when another manager (a human's `kubectl edit`) took one of them, GitOps
+takes it back instead of failing the sync on a conflict; fields nobody declared in Git
+stay with whoever set them.
+
+Errors: 5xx, 429 and network failures are retried here a few times (bounded, short), then
+surface as `TransientSyncError`; 404 is `NotFound`; other 4xx are `ApiRejected`
+(permanent, with the server's message).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+import aiohttp
+from kubernetes_asyncio import config as kube_config
+from kubernetes_asyncio.client import ApiClient, Configuration
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from schemas import ClusterConfig
+from syncer.errors import PermanentSyncError, TransientSyncError
+
+FIELD_MANAGER = "gitops-pipeline"
+APPLY_PATCH = "application/apply-patch+yaml"
+JsonObj = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceInfo:
+    """What discovery says about one kind: its URL segment and whether it is namespaced."""
+
+    group: str
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    def path(self, namespace: str | None = None, name: str | None = None) -> str:
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced and namespace:
+            base += f"/namespaces/{namespace}"
+        base += f"/{self.plural}"
+        return f"{base}/{name}" if name else base
+
+
+def _expand_user(path: str) -> str:
+    """`~/.kube/config` as users write it (a string operation, no I/O)."""
+    return os.path.expanduser(path)
+
+
+class ApiRejected(PermanentSyncError):
+    """The API server refused a request for a reason retrying cannot fix (4xx)."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+class NotFound(ApiRejected):
+    """The object (or its namespace, or its kind) does not exist."""
+
+
+class UnknownKind(PermanentSyncError):
+    """The cluster serves no resource for this apiVersion/kind (a CRD missing?)."""
+
+
+class _Retry(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Cluster:
+    """One target cluster: a shared API client plus a discovery cache.
+
+    An async context manager; `close()` is safe to call twice.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        api: ApiClient,
+        *,
+        request_timeout: float = 30.0,
+        attempts: int = 3,
+    ) -> None:
+        self.name = name
+        self._api = api
+        self._timeout = request_timeout
+        self._attempts = attempts
+        self._kinds: dict[tuple[str, str], dict[str, ResourceInfo]] = {}
+        self._discovery_lock = asyncio.Lock()
+        self._closed = False
+
+    @classmethod
+    async def connect(cls, name: str, settings: ClusterConfig, **kwargs: Any) -> Cluster:
+        """Build the client from a kubeconfig (path + context) or the pod's service account."""
+        configuration = Configuration()
+        try:
+            if settings.in_cluster:
+                kube_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            else:
+                assert settings.kubeconfig is not None  # noqa: S101 - validated by the schema
+                await kube_config.load_kube_config(
+                    config_file=_expand_user(settings.kubeconfig),
+                    context=settings.context,
+                    client_configuration=configuration,
+                    persist_config=False,
+                )
+        except (kube_config.ConfigException, OSError) as exc:
+            raise PermanentSyncError(
+                f"cluster {name}: cannot load its configuration: {exc}"
+            ) from exc
+        return cls(name, ApiClient(configuration), **kwargs)
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self._api.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # ---------------------------------------------------------------- discovery
+    async def resource(self, api_version: str, kind: str) -> ResourceInfo:
+        """Discovery for `kind`; refreshed once on a miss (a CRD may have just appeared)."""
+        group, _, version = api_version.rpartition("/")
+        key = (group, version)
+        found = self._kinds.get(key, {}).get(kind)
+        if found is None:
+            async with self._discovery_lock:
+                await self._discover(group, version)
+            found = self._kinds.get(key, {}).get(kind)
+        if found is None:
+            raise UnknownKind(
+                f"the cluster serves no {kind} in {api_version} (is its CRD installed?)"
+            )
+        return found
+
+    def forget(self, group: str) -> None:
+        """Drop cached discovery of a group, e.g. after its CRD became established."""
+        for key in [k for k in self._kinds if k[0] == group]:
+            del self._kinds[key]
+
+    async def _discover(self, group: str, version: str) -> None:
+        path = f"/apis/{group}/{version}" if group else f"/api/{version}"
+        try:
+            doc = await self.request("GET", path)
+        except NotFound:
+            self._kinds[(group, version)] = {}
+            return
+        kinds: dict[str, ResourceInfo] = {}
+        for entry in doc.get("resources", []):
+            if "/" in entry.get("name", ""):
+                continue  # subresources such as deployments/status
+            kinds[entry["kind"]] = ResourceInfo(
+                group, version, entry["kind"], entry["name"], bool(entry.get("namespaced"))
+            )
+        self._kinds[(group, version)] = kinds
+
+    # ---------------------------------------------------------------- verbs
+    async def apply(
+        self, info: ResourceInfo, body: JsonObj, *, dry_run: bool = False
+    ) -> tuple[int, JsonObj]:
+        """Server-side apply `body`; returns (HTTP status, resulting object)."""
+        meta = body["metadata"]
+        query: list[tuple[str, str]] = [("fieldManager", FIELD_MANAGER), ("force", "true")]
+        if dry_run:
+            query.append(("dryRun", "All"))
+        return await self._request_with_status(
+            "PATCH",
+            info.path(meta.get("namespace"), meta["name"]),
+            query=query,
+            body=body,
+            content_type=APPLY_PATCH,
+        )
+
+    async def get(self, info: ResourceInfo, namespace: str | None, name: str) -> JsonObj | None:
+        try:
+            return await self.request("GET", info.path(namespace, name))
+        except NotFound:
+            return None
+
+    async def list_objects(self, info: ResourceInfo, namespace: str | None = None) -> list[JsonObj]:
+        doc = await self.request("GET", info.path(namespace))
+        items: list[JsonObj] = doc.get("items") or []
+        return items
+
+    async def delete(self, info: ResourceInfo, namespace: str | None, name: str) -> bool:
+        """Delete in the background (dependents too); False when it was already gone."""
+        try:
+            await self.request(
+                "DELETE",
+                info.path(namespace, name),
+                body={
+                    "kind": "DeleteOptions",
+                    "apiVersion": "v1",
+                    "propagationPolicy": "Background",
+                },
+            )
+        except NotFound:
+            return False
+        return True
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: list[tuple[str, str]] | None = None,
+        body: JsonObj | None = None,
+        content_type: str = "application/json",
+    ) -> JsonObj:
+        _, doc = await self._request_with_status(
+            method, path, query=query, body=body, content_type=content_type
+        )
+        return doc
+
+    async def _request_with_status(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: list[tuple[str, str]] | None = None,
+        body: JsonObj | None = None,
+        content_type: str = "application/json",
+    ) -> tuple[int, JsonObj]:
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(self._attempts),
+                wait=wait_exponential(multiplier=0.2, max=2.0),
+                retry=retry_if_exception_type(_Retry),
+                reraise=True,
+            ):
+                with attempt:
+                    return await self._once(method, path, query, body, content_type)
+        except _Retry as exc:
+            raise TransientSyncError(
+                f"cluster {self.name}: {method} {path}: {exc.message}", delay=2.0
+            ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _once(
+        self,
+        method: str,
+        path: str,
+        query: list[tuple[str, str]] | None,
+        body: JsonObj | None,
+        content_type: str,
+    ) -> tuple[int, JsonObj]:
+        try:
+            response = await self._api.call_api(
+                path,
+                method,
+                query_params=query or [],
+                header_params={"Content-Type": content_type, "Accept": "application/json"},
+                body=body,
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _request_timeout=self._timeout,
+            )
+            try:
+                status = response.status
+                raw = await response.read()
+            finally:
+                response.release()
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise _Retry(f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
+        try:
+            doc = json.loads(raw) if raw else {}
+        except ValueError:
+            doc = {"message": raw[:200].decode("utf-8", "replace")}
+        if 200 <= status < 300:
+            return status, doc if isinstance(doc, dict) else {}
+        message = str(doc.get("message") or f"HTTP {status}") if isinstance(doc, dict) else ""
+        reason = str(doc.get("reason") or "") if isinstance(doc, dict) else ""
+        if status == 429 or status >= 500:
+            raise _Retry(f"HTTP {status} {reason}: {message}".replace("  ", " "))
+        if status == 409 and reason == "Conflict":
+            # resourceVersion races (not apply conflicts, force=true takes those over).
+            raise TransientSyncError(f"cluster {self.name}: {message}", delay=1.0)
+        if status == 404:
+            raise NotFound(status, reason, message)
+        raise ApiRejected(status, reason, message)

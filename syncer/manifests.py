@@ -1,0 +1,215 @@
+"""Render: turn the files of an app's directory into Kubernetes objects, safely.
+
+Every `.yaml`/`.yml`/`.json` file, sorted by path, each document in file order, so the
+same commit always renders the same list. Loading is defensive because a commit is
+input from anyone with push rights:
+
+* only the YAML 1.1 core types; custom tags (`!!python/object`, `!!binary`...) fail;
+* timestamps stay strings (the API server would get a string from kubectl too);
+* aliases are allowed, but the fully expanded size of a document is counted over shared
+  nodes (linear in the parsed size) and bounded, so a "billion laughs" bomb fails fast
+  with a clear message instead of exhausting memory when it is serialised;
+* every error names the file, the document index and its line.
+
+File size limits, symlinks and `..` paths are checked by the git cache that reads them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from syncer.errors import ManifestError
+
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+MAX_EXPANDED_NODES = 1_000_000
+"""Upper bound of scalars+collections one document may expand to through aliases."""
+
+JsonObj = dict[str, Any]
+_BASE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_BASE_LOADER):  # type: ignore[valid-type, misc]
+    """Safe loader without the implicit timestamp type (values stay strings)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in _BASE_LOADER.yaml_implicit_resolvers.items()
+}
+for _tag in ("tag:yaml.org,2002:binary", "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:set"):
+    _Loader.add_constructor(_tag, _BASE_LOADER.construct_undefined)
+_Loader.add_constructor("tag:yaml.org,2002:omap", _BASE_LOADER.construct_undefined)
+_Loader.add_constructor("tag:yaml.org,2002:pairs", _BASE_LOADER.construct_undefined)
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """One object as Git declares it, with where it came from."""
+
+    body: JsonObj
+    source: str
+    """`path/file.yaml#2 (line 14)`: enough for a user to find it."""
+
+    @property
+    def api_version(self) -> str:
+        return str(self.body["apiVersion"])
+
+    @property
+    def kind(self) -> str:
+        return str(self.body["kind"])
+
+    @property
+    def name(self) -> str:
+        return str(self.body["metadata"]["name"])
+
+    @property
+    def namespace(self) -> str | None:
+        ns = self.body["metadata"].get("namespace")
+        return str(ns) if ns else None
+
+    @property
+    def group(self) -> str:
+        return self.api_version.rpartition("/")[0]
+
+
+def render(files: Mapping[str, bytes], *, max_nodes: int = MAX_EXPANDED_NODES) -> list[Manifest]:
+    """Every object of the manifest files in `files`, in a stable order.
+
+    Raises `ManifestError` naming the first broken file and document.
+    """
+    manifests: list[Manifest] = []
+    for path in sorted(files):
+        if not path.endswith(MANIFEST_SUFFIXES):
+            continue
+        for index, line, doc in _documents(path, files[path]):
+            where = f"{path}#{index} (line {line})"
+            if doc is None:
+                continue
+            _check_expansion(doc, where, max_nodes)
+            manifests.extend(_objects(doc, where))
+    _check_duplicates(manifests)
+    return manifests
+
+
+def _documents(path: str, data: bytes) -> list[tuple[int, int, object]]:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    if path.endswith(".json"):
+        try:
+            return [(0, 1, json.loads(text))]
+        except json.JSONDecodeError as exc:
+            raise ManifestError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+    docs: list[tuple[int, int, object]] = []
+    loader = _Loader(text)
+    index = 0
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            line = node.start_mark.line + 1 if node is not None else 1
+            docs.append((index, line, loader.construct_document(node)))
+            index += 1
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise ManifestError(f"{path}#{index}{at}: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise ManifestError(f"{path}#{index}: invalid YAML: {exc}") from None
+    finally:
+        loader.dispose()
+    return docs
+
+
+def _check_expansion(doc: object, where: str, max_nodes: int) -> None:
+    """Count the nodes `doc` expands to, sharing work across aliased (shared) nodes.
+
+    Rejects recursive aliases and anything that would expand past `max_nodes`, and any
+    value JSON cannot carry.
+    """
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(value: object) -> int:
+        if isinstance(value, str | int | float | bool) or value is None:
+            return 1
+        key = id(value)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            raise ManifestError(f"{where}: recursive YAML alias")
+        active.add(key)
+        total = 1
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if not isinstance(k, str):
+                    raise ManifestError(f"{where}: mapping key {k!r} is not a string")
+                total += 1 + size(v)
+                if total > max_nodes:
+                    break
+        elif isinstance(value, list):
+            for item in value:
+                total += size(item)
+                if total > max_nodes:
+                    break
+        else:
+            raise ManifestError(f"{where}: unsupported value of type {type(value).__name__}")
+        active.discard(key)
+        if total > max_nodes:
+            raise ManifestError(
+                f"{where}: document expands to more than {max_nodes:,} nodes through YAML "
+                "aliases (a YAML bomb?); refusing to load it"
+            )
+        sizes[key] = total
+        return total
+
+    size(doc)
+
+
+def _objects(doc: object, where: str) -> list[Manifest]:
+    if not isinstance(doc, dict):
+        raise ManifestError(
+            f"{where}: expected a Kubernetes object (a mapping), got {type(doc).__name__}"
+        )
+    kind = doc.get("kind")
+    if isinstance(kind, str) and kind.endswith("List") and isinstance(doc.get("items"), list):
+        found: list[Manifest] = []
+        for i, item in enumerate(doc["items"]):
+            found.extend(_objects(item, f"{where} items[{i}]"))
+        return found
+    missing = [
+        field
+        for field, value in (
+            ("apiVersion", doc.get("apiVersion")),
+            ("kind", kind),
+            (
+                "metadata.name",
+                (doc.get("metadata") or {}).get("name")
+                if isinstance(doc.get("metadata"), dict)
+                else None,
+            ),
+        )
+        if not isinstance(value, str) or not value
+    ]
+    if missing:
+        raise ManifestError(f"{where}: object without {', '.join(missing)}")
+    # Re-serialise to plain JSON values: aliased nodes become independent copies.
+    body = json.loads(json.dumps(doc))
+    return [Manifest(body=body, source=where)]
+
+
+def _check_duplicates(manifests: list[Manifest]) -> None:
+    seen: dict[tuple[str, str, str | None, str], str] = {}
+    for m in manifests:
+        key = (m.group, m.kind, m.namespace, m.name)
+        if key in seen:
+            raise ManifestError(
+                f"{m.source}: {m.kind} {m.name} is declared twice (first at {seen[key]})"
+            )
+        seen[key] = m.source
