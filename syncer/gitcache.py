@@ -1,0 +1,307 @@
+"""The syncer's git cache: one bare mirror per repository URL, fetched as little as possible.
+
+Time to the first sync of a new app is dominated by the first fetch, so a branch is first
+fetched shallow (depth 1: one commit and its tree) and later fetches are incremental from
+what the cache holds. History is only deepened when a question needs it: a commit older
+than the cached one, or an ancestry check the shallow history cannot answer.
+
+Every dulwich call blocks, so each runs on this cache's own bounded thread pool. Fetches
+of one URL are serialised by a per-URL lock, and concurrent callers that want the same
+branch of the same URL share one in-flight fetch instead of queueing behind each other.
+Mirrors live under `cache_dir/repos/<sha256(normalised url)[:16]>` and survive restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import logging
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from schemas.config import RepositoryConfig
+from schemas.types import CommitSha
+from syncer.giterrors import (
+    FileTooLargeError,
+    GitError,
+    PermanentGitError,
+    TransientGitError,
+    UnsafePathError,
+    safe_url,
+    translate,
+)
+from syncer.gitmirror import INFINITE_DEPTH, Credentials, Mirror, short
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_FIRST_DEEPEN = 64
+"""Commits fetched by the first deepening; most older requests lie this close to the head."""
+
+
+def cache_key(url: str) -> str:
+    """The mirror directory name of a URL: the same repository always lands in one place."""
+    text = url.strip()
+    if "://" in text:
+        parts = urlsplit(text)
+        host = (parts.hostname or "").lower()
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        path = parts.path.rstrip("/").removesuffix(".git")
+        text = urlunsplit((parts.scheme.lower(), netloc, path, "", ""))
+    else:
+        text = text.rstrip("/").removesuffix(".git")
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+class GitCache:
+    """Resolve commits, read their files and compare them, over one local mirror per URL."""
+
+    def __init__(
+        self,
+        cache_dir: Path,
+        *,
+        max_file_bytes: int = 4 * 1024 * 1024,
+        timeout: float = 30.0,
+        max_threads: int = 4,
+    ) -> None:
+        self.cache_dir = cache_dir
+        self.max_file_bytes = max_file_bytes
+        self.timeout = timeout
+        self._max_threads = max_threads
+        self._executor: ThreadPoolExecutor | None = None
+        self._mirrors: dict[str, Mirror] = {}
+        self._secrets: dict[str, str] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._inflight: dict[tuple[str, ...], asyncio.Task[Any]] = {}
+        self._remote_calls = 0
+        self._closed = False
+
+    async def __aenter__(self) -> GitCache:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Cancel shared fetches and stop the worker threads; safe to call more than once."""
+        if self._closed:
+            return
+        self._closed = True
+        tasks = list(self._inflight.values())
+        self._inflight.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            # A running dulwich call cannot be interrupted; wait for it off the loop.
+            await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
+
+    def remote_calls(self) -> int:
+        """Network round trips started so far (ref listings and fetches), for tests."""
+        return self._remote_calls
+
+    # -- public API -------------------------------------------------------------------
+
+    async def resolve(
+        self, repo: RepositoryConfig, branch: str, commit: CommitSha | None = None
+    ) -> CommitSha:
+        """Make sure `commit` (or the branch head when None) is cached; return its full sha.
+
+        A commit the cache already holds costs no network call; otherwise the branch is
+        fetched (shallow the first time, incrementally after), then deepened step by step
+        when the commit is older than the history at hand.
+        """
+        mirror = self._mirror_for(repo)
+        if commit is not None:
+            found = await self._find(mirror, commit)
+            if found is not None:
+                return found
+        head = await self._shared(("fetch", mirror.url, branch), self._fetch_branch, mirror, branch)
+        if commit is None:
+            return head
+        found = await self._find(mirror, commit)
+        if found is not None:
+            return found
+        for depth in (_FIRST_DEEPEN, INFINITE_DEPTH):
+            if not await self._run(mirror, "checking history", mirror.is_shallow):
+                break
+            await self._shared(
+                ("deepen", mirror.url, branch, str(depth)), self._deepen, mirror, [branch], depth
+            )
+            found = await self._find(mirror, commit)
+            if found is not None:
+                return found
+        raise PermanentGitError(
+            f"commit {commit} is not on branch {branch} of {mirror.display_url}"
+        )
+
+    async def read_files(self, url: str, commit: CommitSha, path: str) -> dict[str, bytes]:
+        """Every file under `path` of `commit`, by repository-relative posix path, no checkout."""
+        mirror = self._mirror_for_url(url)
+        return await self._run(
+            mirror,
+            f"reading {path} at {short(commit)}",
+            mirror.read_files,
+            commit,
+            path,
+            self.max_file_bytes,
+        )
+
+    async def is_ancestor(self, url: str, ancestor: CommitSha, descendant: CommitSha) -> bool:
+        """Whether `ancestor` is in the history of `descendant`; deepens a shallow cache."""
+        mirror = self._mirror_for_url(url)
+        found = await self._run(
+            mirror, "checking ancestry", mirror.is_ancestor, ancestor, descendant
+        )
+        if found is not None:
+            return found
+        branches = await self._run(mirror, "listing branches", mirror.local_branches)
+        for depth in (_FIRST_DEEPEN, INFINITE_DEPTH):
+            key = ("deepen-all", mirror.url, str(depth))
+            await self._shared(key, self._deepen, mirror, branches, depth)
+            found = await self._run(
+                mirror, "checking ancestry", mirror.is_ancestor, ancestor, descendant
+            )
+            if found is not None:
+                return found
+        if await self._find(mirror, descendant) is None:
+            raise PermanentGitError(
+                f"commit {descendant} is not in {mirror.display_url} (not on any cached branch)"
+            )
+        return False
+
+    async def changed_paths(
+        self, url: str, before: CommitSha, after: CommitSha
+    ) -> list[str] | None:
+        """Paths that differ between two commits; None when `before` is not in the cache."""
+        mirror = self._mirror_for_url(url)
+        if not mirror.exists() or set(before) == {"0"}:
+            return None
+        return await self._run(mirror, "comparing commits", mirror.changed_paths, before, after)
+
+    async def ls_remote(self, repo: RepositoryConfig) -> dict[str, CommitSha]:
+        """The server's branch heads, `refs/heads/<name>` → sha, without fetching objects."""
+        mirror = self._mirror_for(repo)
+        self._remote_calls += 1
+        return await self._run(mirror, "listing branches", mirror.ls_remote)
+
+    # -- internals --------------------------------------------------------------------
+
+    def _mirror_for(self, repo: RepositoryConfig) -> Mirror:
+        """The mirror of a configured repository; refreshes its credentials from the config."""
+        credentials = None
+        if repo.auth is not None:
+            try:
+                token = repo.auth.token.resolve().get_secret_value()
+            except ValueError as exc:
+                raise PermanentGitError(
+                    f"cannot read the token for {safe_url(repo.url)}: {exc}"
+                ) from None
+            credentials = Credentials(repo.auth.username, token)
+        mirror = self._mirror_for_url(repo.url)
+        if mirror.credentials != credentials:
+            mirror.credentials = credentials
+            mirror.reset_transport()
+        if credentials is not None:
+            self._secrets[mirror.url] = credentials.password
+        return mirror
+
+    def _mirror_for_url(self, url: str) -> Mirror:
+        if self._closed:
+            raise RuntimeError("the git cache is closed")
+        key = cache_key(url)
+        mirror = self._mirrors.get(key)
+        if mirror is None:
+            path = self.cache_dir / "repos" / key
+            mirror = Mirror(path, url, credentials=None, timeout=self.timeout)
+            self._mirrors[key] = mirror
+        return mirror
+
+    def _lock(self, mirror: Mirror) -> asyncio.Lock:
+        return self._locks.setdefault(mirror.url, asyncio.Lock())
+
+    async def _find(self, mirror: Mirror, commit: str) -> CommitSha | None:
+        return await self._run(mirror, f"looking up {short(commit)}", mirror.find_commit, commit)
+
+    async def _fetch_branch(self, mirror: Mirror, branch: str) -> CommitSha:
+        async with self._lock(mirror):
+            have = await self._run(mirror, "reading refs", mirror.local_head, branch)
+            depth = None if have is not None else 1
+            self._remote_calls += 1
+            head = await self._run(
+                mirror, f"fetching branch {branch}", mirror.fetch_branch, branch, depth=depth
+            )
+            log.debug("fetched %s of %s: %s", branch, mirror.display_url, short(head))
+            return head
+
+    async def _deepen(self, mirror: Mirror, branches: list[str], depth: int) -> None:
+        async with self._lock(mirror):
+            self._remote_calls += 1
+            await self._run(mirror, "fetching more history", mirror.deepen, branches, depth=depth)
+
+    async def _shared(
+        self,
+        key: tuple[str, ...],
+        operation: Callable[..., Coroutine[object, object, T]],
+        *args: object,
+    ) -> T:
+        """Run `operation` once for all concurrent callers with the same key."""
+        task = self._inflight.get(key)
+        if task is None or task.done():
+            task = asyncio.create_task(operation(*args), name=f"gitcache:{':'.join(key)}")
+            self._inflight[key] = task
+            task.add_done_callback(functools.partial(self._forget, key))
+        # shield: one caller giving up must not cancel the fetch the others wait for
+        result: T = await asyncio.shield(task)
+        return result
+
+    def _forget(self, key: tuple[str, ...], task: asyncio.Task[Any]) -> None:
+        if self._inflight.get(key) is task:
+            del self._inflight[key]
+        if not task.cancelled():
+            task.exception()  # retrieved here so an abandoned failure is not logged as lost
+
+    async def _run(
+        self, mirror: Mirror, action: str, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run a blocking mirror call on the pool; every library error leaves as a GitError."""
+        if self._executor is None:
+            if self._closed:
+                raise RuntimeError("the git cache is closed")
+            self._executor = ThreadPoolExecutor(
+                max_workers=self._max_threads, thread_name_prefix="gitcache"
+            )
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(
+                self._executor, functools.partial(call, *args, **kwargs)
+            )
+        except GitError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the one place library errors become GitErrors
+            secrets = [self._secrets[mirror.url]] if mirror.url in self._secrets else []
+            raise translate(exc, url=mirror.url, action=action, secrets=secrets) from None
+
+
+__all__ = [
+    "FileTooLargeError",
+    "GitCache",
+    "GitError",
+    "PermanentGitError",
+    "TransientGitError",
+    "UnsafePathError",
+    "cache_key",
+]

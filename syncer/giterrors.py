@@ -1,0 +1,161 @@
+"""Git errors that say how to react, and the one place that converts dulwich's errors into them.
+
+The worker only needs to know whether waiting can help: `TransientGitError` (server
+unreachable, timeout, 5xx, connection reset) is retried with backoff, `PermanentGitError`
+(missing repository, refused credentials, unknown branch or commit, corrupt data, unsafe
+paths, oversized files) fails the sync at once. Messages name the URL without its
+credentials, the ref and the path, and never carry a token: `redact` strips URL user info
+and every known secret from any library text that reaches a message.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+import socket
+from collections.abc import Iterable
+
+from dulwich.client import HTTPProxyUnauthorized, HTTPUnauthorized, InvalidWants
+from dulwich.errors import (
+    ApplyDeltaError,
+    ChecksumMismatch,
+    FileFormatException,
+    GitProtocolError,
+    HangupException,
+    NotGitRepository,
+    ObjectMissing,
+    WrongObjectException,
+)
+
+
+class GitError(Exception):
+    """Base of every git cache error; its text is shown to users as is."""
+
+
+class TransientGitError(GitError):
+    """The git server may answer later (unreachable, timeout, 5xx): retry with backoff."""
+
+
+class PermanentGitError(GitError):
+    """Retrying cannot help until the repository, the config or the request changes."""
+
+
+class UnsafePathError(PermanentGitError):
+    """A path or symlink would read outside the repository."""
+
+
+class FileTooLargeError(PermanentGitError):
+    """A file under the app path is larger than the cache's `max_file_bytes`."""
+
+
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
+_HTTP_STATUS = re.compile(r"unexpected http resp (?P<status>\d{3})")
+
+
+def safe_url(url: str) -> str:
+    """The URL as it may appear in messages and logs: without `user:token@`."""
+    return _USERINFO.sub(r"\g<scheme>", url)
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """Remove URL user info and every given secret value from library text."""
+    cleaned = safe_url(text)
+    for secret in secrets:
+        if secret:
+            cleaned = cleaned.replace(secret, "***")
+    return cleaned
+
+
+def _network_reason(exc: BaseException) -> str | None:
+    """A short reason when `exc` (or what caused it) is a network failure, else None."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, TimeoutError | socket.timeout):
+            return "timed out"
+        if isinstance(current, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(current, ConnectionResetError | BrokenPipeError):
+            return "connection reset"
+        if isinstance(current, ConnectionError):
+            return "connection failed"
+        if isinstance(current, socket.gaierror):
+            return "host name does not resolve"
+        name = type(current).__name__
+        if name in {"ReadTimeoutError", "ConnectTimeoutError"}:
+            return "timed out"
+        if name in {"NewConnectionError", "MaxRetryError", "ProtocolError"}:
+            reason = getattr(current, "reason", None)
+            if isinstance(reason, BaseException):
+                current = reason
+                continue
+            text = str(current).lower()
+            if "refused" in text:
+                return "connection refused"
+            if "reset" in text or "aborted" in text:
+                return "connection reset"
+            if "timed out" in text:
+                return "timed out"
+            return "connection failed"
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def translate(
+    exc: BaseException, *, url: str, action: str, secrets: Iterable[str] = ()
+) -> GitError:
+    """Convert a dulwich, urllib3 or OS error raised while `action` on `url` into a GitError.
+
+    `action` reads like "fetching branch main" and starts every message, so users see
+    what was attempted, where, and what to do about it.
+    """
+    if isinstance(exc, GitError):
+        return exc
+    where = f"{action} from {safe_url(url)}"
+    detail = redact(str(exc), secrets)
+    if isinstance(exc, HTTPUnauthorized | HTTPProxyUnauthorized):
+        return PermanentGitError(
+            f"{where}: the server refused the credentials (401); "
+            "check the repository's auth token and username"
+        )
+    if isinstance(exc, NotGitRepository):
+        return PermanentGitError(
+            f"{where}: no git repository there (404 or missing path); check the repository URL"
+        )
+    if isinstance(exc, InvalidWants):
+        return PermanentGitError(f"{where}: the server does not offer the requested commits")
+    if isinstance(exc, GitProtocolError) and not isinstance(exc, HangupException):
+        match = _HTTP_STATUS.search(str(exc))
+        if match is not None:
+            status = int(match.group("status"))
+            if status in {401, 403}:
+                return PermanentGitError(
+                    f"{where}: access denied ({status}); check the repository's auth token "
+                    "and that it may read this repository"
+                )
+            if status == 429 or status >= 500:
+                return TransientGitError(f"{where}: the server answered {status}; will retry")
+            return PermanentGitError(f"{where}: the server answered {status}")
+    reason = _network_reason(exc)
+    if reason is not None:
+        return TransientGitError(f"{where}: {reason}; will retry")
+    if isinstance(exc, HangupException):
+        return TransientGitError(f"{where}: the server hung up ({detail}); will retry")
+    if isinstance(exc, GitProtocolError):
+        return TransientGitError(f"{where}: protocol error ({detail}); will retry")
+    if isinstance(
+        exc,
+        ChecksumMismatch
+        | ApplyDeltaError
+        | FileFormatException
+        | ObjectMissing
+        | WrongObjectException
+        | ValueError,
+    ):
+        return PermanentGitError(f"{where}: corrupt or unexpected git data ({detail})")
+    if isinstance(exc, OSError):
+        if exc.errno in {errno.ENOSPC, errno.EDQUOT}:
+            return TransientGitError(f"{where}: the cache disk is full; free space to continue")
+        return TransientGitError(f"{where}: I/O error ({detail}); will retry")
+    return PermanentGitError(f"{where}: {type(exc).__name__}: {detail}")

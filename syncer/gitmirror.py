@@ -1,0 +1,508 @@
+"""One bare repository on disk that mirrors one remote: the blocking half of the git cache.
+
+Every method here blocks (dulwich does file and socket I/O), so `syncer.gitcache` runs
+them on worker threads and makes sure only one fetch per mirror runs at a time. Each call
+opens the repository afresh and closes it again, so readers on other threads never share
+dulwich state with a fetch in progress; a fetched pack becomes visible only once its
+index is written, because dulwich ignores a `.pack` without its `.idx`.
+
+Fetching bypasses `GitClient.fetch`: that path validates every object twice (once to
+index the pack, once more to parse each object), which made a shallow first fetch twice
+as slow as `git clone --depth 1`. Here the pack is streamed to a file, indexed once (each
+object's id is computed from its content, so nothing unverified lands), checked against
+its trailer checksum and moved into place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import stat
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from dulwich.client import GitClient, default_urllib3_manager, get_transport_and_path
+from dulwich.diff_tree import tree_changes
+from dulwich.errors import ChecksumMismatch
+from dulwich.objects import S_ISGITLINK, Blob, Commit, ObjectID, Tree
+from dulwich.pack import PackData, PackIndexer, extend_pack, iter_sha1, write_pack_index
+from dulwich.refs import Ref
+from dulwich.repo import Repo
+
+from schemas.types import CommitSha
+from syncer.giterrors import FileTooLargeError, PermanentGitError, UnsafePathError, safe_url
+
+if TYPE_CHECKING:
+    from dulwich.client import DetermineWantsFunc
+
+INFINITE_DEPTH = 0x7FFFFFFF
+"""The depth git itself sends for `--unshallow`."""
+
+_HEADS = Ref(b"refs/heads/")
+_FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
+_SHORT_SHA = re.compile(r"^[0-9a-f]{4,39}$")
+_MAX_SYMLINK_HOPS = 40  # what Linux allows before ELOOP
+
+
+class MissingBranchError(PermanentGitError):
+    """The remote has no such branch; raised from inside dulwich's want negotiation."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """HTTP basic-auth user and token; kept out of repr so it cannot reach a log."""
+
+    username: str
+    password: str
+
+    def __repr__(self) -> str:
+        return f"Credentials(username={self.username!r}, password=***)"
+
+
+def short(sha: str) -> str:
+    return sha[:7]
+
+
+class Mirror:
+    """A bare repository under the cache directory that mirrors `url`; all methods block."""
+
+    def __init__(
+        self, path: Path, url: str, *, credentials: Credentials | None, timeout: float
+    ) -> None:
+        self.path = path
+        self.url = url
+        self.credentials = credentials
+        self.timeout = timeout
+        self._client: tuple[GitClient, str] | None = None
+
+    @property
+    def display_url(self) -> str:
+        return safe_url(self.url)
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _transport(self) -> tuple[GitClient, str]:
+        """Build the dulwich client once; it keeps the HTTP connection pool between calls."""
+        if self._client is None:
+            options: dict[str, Any] = {}
+            if self.url.startswith(("http://", "https://")):
+                options["pool_manager"] = default_urllib3_manager(
+                    None, base_url=self.url, timeout=self.timeout
+                )
+                if self.credentials is not None:
+                    options["username"] = self.credentials.username
+                    options["password"] = self.credentials.password
+            location = self.url
+            if location.startswith("file://"):
+                location = location[len("file://") :]
+            self._client = get_transport_and_path(location, **options)
+        return self._client
+
+    @contextlib.contextmanager
+    def _open(self) -> Iterator[Repo]:
+        if not (self.path / "HEAD").exists():
+            self._init()
+        repo = Repo(str(self.path))
+        try:
+            yield repo
+        finally:
+            repo.close()
+
+    def _init(self) -> None:
+        """Create the bare repository atomically, so a crash never leaves half of one."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=self.path.parent, prefix=".init-"))
+        Repo.init_bare(str(staging)).close()
+        try:
+            staging.rename(self.path)
+        except OSError:
+            if not (self.path / "HEAD").exists():
+                raise
+            _remove_tree(staging)  # another process won the race; its repository is as good
+
+    def reset_transport(self) -> None:
+        """Forget the client, e.g. after the credentials changed; the next call builds one."""
+        self._client = None
+
+    def exists(self) -> bool:
+        return (self.path / "HEAD").exists()
+
+    # -- remote operations ----------------------------------------------------------------
+
+    def ls_remote(self) -> dict[str, CommitSha]:
+        """Branch heads on the server (`refs/heads/<name>` → sha); no objects are fetched."""
+        client, path = self._transport()
+        result = client.get_refs(path.encode() if isinstance(path, str) else path)
+        heads: dict[str, CommitSha] = {}
+        for name, sha in result.refs.items():
+            if sha is not None and name.startswith(_HEADS) and not name.endswith(b"^{}"):
+                heads[name.decode("utf-8", "replace")] = CommitSha(sha.decode("ascii"))
+        return heads
+
+    def fetch_branch(self, branch: str, *, depth: int | None) -> CommitSha:
+        """Fetch `branch` into `refs/heads/<branch>`; `depth` None means incremental."""
+        ref = Ref(_HEADS + branch.encode())
+
+        def wants(refs: Mapping[Ref, ObjectID], depth: int | None = None) -> list[ObjectID]:
+            if ref not in refs:
+                raise MissingBranchError(
+                    f"branch {branch} does not exist in {self.display_url}; check the app's branch"
+                )
+            return [refs[ref]]
+
+        refs = self._fetch(wants, depth=depth, ref_prefix=[ref], skip_present=True)
+        head = refs[ref]
+        with self._open() as repo:
+            repo.refs[ref] = head
+        return CommitSha(head.decode("ascii"))
+
+    def deepen(self, branches: Sequence[str], *, depth: int | None) -> None:
+        """Fetch more history (or all, with INFINITE_DEPTH) of branches the cache follows."""
+        names = {Ref(_HEADS + branch.encode()) for branch in branches}
+
+        def wants(refs: Mapping[Ref, ObjectID], depth: int | None = None) -> list[ObjectID]:
+            return sorted({refs[name] for name in names if name in refs})
+
+        with self._open() as repo:
+            if not repo.get_shallow():
+                depth = None  # nothing to unshallow, and a depth would cut the history we have
+        refs = self._fetch(wants, depth=depth, ref_prefix=sorted(names))
+        with self._open() as repo:
+            for name in names:
+                if name in refs:
+                    repo.refs[name] = refs[name]
+
+    def _fetch(
+        self,
+        determine_wants: DetermineWantsFunc,
+        *,
+        depth: int | None,
+        ref_prefix: Sequence[Ref],
+        skip_present: bool = False,
+    ) -> dict[Ref, ObjectID]:
+        """Fetch what `determine_wants` picks; with `skip_present`, a cached want costs one
+        ref listing and no pack request."""
+        client, path = self._transport()
+        with self._open() as repo:
+            store = repo.object_store
+
+            def wanted(refs: Mapping[Ref, ObjectID], depth: int | None = None) -> list[ObjectID]:
+                picked = determine_wants(refs, depth)
+                return [sha for sha in picked if sha not in store] if skip_present else picked
+
+            fd, incoming = tempfile.mkstemp(dir=repo.object_store.pack_dir, prefix="incoming-")
+            try:
+                with os.fdopen(fd, "w+b") as sink:
+                    result = client.fetch_pack(
+                        path,
+                        wanted,
+                        repo.get_graph_walker(),
+                        sink.write,
+                        depth=depth,
+                        ref_prefix=list(ref_prefix),
+                    )
+                    _install_pack(repo, sink, incoming)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(incoming)
+            repo.update_shallow(result.new_shallow, result.new_unshallow)
+            return {name: sha for name, sha in result.refs.items() if sha is not None}
+
+    # -- local reads ----------------------------------------------------------------------
+
+    def local_head(self, branch: str) -> CommitSha | None:
+        if not self.exists():
+            return None
+        with self._open() as repo:
+            sha = repo.refs.as_dict(_HEADS).get(Ref(branch.encode()))
+            return CommitSha(sha.decode("ascii")) if sha is not None else None
+
+    def local_branches(self) -> list[str]:
+        if not self.exists():
+            return []
+        with self._open() as repo:
+            return sorted(name.decode() for name in repo.refs.as_dict(_HEADS))
+
+    def is_shallow(self) -> bool:
+        if not self.exists():
+            return False
+        with self._open() as repo:
+            return bool(repo.get_shallow())
+
+    def find_commit(self, spec: str) -> CommitSha | None:
+        """The full sha of commit `spec` (full or abbreviated) when the cache holds it."""
+        text = spec.strip().lower()
+        if not (_FULL_SHA.match(text) or _SHORT_SHA.match(text)):
+            raise PermanentGitError(f"{spec!r} is not a commit id (expected 4 to 40 hex digits)")
+        if not self.exists():
+            return None
+        with self._open() as repo:
+            store = repo.object_store
+            if len(text) == 40:
+                full = ObjectID(text.encode())
+                candidates = [full] if full in store else []
+            else:
+                candidates = sorted(set(store.iter_prefix(text.encode())))
+            commits = [sha for sha in candidates if store.get_raw(sha)[0] == Commit.type_num]
+        if len(commits) > 1:
+            raise PermanentGitError(
+                f"commit id {spec} is ambiguous in {self.display_url}; give more digits"
+            )
+        return CommitSha(commits[0].decode("ascii")) if commits else None
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool | None:
+        """Whether `ancestor` is reachable from `descendant`; None when history is cut off.
+
+        A walk that meets a shallow boundary cannot prove "no"; before asking the caller
+        to deepen, try the other direction: when `descendant` is an ancestor of
+        `ancestor` (a newer commit checked against an older one, the common case) the
+        answer is a definite no, since history has no cycles.
+        """
+        if ancestor == descendant:
+            return True
+        with self._open() as repo:
+            shallow = repo.get_shallow()
+            found = _reaches(repo, _oid(descendant), _oid(ancestor), shallow)
+            if found is None and _reaches(repo, _oid(ancestor), _oid(descendant), shallow):
+                return False
+            return found
+
+    def changed_paths(self, before: str, after: str) -> list[str] | None:
+        with self._open() as repo:
+            old = _commit_or_none(repo, _oid(before))
+            new = _commit_or_none(repo, _oid(after))
+            if old is None or new is None:
+                return None
+            paths: set[str] = set()
+            for change in tree_changes(repo.object_store, old.tree, new.tree):
+                for entry in (change.old, change.new):
+                    if entry is not None and entry.path is not None:
+                        paths.add(entry.path.decode("utf-8", "surrogateescape"))
+            return sorted(paths)
+
+    def read_files(self, commit: str, path: str, max_file_bytes: int) -> dict[str, bytes]:
+        with self._open() as repo:
+            found = _commit_or_none(repo, _oid(commit))
+            if found is None:
+                raise PermanentGitError(
+                    f"commit {commit} is not in the cache of {self.display_url}; resolve it first"
+                )
+            reader = _TreeReader(repo, found.tree, commit, max_file_bytes)
+            return reader.read(path)
+
+
+def _install_pack(repo: Repo, sink: BinaryIO, incoming: str) -> None:
+    """Index the received pack once, check its trailer and move it into the object store."""
+    sink.flush()
+    if sink.tell() == 0:
+        return  # nothing was wanted
+    store = repo.object_store
+    with PackData(incoming, file=sink, object_format=repo.object_format) as data:
+        if len(data) == 0:
+            return
+        stored, actual = data.get_stored_checksum(), data.calculate_checksum()
+        if stored != actual:
+            raise ChecksumMismatch(stored, actual)
+        indexer = PackIndexer.for_pack_data(data, resolve_ext_ref=store.get_raw)
+        entries = list(indexer)
+        missing_bases = set(indexer.ext_refs())
+    checksum = stored
+    if missing_bases:  # a thin pack: append the delta bases we already have
+        checksum, extra = extend_pack(
+            sink, missing_bases, get_raw=store.get_raw, object_format=repo.object_format
+        )
+        entries.extend(extra)
+    sink.flush()
+    entries.sort()
+    base = os.path.join(store.pack_dir, "pack-" + iter_sha1(e[0] for e in entries).decode())
+    if os.path.exists(base + ".pack"):
+        return  # already have exactly these objects
+    with open(base + ".idx.tmp", "wb") as index:
+        write_pack_index(index, entries, checksum)
+    os.replace(base + ".idx.tmp", base + ".idx")
+    os.replace(incoming, base + ".pack")  # last: dulwich only loads packs with an index
+
+
+def _oid(sha: str) -> ObjectID:
+    return ObjectID(sha.encode("ascii"))
+
+
+def _commit_or_none(repo: Repo, sha: ObjectID) -> Commit | None:
+    if sha not in repo.object_store:
+        return None
+    obj = repo.object_store[sha]
+    return obj if isinstance(obj, Commit) else None
+
+
+def _reaches(repo: Repo, start: ObjectID, target: ObjectID, shallow: set[ObjectID]) -> bool | None:
+    """Walk parents from `start`: True when `target` is met, None when a boundary hid it."""
+    store = repo.object_store
+    seen = {start}
+    todo = [start]
+    cut_off = False
+    while todo:
+        sha = todo.pop()
+        if sha == target:
+            return True
+        if sha in shallow or sha not in store:
+            cut_off = True
+            continue
+        commit = store[sha]
+        if not isinstance(commit, Commit):
+            continue
+        for parent in commit.parents:
+            if parent not in seen:
+                seen.add(parent)
+                todo.append(parent)
+    return None if cut_off else False
+
+
+def _remove_tree(path: Path) -> None:
+    for child in sorted(path.rglob("*"), reverse=True):
+        if child.is_dir() and not child.is_symlink():
+            child.rmdir()
+        else:
+            child.unlink()
+    path.rmdir()
+
+
+def _clean_path(path: str) -> tuple[str, ...]:
+    """The parts of an app path inside the repository; refuses anything that could leave it."""
+    text = path.strip()
+    pure = PurePosixPath(text)
+    if text.startswith("/") or pure.is_absolute() or "\\" in text or ".." in pure.parts:
+        raise UnsafePathError(
+            f"path {path!r} must be relative to the repository root and must not contain '..'"
+        )
+    return tuple(part for part in pure.parts if part not in ("", "."))
+
+
+class _TreeReader:
+    """Collects the blobs under one directory of one commit, following safe symlinks."""
+
+    def __init__(self, repo: Repo, root_tree: ObjectID, commit: str, max_file_bytes: int) -> None:
+        self._store = repo.object_store
+        self._root = root_tree
+        self._commit = commit
+        self._max = max_file_bytes
+        self._files: dict[str, bytes] = {}
+
+    def read(self, path: str) -> dict[str, bytes]:
+        parts = _clean_path(path)
+        where = "/".join(parts) or "."
+        located = self._lookup(parts, link_hops=0)
+        if located is None:
+            raise PermanentGitError(f"path {where} does not exist in commit {short(self._commit)}")
+        mode, sha, real = located
+        if stat.S_ISDIR(mode):
+            self._walk(sha, parts, real, visiting=frozenset())
+        elif not S_ISGITLINK(mode):
+            self._add(parts, sha)
+        return dict(sorted(self._files.items()))
+
+    def _tree(self, sha: ObjectID) -> Tree:
+        obj = self._store[sha]
+        if not isinstance(obj, Tree):
+            raise PermanentGitError(f"object {sha.decode()} is not a tree in commit {self._commit}")
+        return obj
+
+    def _lookup(
+        self, parts: tuple[str, ...], link_hops: int
+    ) -> tuple[int, ObjectID, tuple[str, ...]] | None:
+        """Find `parts` from the root, resolving symlinks; returns (mode, sha, real parts)."""
+        mode, sha = stat.S_IFDIR, self._root
+        done: tuple[str, ...] = ()
+        for index, name in enumerate(parts):
+            if not stat.S_ISDIR(mode):
+                return None
+            entries = {entry.path: entry for entry in self._tree(sha).items()}
+            entry = entries.get(name.encode("utf-8", "surrogateescape"))
+            if entry is None or entry.mode is None or entry.sha is None:
+                return None
+            mode, sha = entry.mode, entry.sha
+            if stat.S_ISLNK(mode):
+                if link_hops >= _MAX_SYMLINK_HOPS:
+                    raise PermanentGitError(
+                        f"symlink {'/'.join((*done, name))} is part of a loop in commit "
+                        f"{short(self._commit)}"
+                    )
+                target = self._link_target(done, name, sha)
+                found = self._lookup(target + parts[index + 1 :], link_hops + 1)
+                return found
+            done = (*done, name)
+        return mode, sha, done
+
+    def _link_target(self, directory: tuple[str, ...], name: str, sha: ObjectID) -> tuple[str, ...]:
+        """Where a symlink points, as parts from the root; refuses targets outside the repo."""
+        link = "/".join((*directory, name))
+        blob = self._store[sha]
+        raw = blob.data if isinstance(blob, Blob) else b""
+        target = raw.decode("utf-8", "surrogateescape")
+        if target.startswith("/"):
+            raise UnsafePathError(
+                f"symlink {link} points outside the repository (to {target}); "
+                "only links inside the repository are followed"
+            )
+        resolved: list[str] = list(directory)
+        for part in PurePosixPath(target).parts:
+            if part == "..":
+                if not resolved:
+                    raise UnsafePathError(
+                        f"symlink {link} points outside the repository (to {target}); "
+                        "only links inside the repository are followed"
+                    )
+                resolved.pop()
+            elif part not in ("", "."):
+                resolved.append(part)
+        return tuple(resolved)
+
+    def _walk(
+        self,
+        tree_sha: ObjectID,
+        shown: tuple[str, ...],
+        real: tuple[str, ...],
+        visiting: frozenset[tuple[str, ...]],
+    ) -> None:
+        """Add every blob below a directory; `shown` is the path users see, `real` its target."""
+        if real in visiting:
+            raise PermanentGitError(
+                f"symlink loop: {'/'.join(shown)} leads back into {'/'.join(real) or '.'} "
+                f"in commit {short(self._commit)}"
+            )
+        visiting = visiting | {real}
+        for entry in self._tree(tree_sha).items():
+            if entry.path is None or entry.mode is None or entry.sha is None:
+                continue
+            name = entry.path.decode("utf-8", "surrogateescape")
+            if S_ISGITLINK(entry.mode):
+                continue  # a submodule: its commit is in another repository
+            if stat.S_ISDIR(entry.mode):
+                self._walk(entry.sha, (*shown, name), (*real, name), visiting)
+            elif stat.S_ISLNK(entry.mode):
+                target = self._link_target(real, name, entry.sha)
+                found = self._lookup(target, link_hops=1)
+                if found is None:
+                    continue  # a dangling link carries no content, as in a checkout
+                mode, sha, target_real = found
+                if stat.S_ISDIR(mode):
+                    self._walk(sha, (*shown, name), target_real, visiting)
+                elif not S_ISGITLINK(mode):
+                    self._add((*shown, name), sha)
+            else:
+                self._add((*shown, name), entry.sha)
+
+    def _add(self, parts: tuple[str, ...], sha: ObjectID) -> None:
+        name = "/".join(parts)
+        type_num, raw = self._store.get_raw(sha)
+        if len(raw) > self._max:
+            raise FileTooLargeError(
+                f"file {name} is {len(raw)} bytes in commit {short(self._commit)}, over the "
+                f"limit of {self._max} bytes"
+            )
+        if type_num != Blob.type_num:
+            raise PermanentGitError(f"{name} is not a file in commit {short(self._commit)}")
+        self._files[name] = raw
