@@ -1,0 +1,191 @@
+"""The aiohttp application: routes, HTTP-level limits and the composition of the parts.
+
+HTTP concerns live here and nowhere else: body size (checked against Content-Length
+first, then enforced while reading), media type, per-source rate and concurrency
+limits, and turning every outcome into a short JSON answer. An unexpected error is
+logged with its delivery id and answered with a plain 500, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from receiver import health
+from receiver.bitbucket import Bitbucket
+from receiver.dedupe import DeliveryLedger
+from receiver.deliveries import Answer, DeliveryHandler, accepts
+from receiver.gitea import Gitea
+from receiver.github import GitHub
+from receiver.gitlab import GitLab
+from receiver.limits import RateLimiter
+from receiver.matching import Registry
+from receiver.metrics import ReceiverMetrics
+from receiver.publishing import ProducerFactory, Publisher, default_producer
+from receiver.pushes import WebhookProvider
+from receiver.signatures import SecretBook
+from schemas.config import GitopsConfig, ReceiverSettings
+from schemas.topics import Topics
+
+log = logging.getLogger("receiver")
+
+_DELIVERY_HEADERS = (
+    "X-GitHub-Delivery",
+    "X-Gitlab-Event-UUID",
+    "Idempotency-Key",
+    "X-Gitea-Delivery",
+    "X-Forgejo-Delivery",
+    "X-Request-UUID",
+)
+
+
+@dataclass(frozen=True)
+class ReceiverState:
+    """Everything the request handlers share, built once per application."""
+
+    settings: ReceiverSettings
+    handler: DeliveryHandler
+    publisher: Publisher
+    ledger: DeliveryLedger[Answer]
+    metrics: ReceiverMetrics
+    slots: asyncio.Semaphore
+    limiter: RateLimiter | None
+    drain_timeout: float
+
+
+STATE = web.AppKey("receiver_state", ReceiverState)
+
+
+def providers() -> list[WebhookProvider]:
+    """The Git hosts served, each at `POST /hooks/<name>`."""
+    return [GitHub(), GitLab(), Gitea(), Bitbucket()]
+
+
+def build_app(
+    config: GitopsConfig,
+    *,
+    producer_factory: ProducerFactory = default_producer,
+    probe_interval: float = 1.0,
+) -> web.Application:
+    """The receiver application; its producer starts and stops with the app (cleanup_ctx)."""
+    settings = config.receiver
+    secrets = SecretBook.from_config(config)
+    for name, repo in config.repositories.items():
+        if not repo.webhook_secrets():
+            log.warning(
+                "repository has no webhook_secret: its webhooks will be refused",
+                extra={"repository": name},
+            )
+    publish_timeout = config.kafka.request_timeout.total_seconds()
+    publisher = Publisher(
+        config.kafka, producer_factory=producer_factory, probe_interval=probe_interval
+    )
+    ledger: DeliveryLedger[Answer] = DeliveryLedger(settings.dedupe_window)
+    metrics = ReceiverMetrics()
+    handler = DeliveryHandler(
+        secrets=secrets,
+        registry=Registry(config),
+        publisher=publisher,
+        ledger=ledger,
+        metrics=metrics,
+        topics=Topics(config.kafka.topic_prefix),
+        publish_timeout=publish_timeout,
+        retry_after=max(1, round(settings.retry_after.total_seconds())),
+    )
+    state = ReceiverState(
+        settings=settings,
+        handler=handler,
+        publisher=publisher,
+        ledger=ledger,
+        metrics=metrics,
+        slots=asyncio.Semaphore(settings.max_concurrent_requests),
+        limiter=RateLimiter(settings.rate_limit_per_minute)
+        if settings.rate_limit_per_minute
+        else None,
+        drain_timeout=3 * publish_timeout,
+    )
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_errors])
+    app[STATE] = state
+    app.cleanup_ctx.append(_producer_lifetime)
+    app.add_routes([web.post(f"/hooks/{p.name}", _hook(p)) for p in providers()])
+    app.add_routes(health.routes(publisher, metrics))
+    return app
+
+
+async def _producer_lifetime(app: web.Application) -> AsyncIterator[None]:
+    state = app[STATE]
+    await state.publisher.start()
+    yield
+    # Runs after the server stopped accepting and in-flight requests ended: let publishes
+    # that outlived their request finish (so they are not lost), then flush and close.
+    await state.ledger.drain(state.drain_timeout)
+    await state.publisher.close()
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _hook(provider: WebhookProvider) -> Handler:
+    async def hook(request: web.Request) -> web.StreamResponse:
+        state = request.app[STATE]
+        started = time.perf_counter()
+        answer = await _answer(state, provider, request)
+        state.metrics.requests.labels(provider.name, answer.outcome).inc()
+        log.info(
+            "webhook answered",
+            extra={
+                "provider": provider.name,
+                "delivery": provider.delivery_id(request.headers),
+                "status": answer.status,
+                "outcome": answer.outcome,
+                "ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
+        headers = {"Retry-After": str(answer.retry_after)} if answer.retry_after else None
+        return web.json_response(answer.body, status=answer.status, headers=headers)
+
+    return hook
+
+
+async def _answer(state: ReceiverState, provider: WebhookProvider, request: web.Request) -> Answer:
+    if state.limiter is not None:
+        wait = state.limiter.retry_after(request.remote or "unknown")
+        if wait is not None:
+            return Answer(429, {"error": "too many requests"}, "rate_limited", retry_after=wait)
+    limit = state.settings.max_body_bytes
+    too_large = Answer(413, {"error": "body too large", "limit_bytes": limit}, "too_large")
+    if request.content_length is not None and request.content_length > limit:
+        return too_large
+    content_type = request.headers.get("Content-Type", "")
+    if not accepts(provider, content_type):
+        media = "application/json" + (
+            " or application/x-www-form-urlencoded" if provider.form_encoded else ""
+        )
+        return Answer(
+            415, {"error": "unsupported content type", "expected": media}, "unsupported_media"
+        )
+    async with state.slots:
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return too_large
+        return await state.handler.handle(provider, request.headers, body, content_type)
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise  # aiohttp's own answers (404, 405, ...): short text, no traceback
+    except Exception:
+        delivery = next(
+            (request.headers[h] for h in _DELIVERY_HEADERS if h in request.headers), None
+        )
+        log.exception("unexpected error", extra={"delivery": delivery, "path": request.path})
+        return web.Response(status=500, text="internal error\n")

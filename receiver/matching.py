@@ -1,0 +1,86 @@
+"""Which registered repositories a push selects, and which of their apps must sync.
+
+A payload's URLs only *select* among repositories registered in the configuration; the
+receiver never fetches or trusts a URL from a payload. An app follows one branch and one
+directory: when the push lists every changed file, apps whose directory none of them
+touch are left alone; when the list is missing or incomplete the syncer decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from receiver.pushes import Push
+from receiver.urls import normalise_url
+from schemas.config import AppConfig, GitopsConfig
+from schemas.types import AppName
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The registered repositories a payload named, by their shared normalised URL."""
+
+    repo_url: str
+    repositories: frozenset[str]
+
+
+class Registry:
+    """Registered repositories by normalised URL, and the apps following each of them."""
+
+    def __init__(self, config: GitopsConfig) -> None:
+        self._by_url: dict[str, set[str]] = {}
+        for name, repo in config.repositories.items():
+            key = normalise_url(repo.url)
+            if key is not None:
+                self._by_url.setdefault(key, set()).add(name)
+        self._apps: dict[str, list[tuple[AppName, AppConfig]]] = {}
+        for app_name, app in sorted(config.apps.items()):
+            self._apps.setdefault(app.repo, []).append((AppName(app_name), app))
+        self._clone_urls = {name: repo.url for name, repo in config.repositories.items()}
+
+    def select(self, urls: Iterable[str]) -> Selection | None:
+        """The first of the payload's URLs that names a registered repository."""
+        for url in urls:
+            key = normalise_url(url)
+            if key is not None and key in self._by_url:
+                return Selection(key, frozenset(self._by_url[key]))
+        return None
+
+    def clone_url(self, repository: str) -> str:
+        """The URL as configured, which is what the syncer fetches from."""
+        return self._clone_urls[repository]
+
+    def following(self, push: Push, repositories: Iterable[str]) -> list[tuple[AppName, str]]:
+        """Apps (with their repository) following the pushed branch of these repositories."""
+        branch = push.branch
+        if branch is None or push.deleted or push.after is None:
+            return []
+        return [
+            (name, repo)
+            for repo in sorted(repositories)
+            for name, app in self._apps.get(repo, [])
+            if app.branch == branch
+        ]
+
+    def needing_sync(self, push: Push, repositories: Iterable[str]) -> list[tuple[AppName, str]]:
+        """The following apps whose directory the push may have changed."""
+        return [
+            (name, repo)
+            for name, repo in self.following(push, repositories)
+            if push.changed_paths is None or touches(self._path_of(name, repo), push.changed_paths)
+        ]
+
+    def _path_of(self, app: AppName, repo: str) -> str:
+        return next(a.path for n, a in self._apps[repo] if n == app)
+
+
+def touches(app_path: str, changed: Iterable[str]) -> bool:
+    """Whether any changed file lies inside the app's directory ('.' is the whole repository)."""
+    prefix = app_path.strip().strip("/")
+    while prefix.startswith("./"):
+        prefix = prefix[2:]
+    if prefix in ("", "."):
+        return any(True for _ in changed)
+    prefix = prefix.rstrip("/")
+    return any(path == prefix or path.startswith(prefix + "/") for path in changed)

@@ -1,0 +1,179 @@
+"""The Kafka side of the receiver: one producer, publishing that waits for acknowledgement.
+
+A delivery is answered 202 only once the broker acknowledged every one of its messages,
+so publishing sends all of them first (letting the producer batch them) and then waits
+for all their futures. The producer connects in the background and reconnects on its
+own, so the receiver starts and answers `/healthz` while the broker is still coming up;
+`/readyz` follows `ready`, which a periodic metadata probe keeps honest when the broker
+hangs without closing connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from schemas.config import KafkaSettings
+
+log = logging.getLogger("receiver.publishing")
+
+CLOUDEVENTS_HEADERS: list[tuple[str, bytes]] = [
+    ("content-type", b"application/cloudevents+json; charset=utf-8")
+]
+
+
+class PublishError(Exception):
+    """The broker did not acknowledge in time; the sender should retry (answered 503)."""
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    key: bytes
+    value: bytes
+
+
+class Producer(Protocol):
+    """The part of `AIOKafkaProducer` the receiver uses; a test may pass another transport."""
+
+    client: Any
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def send(
+        self, topic: str, value: bytes, key: bytes, headers: list[tuple[str, bytes]]
+    ) -> asyncio.Future[Any]: ...
+
+
+ProducerFactory = Callable[[KafkaSettings], Producer]
+
+
+def default_producer(settings: KafkaSettings) -> Producer:
+    producer: Producer = AIOKafkaProducer(**settings.producer_options())
+    return producer
+
+
+class Publisher:
+    """Owns the producer: connect with back-off, probe the broker, publish, close once."""
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        *,
+        producer_factory: ProducerFactory = default_producer,
+        probe_interval: float = 1.0,
+    ) -> None:
+        self._settings = settings
+        self._factory = producer_factory
+        self._probe_interval = probe_interval
+        self._timeout = settings.request_timeout.total_seconds()
+        self._producer: Producer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._ready = False
+        self._closed = False
+
+    @property
+    def ready(self) -> bool:
+        """True while the producer is connected and the broker answers."""
+        return self._ready and self._producer is not None
+
+    async def start(self) -> None:
+        """Begin connecting in the background; returns at once."""
+        if self._task is None and not self._closed:
+            self._task = asyncio.create_task(self._run(), name="receiver-producer")
+            self._task.add_done_callback(_log_unexpected_exit)
+
+    async def publish(self, messages: Sequence[Message]) -> None:
+        """Send every message, then wait until the broker acknowledged all of them.
+
+        Raises `PublishError` when the producer is not connected or the broker fails or
+        does not answer; no caller-side timeout is applied here, the producer's own
+        request timeout bounds the wait.
+        """
+        producer = self._producer
+        if producer is None:
+            raise PublishError("not connected to the broker")
+        try:
+            futures = [
+                await producer.send(m.topic, m.value, key=m.key, headers=CLOUDEVENTS_HEADERS)
+                for m in messages
+            ]
+            await asyncio.gather(*futures)
+        except KafkaError as exc:
+            self._ready = False
+            raise PublishError(f"the broker did not acknowledge: {type(exc).__name__}") from exc
+        self._ready = True
+
+    async def close(self) -> None:
+        """Stop probing and flush/stop the producer; safe to call more than once."""
+        self._closed = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        producer, self._producer = self._producer, None
+        self._ready = False
+        if producer is not None:
+            with contextlib.suppress(KafkaError, OSError):
+                await producer.stop()
+
+    async def __aenter__(self) -> Publisher:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def _run(self) -> None:
+        backoff = 0.2
+        while self._producer is None:
+            producer = self._factory(self._settings)
+            try:
+                await producer.start()
+            except (KafkaError, OSError) as exc:
+                with contextlib.suppress(KafkaError, OSError):
+                    await producer.stop()
+                log.warning(
+                    "broker not reachable, retrying",
+                    extra={"bootstrap": self._settings.bootstrap, "error": type(exc).__name__},
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            self._producer = producer
+            self._ready = True
+            log.info("connected to the broker", extra={"bootstrap": self._settings.bootstrap})
+        while True:
+            await asyncio.sleep(self._probe_interval)
+            await self._probe(self._producer)
+
+    async def _probe(self, producer: Producer) -> None:
+        """Ask for cluster metadata: a frozen or unreachable broker makes us not ready."""
+        was = self._ready
+        try:
+            async with asyncio.timeout(min(self._timeout, 2.0)):
+                await producer.client.fetch_all_metadata()
+            self._ready = True
+        except (KafkaError, OSError, TimeoutError):
+            self._ready = False
+        if was != self._ready:
+            log.warning("broker %s", "answering again" if self._ready else "not answering")
+
+
+def _log_unexpected_exit(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("producer task stopped", exc_info=task.exception())

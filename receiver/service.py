@@ -1,0 +1,111 @@
+"""The receiver process: serve webhooks on a host and port until SIGTERM or SIGINT.
+
+`Receiver` is the async context manager tests and `gitops up` use (port 0 picks a free
+port; `.url` tells which); `run_receiver` is what `gitops receiver` runs. Shutdown
+order: stop accepting connections, let in-flight requests and their publishes finish,
+then flush and close the producer. Topics are created by the caller (the CLI's
+composition root), not here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from types import TracebackType
+
+from aiohttp import web
+
+from receiver.app import STATE, build_app
+from receiver.logs import configure_logging
+from receiver.publishing import ProducerFactory, Publisher, default_producer
+from schemas.config import GitopsConfig
+
+log = logging.getLogger("receiver")
+
+
+class Receiver:
+    """A running receiver bound to `host:port`; `async with Receiver(config) as r: r.url`."""
+
+    def __init__(
+        self,
+        config: GitopsConfig,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        producer_factory: ProducerFactory = default_producer,
+        probe_interval: float = 1.0,
+        shutdown_timeout: float = 10.0,
+    ) -> None:
+        self.app = build_app(
+            config, producer_factory=producer_factory, probe_interval=probe_interval
+        )
+        self._host = host
+        self._port = port
+        self._runner: web.AppRunner | None = None
+        self._shutdown_timeout = shutdown_timeout
+        self._bound_port: int | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. `http://127.0.0.1:41234`; only valid while started."""
+        if self._bound_port is None:
+            raise RuntimeError("the receiver is not started")
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{self._bound_port}"
+
+    @property
+    def publisher(self) -> Publisher:
+        return self.app[STATE].publisher
+
+    async def start(self) -> None:
+        if self._runner is not None:
+            return
+        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=self._shutdown_timeout)
+        await runner.setup()
+        self._runner = runner
+        try:
+            site = web.TCPSite(runner, self._host, self._port)
+            await site.start()
+        except BaseException:
+            await self.close()
+            raise
+        address = runner.addresses[0]
+        self._bound_port = int(address[1])
+
+    async def close(self) -> None:
+        """Stop accepting, finish in-flight work, close the producer; safe to repeat."""
+        runner, self._runner = self._runner, None
+        self._bound_port = None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> Receiver:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+async def run_receiver(config: GitopsConfig, *, host: str, port: int) -> None:
+    """Serve webhooks until SIGTERM/SIGINT, then shut down cleanly (the `gitops receiver` body)."""
+    configure_logging()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        async with Receiver(config, host=host, port=port) as receiver:
+            log.info("receiver listening", extra={"url": receiver.url})
+            await stop.wait()
+            log.info("receiver stopping")
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+    log.info("receiver stopped")
