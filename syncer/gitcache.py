@@ -160,6 +160,13 @@ class GitCache:
             self.max_file_bytes,
         )
 
+    async def commit_signature(self, url: str, commit: CommitSha) -> tuple[bytes | None, bytes]:
+        """(signature or None, signed payload) of a cached commit, for commit verification."""
+        mirror = self._mirror_for_url(url)
+        return await self._run(
+            mirror, f"reading commit {short(commit)}", mirror.commit_signature, commit
+        )
+
     async def is_ancestor(self, url: str, ancestor: CommitSha, descendant: CommitSha) -> bool:
         """Whether `ancestor` is in the history of `descendant`; deepens a shallow cache."""
         mirror = self._mirror_for_url(url)

@@ -294,6 +294,17 @@ class Mirror:
             reader = _TreeReader(repo, found.tree, commit, max_file_bytes)
             return reader.read(path)
 
+    def commit_signature(self, commit: str) -> tuple[bytes | None, bytes]:
+        """The commit's `gpgsig` signature (None when unsigned) and the bytes it signs."""
+        with self._open() as repo:
+            found = _commit_or_none(repo, _oid(commit))
+            if found is None:
+                raise PermanentGitError(
+                    f"commit {commit} is not in the cache of {self.display_url}; resolve it first"
+                )
+            signature: bytes | None = found.gpgsig
+            return signature, found.raw_without_sig()
+
 
 def _install_pack(repo: Repo, sink: BinaryIO, incoming: str) -> None:
     """Index the received pack once, check its trailer and move it into the object store."""
