@@ -34,6 +34,8 @@ class SyncError(Exception):
         super().__init__(message)
         self.message = message
         self.objects: list[ObjectError] = list(objects or [])
+        self.commit: str | None = None
+        """The commit being synced, once known (set by the worker for the report)."""
 
 
 class TransientSyncError(SyncError):

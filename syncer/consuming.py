@@ -1,0 +1,247 @@
+"""Consuming: sync requests from Kafka to per-app lanes, and offsets back, safely.
+
+* **At-least-once.** A request's offset is committed only after its outcome is
+  published. Apps sharing a partition finish out of order, so each partition tracks its
+  in-flight offsets and commits only up to the lowest one still running.
+* **One app at a time, newest wins.** Each app has a lane: requests queue there while the
+  app syncs; when the lane picks up work it takes everything queued, syncs the newest and
+  reports the older ones `skipped` ("superseded by newer request ..."). Every request
+  still gets exactly one outcome.
+* **Bounded.** At most `syncer.concurrency` apps sync at once.
+* **Rebalances.** When partitions are revoked, their lanes are cancelled and awaited
+  before the revoke completes (nothing is applied for them afterwards); an outcome already
+  being published is let finish and committed; everything else is left uncommitted for the
+  new owner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.structs import OffsetAndMetadata
+from pydantic import ValidationError
+
+from schemas.events import SyncRequested
+from syncer.reporting import Outcome
+
+log = logging.getLogger(__name__)
+
+Process = Callable[[SyncRequested], Awaitable[Outcome]]
+Publish = Callable[[Outcome], Awaitable[None]]
+
+
+class PartitionOffsets:
+    """In-flight offsets of one partition; the commit point is the lowest unfinished one."""
+
+    def __init__(self) -> None:
+        self._running: list[int] = []
+        self._finished: set[int] = set()
+        self._next = -1
+
+    def add(self, offset: int) -> None:
+        heapq.heappush(self._running, offset)
+        self._next = max(self._next, offset + 1)
+
+    def finish(self, offset: int) -> None:
+        self._finished.add(offset)
+        while self._running and self._running[0] in self._finished:
+            self._finished.discard(heapq.heappop(self._running))
+
+    def commit_point(self) -> int | None:
+        """The offset to commit (next to read), or None when nothing was seen."""
+        if self._running:
+            return self._running[0]
+        return self._next if self._next >= 0 else None
+
+
+@dataclass
+class _Item:
+    tp: TopicPartition
+    offset: int
+    request: SyncRequested
+
+
+@dataclass
+class _Lane:
+    app: str
+    queue: list[_Item] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+    publishing: asyncio.Task[None] | None = None
+    active: set[TopicPartition] = field(default_factory=set)
+    """Partitions of the batch being worked on."""
+
+
+class Dispatcher:
+    """Routes requests to app lanes and commits what is finished."""
+
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        *,
+        process: Process,
+        publish: Publish,
+        concurrency: int,
+        cluster_of: Callable[[str], str],
+    ) -> None:
+        self._consumer = consumer
+        self._process = process
+        self._publish = publish
+        self._cluster_of = cluster_of
+        self._slots = asyncio.Semaphore(concurrency)
+        self._lanes: dict[str, _Lane] = {}
+        self._offsets: dict[TopicPartition, PartitionOffsets] = {}
+        self._committed: dict[TopicPartition, int] = {}
+        self._closed = False
+
+    # ------------------------------------------------------------- intake
+    def submit(self, tp: TopicPartition, offset: int, value: bytes | None) -> None:
+        tracker = self._offsets.setdefault(tp, PartitionOffsets())
+        tracker.add(offset)
+        try:
+            request = SyncRequested.model_validate_json(value or b"")
+        except ValidationError as exc:
+            # Not ours to answer (no app to key an outcome by): log and move past it.
+            log.warning("ignoring malformed sync request at %s@%d: %s", tp, offset, exc)
+            tracker.finish(offset)
+            return
+        lane = self._lanes.setdefault(request.data.app, _Lane(request.data.app))
+        lane.queue.append(_Item(tp, offset, request))
+        if lane.task is None or lane.task.done():
+            self._start(lane)
+
+    def _start(self, lane: _Lane) -> None:
+        lane.task = asyncio.create_task(self._run(lane), name=f"syncer-lane-{lane.app}")
+        lane.task.add_done_callback(self._lane_done)
+
+    def _lane_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("lane task %s died", task.get_name(), exc_info=task.exception())
+
+    # ------------------------------------------------------------- lanes
+    async def _run(self, lane: _Lane) -> None:
+        while lane.queue:
+            batch, lane.queue = lane.queue, []
+            lane.active = {item.tp for item in batch}
+            newest, older = batch[-1], batch[:-1]
+            cluster = self._cluster_of(lane.app)
+            for item in older:
+                reason = f"superseded by newer request {newest.request.id}"
+                skipped = Outcome(item.request, "skipped", cluster, error=reason)
+                await self._finish(lane, item, skipped)
+            async with self._slots:
+                try:
+                    outcome = await self._process(newest.request)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # a bug must not stall the partition
+                    log.exception("sync of %s crashed", lane.app)
+                    outcome = Outcome(
+                        newest.request,
+                        "failed",
+                        cluster,
+                        error=f"internal error in the syncer: {type(exc).__name__}: {exc}",
+                    )
+            await self._finish(lane, newest, outcome)
+            lane.active = set()
+
+    async def _finish(self, lane: _Lane, item: _Item, outcome: Outcome) -> None:
+        """Publish and commit as one step a revoke waits for instead of cutting it short."""
+        lane.publishing = asyncio.create_task(self._publish_and_commit(item, outcome))
+        try:
+            await asyncio.shield(lane.publishing)
+        finally:
+            if lane.publishing.done():
+                lane.publishing = None
+
+    async def _publish_and_commit(self, item: _Item, outcome: Outcome) -> None:
+        await self._publish(outcome)
+        tracker = self._offsets.get(item.tp)
+        if tracker is None:
+            return  # revoked meanwhile: the new owner re-reads it
+        tracker.finish(item.offset)
+        await self._commit([item.tp])
+
+    async def _commit(self, tps: list[TopicPartition]) -> None:
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        for tp in tps:
+            tracker = self._offsets.get(tp)
+            point = tracker.commit_point() if tracker else None
+            if point is not None and point > self._committed.get(tp, -1):
+                offsets[tp] = OffsetAndMetadata(point, "")
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit(offsets)
+        except (CommitFailedError, KafkaError) as exc:
+            log.warning("offset commit failed (will be retried by later commits): %s", exc)
+            return
+        for tp, meta in offsets.items():
+            self._committed[tp] = max(self._committed.get(tp, -1), meta.offset)
+
+    # ------------------------------------------------------------- rebalance
+    async def revoke(self, tps: set[TopicPartition]) -> None:
+        """Stop all work of `tps`; commit what finished; forget their offsets."""
+        lanes = [
+            lane
+            for lane in self._lanes.values()
+            if any(item.tp in tps for item in lane.queue) or lane.active & tps
+        ]
+        for lane in lanes:
+            if lane.task is not None and not lane.task.done():
+                lane.task.cancel()
+        for lane in lanes:
+            if lane.task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await lane.task
+            if lane.publishing is not None:
+                with contextlib.suppress(Exception):
+                    await lane.publishing
+            lane.queue = [item for item in lane.queue if item.tp not in tps]
+            lane.publishing = None
+            lane.active = set()
+        await self._commit([tp for tp in tps if tp in self._offsets])
+        for tp in tps:
+            self._offsets.pop(tp, None)
+            self._committed.pop(tp, None)
+        for lane in lanes:
+            if lane.queue:  # requests of partitions we still own (unusual keying)
+                self._start(lane)
+            else:
+                self._lanes.pop(lane.app, None)
+
+    async def close(self) -> None:
+        """Cancel every lane (shutdown); publishes already under way finish. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        owned = set(self._offsets)
+        for lane in self._lanes.values():
+            owned |= lane.active | {item.tp for item in lane.queue}
+        await self.revoke(owned)
+
+    def busy(self) -> int:
+        return sum(1 for lane in self._lanes.values() if lane.task and not lane.task.done())
+
+
+class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Hands revoked partitions to the dispatcher before the group moves them."""
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self._dispatcher = dispatcher
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        if revoked:
+            log.info(
+                "partitions revoked: %s", sorted(f"{tp.topic}:{tp.partition}" for tp in revoked)
+            )
+            await self._dispatcher.revoke(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info("partitions assigned: %s", sorted(f"{tp.topic}:{tp.partition}" for tp in assigned))

@@ -1,0 +1,183 @@
+"""The syncer process: one composition root that builds every part and wires them.
+
+`Syncer` (an async context manager) owns the git cache, one API client per cluster,
+the Kafka producer and consumer, the worker and the dispatcher; `stop()` is safe to call
+twice and closes them in reverse order. `run_syncer` is the body of `gitops syncer`: it
+runs a `Syncer` until SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+from contextlib import AsyncExitStack
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from schemas import GitopsConfig, Topics
+from syncer.consuming import Dispatcher, Rebalance
+from syncer.gitcache import GitCache
+from syncer.inventory import InventoryStore
+from syncer.kube import Cluster
+from syncer.reconcile import Reconciler
+from syncer.reporting import Reporter
+from syncer.worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+def default_syncer_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Syncer:
+    """One member of the syncer consumer group, running in this event loop."""
+
+    def __init__(
+        self,
+        config: GitopsConfig,
+        *,
+        syncer_id: str | None = None,
+        group_id: str | None = None,
+        retry_max_delay: float = 30.0,
+    ) -> None:
+        self.config = config
+        self.syncer_id = syncer_id or default_syncer_id()
+        self.group_id = group_id or config.syncer.group_id
+        self.topics = Topics(config.kafka.topic_prefix)
+        self._retry_max_delay = retry_max_delay
+        self._cache_dir = Path(config.syncer.cache_dir).expanduser()
+        self._stack: AsyncExitStack | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._dispatcher: Dispatcher | None = None
+        self._loop_task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        if self._stack is not None:
+            return
+        stack = AsyncExitStack()
+        self._stack = stack
+        try:
+            await self._build(stack)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _build(self, stack: AsyncExitStack) -> None:
+        settings = self.config.syncer
+        git = await stack.enter_async_context(
+            GitCache(self._cache_dir, max_file_bytes=settings.max_file_bytes)
+        )
+        reconcilers: dict[str, Reconciler] = {}
+        for name, cluster_config in self.config.clusters.items():
+            cluster = await stack.enter_async_context(await Cluster.connect(name, cluster_config))
+            reconcilers[name] = Reconciler(
+                cluster, InventoryStore(cluster, settings.inventory_namespace)
+            )
+        kafka = self.config.kafka
+        producer = AIOKafkaProducer(**kafka.producer_options())
+        await producer.start()
+        stack.push_async_callback(producer.stop)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=kafka.bootstrap,
+            client_id=f"{kafka.client_id}-{self.syncer_id}",
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=int(settings.session_timeout.total_seconds() * 1000),
+            heartbeat_interval_ms=int(settings.heartbeat_interval.total_seconds() * 1000),
+            max_poll_interval_ms=300_000,
+        )
+        reporter = Reporter(producer, self.topics, source=f"/gitops/syncer/{self.syncer_id}")
+        worker = Worker(
+            config=self.config,
+            git=git,
+            reconcilers=reconcilers,
+            max_delay=self._retry_max_delay,
+        )
+        apps = self.config.apps
+        dispatcher = Dispatcher(
+            consumer,
+            process=worker.process,
+            publish=reporter.publish,
+            concurrency=settings.concurrency,
+            cluster_of=lambda app: apps[app].cluster if app in apps else "",
+        )
+        consumer.subscribe([self.topics.sync_requests], listener=Rebalance(dispatcher))
+        await consumer.start()
+        stack.push_async_callback(consumer.stop)
+        stack.push_async_callback(dispatcher.close)
+        self._consumer, self._dispatcher = consumer, dispatcher
+        self._loop_task = asyncio.create_task(self._poll(), name=f"syncer-poll-{self.syncer_id}")
+        log.info("syncer %s joined group %s", self.syncer_id, self.group_id)
+
+    async def _poll(self) -> None:
+        assert self._consumer is not None and self._dispatcher is not None  # noqa: S101
+        while not self._stopping.is_set():
+            batch = await self._consumer.getmany(timeout_ms=200)
+            for tp, records in batch.items():
+                for record in records:
+                    self._dispatcher.submit(tp, record.offset, record.value)
+
+    async def wait(self) -> None:
+        """Until the poll loop ends: `stop()` was called, or it failed (re-raised here)."""
+        if self._loop_task is not None:
+            await self._loop_task
+
+    async def stop(self) -> None:
+        """Leave the group cleanly and close everything; safe to call twice."""
+        self._stopping.set()
+        task, self._loop_task = self._loop_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+async def run_syncer(
+    config: GitopsConfig, *, syncer_id: str | None = None, group_id: str | None = None
+) -> None:
+    """Run one syncer until SIGTERM/SIGINT, then leave the group and close cleanly."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        async with Syncer(config, syncer_id=syncer_id, group_id=group_id) as syncer:
+            waiter = asyncio.create_task(stop.wait(), name="syncer-signal")
+            runner = asyncio.create_task(syncer.wait(), name="syncer-run")
+            done, pending = await asyncio.wait(
+                {waiter, runner}, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in pending:
+                task.cancel()
+            for task in done:
+                task.result()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)

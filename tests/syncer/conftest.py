@@ -1,0 +1,221 @@
+"""Syncer test bench: the emulator cluster, a config builder, and request/outcome helpers.
+
+Everything is real at the network boundary: Tansu (the `kafka` fixture), `git
+http-backend` (`working_copy`), and the Kubernetes API emulator serving on the test's
+own loop (so tests only await while it serves).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from kubernetes_asyncio.client import ApiClient, Configuration
+
+from devcluster import DevCluster
+from gitops.broker import EmbeddedBroker
+from gitops.topics import ensure_topics
+from schemas import GitopsConfig, Topics
+from schemas.events import (
+    SyncFailed,
+    SyncRequested,
+    SyncRequestedData,
+    SyncSkipped,
+    SyncSucceeded,
+    parse_event,
+)
+from schemas.types import AppName, CommitSha
+from tests.support.git import WorkingCopy
+from tests.support.kafka import read_topic
+
+Outcome = SyncSucceeded | SyncFailed | SyncSkipped
+_ids = itertools.count()
+
+
+@pytest.fixture
+async def cluster() -> AsyncIterator[DevCluster]:
+    async with DevCluster(ready_delay=0.2, bookmark_interval=0.3) as running:
+        yield running
+
+
+@pytest.fixture
+def kubeconfig(cluster: DevCluster, tmp_path: Path) -> Path:
+    return cluster.write_kubeconfig(tmp_path / "kubeconfig")
+
+
+@pytest.fixture
+async def k8s(cluster: DevCluster) -> AsyncIterator[K8s]:
+    async with ApiClient(Configuration(host=cluster.url)) as api:
+        yield K8s(api)
+
+
+class K8s:
+    """Raw reads of the emulator, as a user with kubectl would check."""
+
+    def __init__(self, api: ApiClient) -> None:
+        self.api = api
+
+    async def get(self, path: str) -> dict[str, Any] | None:
+        response = await self.api.call_api(
+            path, "GET", auth_settings=["BearerToken"], _preload_content=False
+        )
+        try:
+            if response.status == 404:
+                return None
+            assert response.status == 200, await response.text()
+            body: dict[str, Any] = await response.json()
+            return body
+        finally:
+            response.release()
+
+    async def names(self, path: str) -> list[str]:
+        listing = await self.get(path) or {}
+        return sorted(item["metadata"]["name"] for item in listing.get("items", []))
+
+
+@dataclass
+class Bench:
+    """One app's world: the config, its working copy, and Kafka helpers."""
+
+    config: GitopsConfig
+    repo: WorkingCopy
+    bootstrap: str
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.config.kafka.topic_prefix)
+
+    async def request(
+        self,
+        app: str = "web",
+        commit: str | None = None,
+        *,
+        before: str | None = None,
+        count: int = 1,
+    ) -> list[SyncRequested]:
+        """Publish sync requests (keyed by app) as the receiver would."""
+        producer = AIOKafkaProducer(**self.config.kafka.producer_options())
+        await producer.start()
+        sent = []
+        try:
+            for _ in range(count):
+                request = SyncRequested(
+                    source="/tests",
+                    subject=app,
+                    data=SyncRequestedData(
+                        app=AppName(app),
+                        repo_url=self.repo.remote_url,
+                        branch="main",
+                        commit=CommitSha(commit) if commit else None,
+                        before=CommitSha(before) if before else None,
+                        reason="manual",
+                    ),
+                )
+                await producer.send_and_wait(
+                    self.topics.sync_requests, request.to_bytes(), key=app.encode()
+                )
+                sent.append(request)
+        finally:
+            await producer.stop()
+        return sent
+
+    async def outcomes(self, expect: int, timeout: float = 40.0) -> list[Outcome]:
+        records = await read_topic(
+            self.bootstrap, self.topics.sync_events, expect=expect, timeout=timeout
+        )
+        events = [parse_event(r.value) for r in records]
+        found = [e for e in events if isinstance(e, SyncSucceeded | SyncFailed | SyncSkipped)]
+        assert len(found) >= expect, f"expected {expect} outcomes, got {found}"
+        return found
+
+    async def dead_letters(self, expect: int, timeout: float = 10.0) -> list[bytes]:
+        records = await read_topic(
+            self.bootstrap, self.topics.dead_letters, expect=expect, timeout=timeout
+        )
+        return [r.value for r in records]
+
+
+MakeBench = Callable[..., Any]
+
+
+@pytest.fixture
+async def bench(
+    kafka: EmbeddedBroker,
+    kubeconfig: Path,
+    working_copy: Callable[..., WorkingCopy],
+    group_id: str,
+    tmp_path: Path,
+) -> Callable[..., Any]:
+    """`await bench(apps={...}, syncer={...})`: topics created, a repository to push to."""
+
+    async def make(
+        apps: dict[str, dict[str, Any]] | None = None,
+        syncer: dict[str, Any] | None = None,
+    ) -> Bench:
+        repo = working_copy(f"platform{next(_ids)}")
+        raw = {
+            "kafka": {
+                "bootstrap": kafka.bootstrap,
+                "topic_prefix": "t",
+                "partitions": 4,
+                "idempotence": False,
+            },
+            "clusters": {"dev": {"kubeconfig": str(kubeconfig)}},
+            "repositories": {"platform": {"url": repo.remote_url}},
+            "apps": apps
+            or {
+                "web": {
+                    "repo": "platform",
+                    "path": "apps/web",
+                    "cluster": "dev",
+                    "namespace": "web",
+                }
+            },
+            "syncer": {
+                "cache_dir": str(tmp_path / "cache"),
+                "group_id": group_id,
+                "health_timeout": "5s",
+                "session_timeout": "6s",
+                "heartbeat_interval": "1s",
+                "max_attempts": 2,
+                **(syncer or {}),
+            },
+        }
+        config = GitopsConfig.model_validate(raw)
+        await ensure_topics(config.kafka)
+        return Bench(config, repo, kafka.bootstrap)
+
+    return make
+
+
+def configmap(name: str, namespace: str | None = None, **data: str) -> str:
+    ns = f"\n  namespace: {namespace}" if namespace else ""
+    lines = "".join(f"\n  {k}: {v!r}" for k, v in (data or {"k": "v"}).items())
+    return f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}{ns}\ndata:{lines}\n"
+
+
+def deployment(name: str, image: str = "nginx:1.27", replicas: int = 1) -> str:
+    return f"""apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+spec:
+  replicas: {replicas}
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      containers:
+        - name: main
+          image: {image}
+"""
+
+
+NAMESPACE_WEB = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: web\n"
