@@ -11,6 +11,7 @@ import json
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -60,7 +61,7 @@ def _final_stage() -> list[Instruction]:
     return [i for i in instructions if i.stage == last]
 
 
-def _pyproject() -> dict[str, object]:
+def _pyproject() -> dict[str, Any]:
     return tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
 
 
@@ -71,10 +72,10 @@ def _one(keyword: str) -> Instruction:
 
 
 def test_entrypoint_is_the_gitops_console_script() -> None:
-    scripts = _pyproject()["project"]["scripts"]  # type: ignore[index]
+    scripts = _pyproject()["project"]["scripts"]
 
     assert _one("ENTRYPOINT").exec_form() == ["gitops"]
-    assert scripts["gitops"] == "gitops.cli:main"  # type: ignore[index]
+    assert scripts["gitops"] == "gitops.cli:main"
 
 
 def test_default_command_starts_the_receiver() -> None:
@@ -119,7 +120,7 @@ def _copy_sources() -> set[str]:
 
 
 def test_image_installs_every_package_of_the_distribution() -> None:
-    find = _pyproject()["tool"]["setuptools"]["packages"]["find"]  # type: ignore[index]
+    find = _pyproject()["tool"]["setuptools"]["packages"]["find"]
     packages = {pattern.rstrip("*") for pattern in find["include"]}
 
     assert packages <= _copy_sources()
