@@ -98,7 +98,7 @@ def _target(side: object, where: str) -> CommitSha | None:
     if side is None:
         return None
     target = require_map(require_map(side, where).get("target"), f"{where}.target")
-    return sha_or_none(target.get("hash"))
+    return sha_or_none(target.get("hash"), f"{where}.target.hash")
 
 
 def _repository_urls(repository: Mapping[str, object]) -> tuple[str, ...]:

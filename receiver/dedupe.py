@@ -55,6 +55,7 @@ class DeliveryLedger(Generic[T]):
         task = self._in_flight.get(key)
         if task is None:
             task = asyncio.create_task(self._run(key, publish), name=f"publish {key}")
+            task.add_done_callback(_retrieve)
             self._in_flight[key] = task
         async with asyncio.timeout(timeout):
             return await asyncio.shield(task)
@@ -91,3 +92,9 @@ class DeliveryLedger(Generic[T]):
             if expires > now:
                 break
             del self._done[key]
+
+
+def _retrieve(task: asyncio.Task[T]) -> None:
+    """Failures reach the waiting requests; one nobody waits for any more is not an error."""
+    if not task.cancelled():
+        task.exception()

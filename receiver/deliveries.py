@@ -118,6 +118,7 @@ class DeliveryHandler:
                 key, lambda: self._publish(delivery, plan), timeout=self._publish_timeout
             )
         except (PublishError, TimeoutError) as exc:
+            self._publisher.mark_unresponsive()
             log.warning(
                 "publish failed; answering 503",
                 extra={"delivery": delivery, "provider": provider.name, "error": str(exc)},
@@ -149,8 +150,9 @@ class DeliveryHandler:
                 # Signed with another repository's secret: not good enough for this one.
                 self._metrics.signature_failures.labels(provider.name).inc()
                 return Answer(401, {"error": "unauthorized"}, "unauthorized")
-            if push.branch is not None and not self._registry.following(push, repositories):
-                plan.unfollowed.append(push.branch)
+            updates_branch = push.branch is not None and not push.deleted
+            if updates_branch and not self._registry.following(push, repositories):
+                plan.unfollowed.append(push.ref.removeprefix("refs/heads/"))
             else:
                 plan.other = True
             requests = self._registry.needing_sync(push, repositories)

@@ -61,8 +61,8 @@ class GitHub:
 def parse_push(body: Mapping[str, object]) -> Push:
     """A GitHub-shaped push payload (Gitea and Forgejo send the same shape)."""
     repository = require_map(body.get("repository"), "repository")
-    before = sha_or_none(body.get("before"))
-    after = sha_or_none(body.get("after"))
+    before = sha_or_none(body.get("before"), "before")
+    after = sha_or_none(body.get("after"), "after")
     ref = require_str(body, "ref")
     created = _flag(body, "created", default=before is None)
     deleted = _flag(body, "deleted", default=after is None)

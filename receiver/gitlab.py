@@ -74,8 +74,8 @@ class GitLab:
 
 
 def _parse_push(body: Mapping[str, object]) -> Push:
-    before = sha_or_none(body.get("before"))
-    after = sha_or_none(body.get("after"))
+    before = sha_or_none(body.get("before"), "before")
+    after = sha_or_none(body.get("after"), "after")
     ref = require_str(body, "ref")
     urls: tuple[str, ...] = ()
     for section, fields in (("project", _PROJECT_URLS), ("repository", _REPOSITORY_URLS)):

@@ -56,8 +56,22 @@ class Producer(Protocol):
 ProducerFactory = Callable[[KafkaSettings], Producer]
 
 
+PRODUCER_PATIENCE = 6
+"""How many answer timeouts the producer itself keeps waiting for an acknowledgement."""
+
+
 def default_producer(settings: KafkaSettings) -> Producer:
-    producer: Producer = AIOKafkaProducer(**settings.producer_options())
+    """An aiokafka producer with `producer_options()`, but more patient than the HTTP answer.
+
+    The sender is answered 503 after `kafka.request_timeout`; the produce request may still
+    be sitting in a stalled broker's socket and be written when it recovers. If the
+    producer gave up at the same moment, the host's retry would publish a second copy.
+    Waiting longer lets that first attempt complete and be recorded, so the retry finds it.
+    """
+    options = settings.producer_options()
+    answer_ms = int(settings.request_timeout.total_seconds() * 1000)
+    options["request_timeout_ms"] = max(30_000, PRODUCER_PATIENCE * answer_ms)
+    producer: Producer = AIOKafkaProducer(**options)
     return producer
 
 
@@ -111,6 +125,10 @@ class Publisher:
             self._ready = False
             raise PublishError(f"the broker did not acknowledge: {type(exc).__name__}") from exc
         self._ready = True
+
+    def mark_unresponsive(self) -> None:
+        """A publish was not acknowledged in time: stop reporting ready until the probe passes."""
+        self._ready = False
 
     async def close(self) -> None:
         """Stop probing and flush/stop the producer; safe to call more than once."""

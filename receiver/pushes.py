@@ -76,12 +76,14 @@ class WebhookProvider(Protocol):
         """Turn a decoded JSON payload into its ref updates, or explain why it is ignored."""
 
 
-def sha_or_none(value: object) -> CommitSha | None:
+def sha_or_none(value: object, where: str) -> CommitSha | None:
     """A 40-hex commit id; the all-zero id, which means "no commit", becomes None."""
     if value is None:
         return None
     if not isinstance(value, str) or not _is_sha(value):
-        raise MalformedPayload(f"expected a 40-character hex commit id, got {_show(value)}")
+        raise MalformedPayload(
+            f"field '{where}' must be a 40-character hex commit id, got {_show(value)}"
+        )
     return None if value == ZERO_SHA else CommitSha(value.lower())
 
 

@@ -25,7 +25,9 @@ def hex_hmac(secret: str, body: bytes) -> str:
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def github(body: bytes, secret: str, event: str = "push", delivery: str | None = None) -> dict[str, str]:
+def github(
+    body: bytes, secret: str, event: str = "push", delivery: str | None = None
+) -> dict[str, str]:
     return {
         "Content-Type": "application/json",
         "User-Agent": "GitHub-Hookshot/044aadd",
@@ -73,7 +75,11 @@ def gitlab_signed(
 
 
 def gitea(
-    body: bytes, secret: str, event: str = "push", delivery: str | None = None, forgejo: bool = False
+    body: bytes,
+    secret: str,
+    event: str = "push",
+    delivery: str | None = None,
+    forgejo: bool = False,
 ) -> dict[str, str]:
     key = delivery or str(uuid.uuid4())
     signature = hex_hmac(secret, body)
