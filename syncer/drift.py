@@ -35,7 +35,7 @@ from typing import Any, Protocol
 
 import yaml
 
-from schemas import AppConfig, GitopsConfig, Topics
+from schemas import AppConfig, GitopsConfig, RepositoryConfig, Topics
 from schemas.events import (
     DriftDetected,
     DriftDetectedData,
@@ -45,9 +45,10 @@ from schemas.events import (
 )
 from schemas.types import AppName, CommitSha
 from syncer.errors import SyncError
+from syncer.giterrors import GitError
 from syncer.inventory import Inventory, InventoryStore
 from syncer.kube import Cluster
-from syncer.manifests import Manifest
+from syncer.manifests import Manifest, render
 from syncer.planning import Planned, plan
 from syncer.reconcile import fingerprint
 
@@ -242,6 +243,11 @@ def _label(obj: DriftedObject) -> str:
     return f"{obj.kind}/{where}{obj.name}"
 
 
+def _identity(obj: DriftedObject) -> tuple[str, ...]:
+    """What makes two reports the same: the object, its state and its drifted fields."""
+    return (obj.api_version, obj.kind, obj.namespace or "", obj.name, obj.state, *obj.fields)
+
+
 def _object_rules(body: JsonObj) -> tuple[bool, IgnoreRules]:
     annotations = (body.get("metadata") or {}).get("annotations") or {}
     disabled = str(annotations.get(DRIFT_ANNOTATION, "")).strip().lower() == "disabled"
@@ -316,6 +322,37 @@ DesiredState = Callable[[str, AppConfig, CommitSha], Awaitable[list[Manifest]]]
 """(app name, app, commit) → the app's manifests at that commit, rendered."""
 
 
+class GitFiles(Protocol):
+    """What reading a commit needs from the git cache (`syncer.gitcache.GitCache`)."""
+
+    async def resolve(
+        self, repo: RepositoryConfig, branch: str, commit: CommitSha | None = None
+    ) -> CommitSha: ...
+
+    async def read_files(self, url: str, commit: CommitSha, path: str) -> dict[str, bytes]: ...
+
+
+def desired_from_git(config: GitopsConfig, git: GitFiles) -> DesiredState:
+    """Desired state read as the worker reads it: the commit's files under the app path.
+
+    `resolve` costs no network call when the commit is cached (it is, on the syncer that
+    applied it); a new owner after a rebalance fetches it once.
+    """
+
+    async def desired(app_name: str, app: AppConfig, commit: CommitSha) -> list[Manifest]:
+        repo = config.repositories[app.repo]
+        try:
+            await git.resolve(repo, app.branch, commit)
+            files = await git.read_files(repo.url, commit, app.path)
+        except GitError as exc:
+            raise DriftCheckError(
+                f"app {app_name}: cannot read commit {commit[:12]}: {exc}"
+            ) from exc
+        return await asyncio.to_thread(render, files)
+
+    return desired
+
+
 class Producer(Protocol):
     """What we need of an aiokafka producer."""
 
@@ -355,7 +392,7 @@ class DriftChecker:
             name: InventoryStore(cluster, config.syncer.inventory_namespace)
             for name, cluster in clusters.items()
         }
-        self._last_report: dict[str, tuple[CommitSha | None, frozenset[DriftedObject]]] = {}
+        self._last_report: dict[str, tuple[CommitSha | None, frozenset[tuple[str, ...]]]] = {}
 
     def forget(self, app: str) -> None:
         """Drop the memory of the last report (the app moved to another owner)."""
@@ -375,7 +412,7 @@ class DriftChecker:
             result.drifted = await detect(cluster, app, manifests, inventory)
         except SyncError as exc:
             raise DriftCheckError(f"app {app_name}: drift check failed: {exc.message}") from exc
-        signature = (inventory.commit, frozenset(d.summary for d in result.drifted))
+        signature = (inventory.commit, frozenset(_identity(d.summary) for d in result.drifted))
         if not result.drifted:
             self._last_report.pop(app_name, None)
             return result

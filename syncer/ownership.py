@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from typing import Any
 
 from aiokafka.partitioner import murmur2
 
@@ -55,6 +56,18 @@ class Ownership:
     def assigned(self, partitions: Iterable[int], total: int) -> None:
         """The whole new assignment of `topic` (aiokafka's eager protocol hands over all)."""
         self._set(frozenset(partitions), total)
+
+    def assigned_from(self, assignment: Iterable[Any], consumer: Any) -> None:
+        """Take the new assignment from an aiokafka rebalance listener's `assigned` set.
+
+        Only the assignment is followed, not revocations: with aiokafka's eager protocol a
+        revoke of everything precedes every assignment, and clearing in between would
+        restart the schedules of partitions we keep.
+        """
+        partitions = {tp.partition for tp in assignment if tp.topic == self.topic}
+        known = consumer.partitions_for_topic(self.topic) or ()
+        total = max(len(known), max(partitions, default=-1) + 1)
+        self.assigned(partitions, total)
 
     def revoked(self) -> None:
         """Everything is taken away until the next assignment (start of a rebalance)."""
