@@ -229,12 +229,23 @@ class Dispatcher:
     def busy(self) -> int:
         return sum(1 for lane in self._lanes.values() if lane.task and not lane.task.done())
 
+    def syncing(self, app: str) -> bool:
+        """Whether `app` has a sync running or queued (drift checks skip it meanwhile)."""
+        lane = self._lanes.get(app)
+        return lane is not None and lane.task is not None and not lane.task.done()
+
 
 class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     """Hands revoked partitions to the dispatcher before the group moves them."""
 
-    def __init__(self, dispatcher: Dispatcher) -> None:
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        *,
+        on_assigned: Callable[[set[TopicPartition]], None] | None = None,
+    ) -> None:
         self._dispatcher = dispatcher
+        self._on_assigned = on_assigned
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         if revoked:
@@ -245,3 +256,5 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         log.info("partitions assigned: %s", sorted(f"{tp.topic}:{tp.partition}" for tp in assigned))
+        if self._on_assigned is not None:
+            self._on_assigned(set(assigned))  # periodic checks follow the partitions

@@ -4,6 +4,10 @@
 the Kafka producer and consumer, the worker and the dispatcher; `stop()` is safe to call
 twice and closes them in reverse order. `run_syncer` is the body of `gitops syncer`: it
 runs a `Syncer` until SIGTERM/SIGINT.
+
+Periodic checks (branch-head polls and drift, `syncer.polling`) run when
+`periodic_checks=True`, as `run_syncer` sets: tests and embedders that drive requests
+themselves get exactly the outcomes of the requests they publish.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from syncer.consuming import Dispatcher, Rebalance
 from syncer.gitcache import GitCache
 from syncer.inventory import InventoryStore
 from syncer.kube import Cluster
+from syncer.ownership import Ownership
+from syncer.polling import Poller, build_poller
 from syncer.reconcile import Reconciler
 from syncer.reporting import Reporter
 from syncer.worker import Worker
@@ -47,6 +53,7 @@ class Syncer:
         syncer_id: str | None = None,
         group_id: str | None = None,
         retry_max_delay: float = 30.0,
+        periodic_checks: bool = False,
     ) -> None:
         self.config = config
         self.syncer_id = syncer_id or default_syncer_id()
@@ -59,6 +66,10 @@ class Syncer:
         self._dispatcher: Dispatcher | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self._periodic_checks = periodic_checks
+        self.poller: Poller | None = None
+        """Branch-head polls and drift checks of what this member owns (built by `start()`,
+        running only with `periodic_checks`)."""
 
     async def start(self) -> None:
         if self._stack is not None:
@@ -111,10 +122,25 @@ class Syncer:
             concurrency=settings.concurrency,
             cluster_of=lambda app: apps[app].cluster if app in apps else "",
         )
-        consumer.subscribe([self.topics.sync_requests], listener=Rebalance(dispatcher))
+        ownership = Ownership(self.topics.sync_requests)
+        listener = Rebalance(
+            dispatcher, on_assigned=lambda tps: ownership.assigned_from(tps, consumer)
+        )
+        consumer.subscribe([self.topics.sync_requests], listener=listener)
         await consumer.start()
         stack.push_async_callback(consumer.stop)
         stack.push_async_callback(dispatcher.close)
+        self.poller = build_poller(
+            config=self.config,
+            git=git,
+            clusters={name: r.cluster for name, r in reconcilers.items()},
+            producer=producer,
+            ownership=ownership,
+            source=f"/gitops/syncer/{self.syncer_id}",
+            busy=dispatcher.syncing,
+        )
+        if self._periodic_checks:
+            await stack.enter_async_context(self.poller)
         self._consumer, self._dispatcher = consumer, dispatcher
         self._loop_task = asyncio.create_task(self._poll(), name=f"syncer-poll-{self.syncer_id}")
         log.info("syncer %s joined group %s", self.syncer_id, self.group_id)
@@ -167,7 +193,9 @@ async def run_syncer(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     try:
-        async with Syncer(config, syncer_id=syncer_id, group_id=group_id) as syncer:
+        async with Syncer(
+            config, syncer_id=syncer_id, group_id=group_id, periodic_checks=True
+        ) as syncer:
             waiter = asyncio.create_task(stop.wait(), name="syncer-signal")
             runner = asyncio.create_task(syncer.wait(), name="syncer-run")
             done, pending = await asyncio.wait(
