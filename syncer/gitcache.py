@@ -108,6 +108,8 @@ class GitCache:
         if executor is not None:
             # A running dulwich call cannot be interrupted; wait for it off the loop.
             await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
+        for mirror in self._mirrors.values():
+            mirror.close()
 
     def remote_calls(self) -> int:
         """Network round trips started so far (ref listings and fetches), for tests."""

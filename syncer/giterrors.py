@@ -48,6 +48,14 @@ class FileTooLargeError(PermanentGitError):
     """A file under the app path is larger than the cache's `max_file_bytes`."""
 
 
+class HttpStatusError(Exception):
+    """The git host answered a request with a status other than 200 (raised by our client)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+
+
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
 _HTTP_STATUS = re.compile(r"unexpected http resp (?P<status>\d{3})")
 
@@ -123,6 +131,20 @@ def translate(
         return PermanentGitError(
             f"{where}: no git repository there (404 or missing path); check the repository URL"
         )
+    if isinstance(exc, HttpStatusError):
+        status = exc.status
+        if status == 404:
+            return PermanentGitError(
+                f"{where}: no git repository there (404); check the repository URL"
+            )
+        if status in {401, 403, 407}:
+            return PermanentGitError(
+                f"{where}: the server refused the credentials ({status}); check the "
+                "repository's auth token and username, and that it may read this repository"
+            )
+        if status in {408, 429} or status >= 500:
+            return TransientGitError(f"{where}: the server answered {status}; will retry")
+        return PermanentGitError(f"{where}: the server answered {status}")
     if isinstance(exc, InvalidWants):
         return PermanentGitError(f"{where}: the server does not offer the requested commits")
     if isinstance(exc, GitProtocolError) and not isinstance(exc, HangupException):

@@ -20,12 +20,18 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
+from urllib.parse import urlparse
 
-from dulwich.client import GitClient, default_urllib3_manager, get_transport_and_path
+from dulwich.client import (
+    GitClient,
+    Urllib3HttpGitClient,
+    default_urllib3_manager,
+    get_transport_and_path,
+)
 from dulwich.diff_tree import tree_changes
 from dulwich.errors import ChecksumMismatch
 from dulwich.objects import S_ISGITLINK, Blob, Commit, ObjectID, Tree
@@ -34,9 +40,16 @@ from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from schemas.types import CommitSha
-from syncer.giterrors import FileTooLargeError, PermanentGitError, UnsafePathError, safe_url
+from syncer.giterrors import (
+    FileTooLargeError,
+    HttpStatusError,
+    PermanentGitError,
+    UnsafePathError,
+    safe_url,
+)
 
 if TYPE_CHECKING:
+    import urllib3
     from dulwich.client import DetermineWantsFunc
 
 INFINITE_DEPTH = 0x7FFFFFFF
@@ -88,18 +101,21 @@ class Mirror:
     def _transport(self) -> tuple[GitClient, str]:
         """Build the dulwich client once; it keeps the HTTP connection pool between calls."""
         if self._client is None:
-            options: dict[str, Any] = {}
             if self.url.startswith(("http://", "https://")):
-                options["pool_manager"] = default_urllib3_manager(
-                    None, base_url=self.url, timeout=self.timeout
+                parsed = urlparse(self.url)
+                client = _HttpClient.from_parsedurl(
+                    parsed,
+                    username=self.credentials.username if self.credentials else None,
+                    password=self.credentials.password if self.credentials else None,
+                    pool_manager=cast(
+                        "urllib3.PoolManager",
+                        default_urllib3_manager(None, base_url=self.url, timeout=self.timeout),
+                    ),
                 )
-                if self.credentials is not None:
-                    options["username"] = self.credentials.username
-                    options["password"] = self.credentials.password
-            location = self.url
-            if location.startswith("file://"):
-                location = location[len("file://") :]
-            self._client = get_transport_and_path(location, **options)
+                self._client = (client, parsed.path)
+            else:
+                location = self.url.removeprefix("file://")
+                self._client = get_transport_and_path(location)
         return self._client
 
     @contextlib.contextmanager
@@ -125,8 +141,15 @@ class Mirror:
             _remove_tree(staging)  # another process won the race; its repository is as good
 
     def reset_transport(self) -> None:
-        """Forget the client, e.g. after the credentials changed; the next call builds one."""
-        self._client = None
+        """Drop the client and its connections, e.g. after the credentials changed."""
+        client, self._client = self._client, None
+        if client is not None:
+            pool = getattr(client[0], "pool_manager", None)
+            if pool is not None:
+                pool.clear()  # closes the pooled sockets now rather than at garbage collection
+
+    def close(self) -> None:
+        self.reset_transport()
 
     def exists(self) -> bool:
         return (self.path / "HEAD").exists()
@@ -304,6 +327,29 @@ class Mirror:
                 )
             signature: bytes | None = found.gpgsig
             return signature, found.raw_without_sig()
+
+
+class _HttpClient(Urllib3HttpGitClient):
+    """dulwich's HTTP client, but an error status releases its connection before raising.
+
+    dulwich raises on 404/401/5xx while the response still holds a pooled socket, which
+    then leaks until garbage collection. Raising `HttpStatusError` also hands the status
+    to `giterrors.translate` as a number rather than as text to parse.
+    """
+
+    def _http_request(
+        self,
+        url: str,
+        headers: dict[str, str] | None = None,
+        data: bytes | Iterator[bytes] | None = None,
+        raise_for_status: bool = True,
+    ) -> tuple[Any, Callable[[int], bytes]]:
+        response, read = super()._http_request(url, headers, data, raise_for_status=False)
+        if raise_for_status and response.status != 200:
+            status = int(response.status)
+            response.close()
+            raise HttpStatusError(status)
+        return response, read
 
 
 def _install_pack(repo: Repo, sink: BinaryIO, incoming: str) -> None:
