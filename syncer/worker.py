@@ -10,9 +10,11 @@ once. Errors from the git cache are converted here, the only place that sees the
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Protocol
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
@@ -25,6 +27,8 @@ from syncer.giterrors import GitError, TransientGitError
 from syncer.manifests import render
 from syncer.reconcile import ReconcileOptions, Reconciler
 from syncer.reporting import Outcome
+from syncer.sources import Renderer, detect_source
+from syncer.verification import CommitVerifier, SignedCommit
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,8 @@ class GitSource(Protocol):
     async def changed_paths(
         self, url: str, before: CommitSha, after: CommitSha
     ) -> list[str] | None: ...
+
+    async def commit_signature(self, url: str, commit: CommitSha) -> tuple[bytes | None, bytes]: ...
 
 
 class _Skip(Exception):
@@ -68,11 +74,16 @@ class Worker:
         git: GitSource,
         reconcilers: Mapping[str, Reconciler],
         max_delay: float = 30.0,
+        renderer: Renderer | None = None,
+        verifier: CommitVerifier | None = None,
     ) -> None:
         self._config = config
         self._git = git
         self._reconcilers = reconcilers
         self._max_delay = max_delay
+        work = Path(config.syncer.cache_dir).expanduser()
+        self._renderer = renderer or Renderer(work / "snapshots")
+        self._verifier = verifier or CommitVerifier(work / "verify")
 
     async def process(self, request: SyncRequested) -> Outcome:
         started = time.monotonic()
@@ -129,14 +140,23 @@ class Worker:
             raise PermanentSyncError(f"app {name!r} refers to unknown {missing}")
         try:
             commit = await self._git.resolve(repo, app.branch, request.data.commit)
+            await self._verify(app.repo, repo, commit)
             await self._check_skips(request, app, repo.url, commit, reconciler)
             files = await self._git.read_files(repo.url, commit, app.path)
+            # Kustomize and Helm apps become YAML here; plain directories pass unchanged.
+            tree = functools.partial(self._git.read_files, repo.url, commit, ".")
+            files = await self._renderer.render(
+                app, files, commit=commit, app_name=name, read_tree=tree
+            )
         except _Skip as skip:
             return Outcome(request, "skipped", app.cluster, commit=skip.commit, error=skip.reason)
         except TransientGitError as exc:
             raise TransientSyncError(str(exc), delay=1.0) from exc
         except GitError as exc:
             raise PermanentSyncError(str(exc)) from exc
+        except SyncError as exc:
+            exc.commit = commit
+            raise
         try:
             manifests = await asyncio.to_thread(render, files)
         except SyncError as exc:
@@ -177,9 +197,29 @@ class Worker:
         before = request.data.before
         if before is not None and before == applied:
             changed = await self._git.changed_paths(url, before, commit)
-            if changed is not None and not any(under(p, app.path) for p in changed):
+            if (
+                changed is not None
+                and not any(under(p, app.path) for p in changed)
+                and await self._is_directory_app(app, url, commit)
+            ):
                 await reconciler.mark_commit(request.data.app, commit)
                 raise _Skip(f"no change under {app.path}", commit)
+
+    async def _verify(self, repo_name: str, repo: RepositoryConfig, commit: CommitSha) -> None:
+        """Refuse commits not signed by the repository's allowed keys (when it has `verify`)."""
+        if repo.verify is None:
+            return
+        signature, payload = await self._git.commit_signature(repo.url, commit)
+        signer = await self._verifier.verify(
+            repo.verify, commit, SignedCommit(signature, payload), repository=repo_name
+        )
+        log.info("commit %s of %s is signed by %s", commit[:12], repo_name, signer)
+
+    async def _is_directory_app(self, app: AppConfig, url: str, commit: CommitSha) -> bool:
+        """Only a plain directory depends on nothing outside its path (an overlay's base
+        or a chart's value file may live anywhere in the repository)."""
+        files = await self._git.read_files(url, commit, app.path)
+        return detect_source(app, files.keys()) == "directory"
 
 
 def _failed(error: ObjectError) -> ObjectResult:
