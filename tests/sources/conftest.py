@@ -56,3 +56,7 @@ def by_identity(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         items,
         key=lambda o: (o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]),
     )
+
+
+# The syncer bench (emulator cluster, broker-backed config builder) for end-to-end tests.
+from tests.syncer.conftest import bench, cluster, k8s, kubeconfig  # noqa: E402, F401
