@@ -22,6 +22,7 @@ from tests.sources.test_verification import FILES, ssh_key, ssh_signed_commit
 from tests.syncer.conftest import K8s
 
 MakeBench = Callable[..., Any]
+BASE_WITH_NAMESPACE = "resources: [deployment.yaml, service.yaml, ns.yaml]\n"
 NAMESPACE = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {}\n"
 
 
@@ -149,3 +150,33 @@ async def test_with_verification_only_the_commit_signed_by_an_allowed_key_is_app
     assert accepted.data.commit == signed
     assert await k8s.get("/api/v1/namespaces/web/configmaps/c") is not None
     assert await k8s.get("/api/v1/namespaces/web/configmaps/c2") is not None
+
+
+async def test_a_push_that_changes_only_the_base_resyncs_the_overlay(
+    bench: MakeBench, k8s: K8s
+) -> None:
+    b = await bench(apps={"web": app("apps/web/overlays/prod", "web-prod")})
+    first = b.repo.commit_and_push(
+        {
+            **BASE,
+            "apps/web/base/kustomization.yaml": BASE_WITH_NAMESPACE,
+            "apps/web/base/ns.yaml": NAMESPACE.format("web-prod"),
+        }
+    )
+    two_ports = "    - {port: 80, name: http}\n    - {port: 8080, name: alt}\n"
+    service = BASE["apps/web/base/service.yaml"].replace("    - port: 80\n", two_ports)
+
+    async with Syncer(b.config, syncer_id="s1"):
+        await b.request("web", first)
+        await b.outcomes(1)
+        second = b.repo.commit_and_push({"apps/web/base/service.yaml": service})
+        await b.request("web", second, before=first)
+        _, event = await b.outcomes(2)
+
+    assert isinstance(event, SyncSucceeded), event
+    assert event.data.commit == second
+    assert {f"{o.kind}/{o.name}": o.action for o in event.data.objects}["Service/prod-web"] == (
+        "configured"
+    )
+    live_service = live(await k8s.get("/api/v1/namespaces/web-prod/services/prod-web"))
+    assert [p["port"] for p in live_service["spec"]["ports"]] == [80, 8080]
