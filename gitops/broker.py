@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -103,6 +104,16 @@ class EmbeddedBroker:
         await self._wait_ready(timeout)
 
     async def _wait_ready(self, timeout: float) -> None:
+        # Refused connections are expected while the broker starts; keep them out of the logs.
+        client_log = logging.getLogger("aiokafka")
+        level = client_log.level
+        client_log.setLevel(logging.CRITICAL)
+        try:
+            await self._poll_ready(timeout)
+        finally:
+            client_log.setLevel(level)
+
+    async def _poll_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         last: Exception | None = None
         while time.monotonic() < deadline:

@@ -21,7 +21,6 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 import aiohttp
-from aiokafka import AIOKafkaProducer
 
 from gitops.broker import EmbeddedBroker, free_port
 from gitops.demo import DemoState, seed_repository
@@ -30,10 +29,8 @@ from gitops.gitserver import GitHttpServer
 from gitops.processes import ChildProcess
 from gitops.reading import read_events
 from gitops.topics import ensure_topics
-from schemas import GitopsConfig, SyncRequested, Topics, load_config
-from schemas.events import SyncRequestedData
+from schemas import Topics, load_config
 from schemas.loading import BOOTSTRAP_ENV
-from schemas.types import AppName
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -209,29 +206,5 @@ async def _up(stack: AsyncExitStack, workdir: Path, config_path: str | None, syn
     _say(f"logs             {workdir / 'logs'}")
     _say()
     _say("live sync events (Ctrl-C stops everything):")
-    await _request_initial_syncs(config, topics)
     async for event in read_events(bootstrap, [topics.sync_events], follow=True):
         _say(format_event(event))
-
-
-async def _request_initial_syncs(config: GitopsConfig, topics: Topics) -> None:
-    """Sync every app once at start, so the stream shows the cluster reaching Git."""
-    producer = AIOKafkaProducer(**config.kafka.producer_options())
-    await producer.start()
-    try:
-        for name, app in config.apps.items():
-            request = SyncRequested(
-                source="/gitops/up",
-                subject=name,
-                data=SyncRequestedData(
-                    app=AppName(name),
-                    repo_url=config.repositories[app.repo].url,
-                    branch=app.branch,
-                    reason="manual",
-                ),
-            )
-            await producer.send_and_wait(
-                topics.sync_requests, request.to_bytes(), key=name.encode()
-            )
-    finally:
-        await producer.stop()
