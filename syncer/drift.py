@@ -27,10 +27,12 @@ from __future__ import annotations
 import asyncio
 import copy
 import difflib
+import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
@@ -51,6 +53,7 @@ from syncer.kube import Cluster
 from syncer.manifests import Manifest, render
 from syncer.planning import Planned, plan
 from syncer.reconcile import fingerprint
+from syncer.sources import Renderer
 
 JsonObj = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -332,18 +335,27 @@ class GitFiles(Protocol):
     async def read_files(self, url: str, commit: CommitSha, path: str) -> dict[str, bytes]: ...
 
 
-def desired_from_git(config: GitopsConfig, git: GitFiles) -> DesiredState:
+def desired_from_git(
+    config: GitopsConfig, git: GitFiles, *, renderer: Renderer | None = None
+) -> DesiredState:
     """Desired state read as the worker reads it: the commit's files under the app path.
 
     `resolve` costs no network call when the commit is cached (it is, on the syncer that
     applied it); a new owner after a rebalance fetches it once.
     """
 
+    sources = renderer or Renderer(Path(config.syncer.cache_dir).expanduser() / "snapshots")
+
     async def desired(app_name: str, app: AppConfig, commit: CommitSha) -> list[Manifest]:
         repo = config.repositories[app.repo]
         try:
             await git.resolve(repo, app.branch, commit)
             files = await git.read_files(repo.url, commit, app.path)
+            # The same (cached) render the worker applied: kustomize/helm apps diff as YAML.
+            tree = functools.partial(git.read_files, repo.url, commit, ".")
+            files = await sources.render(
+                app, files, commit=commit, app_name=app_name, read_tree=tree
+            )
         except GitError as exc:
             raise DriftCheckError(
                 f"app {app_name}: cannot read commit {commit[:12]}: {exc}"

@@ -43,6 +43,7 @@ from syncer.drift import DriftChecker, DriftCheckError, GitFiles, Producer, desi
 from syncer.inventory import InventoryStore
 from syncer.kube import Cluster
 from syncer.ownership import Ownership
+from syncer.sources import Renderer
 
 log = logging.getLogger(__name__)
 
@@ -324,12 +325,13 @@ def build_poller(
     ownership: Ownership,
     source: str,
     busy: Callable[[str], bool] = lambda app: False,
+    renderer: Renderer | None = None,
 ) -> Poller:
     """The poller of one syncer process, wired the way the composition root needs it."""
     drift = DriftChecker(
         config=config,
         clusters=clusters,
-        desired=desired_from_git(config, git),
+        desired=desired_from_git(config, git, renderer=renderer),
         producer=producer,
         source=source,
     )

@@ -34,6 +34,7 @@ from syncer.ownership import Ownership
 from syncer.polling import Poller, build_poller
 from syncer.reconcile import Reconciler
 from syncer.reporting import Reporter
+from syncer.sources import Renderer
 from syncer.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -108,11 +109,14 @@ class Syncer:
             max_poll_interval_ms=300_000,
         )
         reporter = Reporter(producer, self.topics, source=f"/gitops/syncer/{self.syncer_id}")
+        # One render cache for syncs and drift checks: a drift check never re-renders.
+        renderer = Renderer(self._cache_dir / "snapshots")
         worker = Worker(
             config=self.config,
             git=git,
             reconcilers=reconcilers,
             max_delay=self._retry_max_delay,
+            renderer=renderer,
         )
         apps = self.config.apps
         dispatcher = Dispatcher(
@@ -138,6 +142,7 @@ class Syncer:
             ownership=ownership,
             source=f"/gitops/syncer/{self.syncer_id}",
             busy=dispatcher.syncing,
+            renderer=renderer,
         )
         if self._periodic_checks:
             await stack.enter_async_context(self.poller)
