@@ -150,10 +150,16 @@ class Reconciler:
 
         # Validate: a dry run of everything that needs a write, before the first write.
         created_ns = {p.name for p in planned if p.kind == "Namespace" and p.info.group == ""}
+        # Namespaces this commit creates: their objects wait for stage 0 without a request.
+        missing_ns = frozenset(
+            await self._missing_namespaces(
+                {p.namespace for p in to_apply if p.namespace in created_ns and p.stage == 1}
+            )
+        )
         deferred: list[Planned] = []
         dry: dict[ObjectKey, JsonObj] = {}
         errors = []
-        outcomes = await _bounded(16, to_apply, lambda p: self._dry_run(p, created_ns))
+        outcomes = await _bounded(16, to_apply, lambda p: self._dry_run(p, created_ns, missing_ns))
         for item, outcome in zip(to_apply, outcomes, strict=True):
             if outcome is None:
                 deferred.append(item)
@@ -255,6 +261,7 @@ class Reconciler:
             and e.resource_version
             and not p.from_commit_crd
         ]
+        candidate_keys = {p.key for p in candidates}
         groups: dict[tuple[ResourceInfo, str | None], list[Planned]] = defaultdict(list)
         for p in candidates:
             groups[(p.info, p.namespace)].append(p)
@@ -283,14 +290,27 @@ class Reconciler:
         to_apply: list[Planned] = []
         for p in planned:
             entry = inventory.entries.get(p.key)
-            if p in candidates and entry is not None and live.get(p.key) == entry.resource_version:
+            if (
+                p.key in candidate_keys
+                and entry is not None
+                and live.get(p.key) == entry.resource_version
+            ):
                 unchanged[p.key] = entry
             else:
                 to_apply.append(p)
         return unchanged, to_apply
 
-    async def _dry_run(self, item: Planned, created_ns: set[str]) -> JsonObj | ObjectError | None:
+    async def _missing_namespaces(self, names: set[str | None]) -> set[str]:
+        info = await self.cluster.resource("v1", "Namespace")
+        found = await asyncio.gather(*(self.cluster.get(info, None, n) for n in names if n))
+        return {n for n, obj in zip([n for n in names if n], found, strict=True) if obj is None}
+
+    async def _dry_run(
+        self, item: Planned, created_ns: set[str], missing: frozenset[str] = frozenset()
+    ) -> JsonObj | ObjectError | None:
         """The would-be object; an error for the user; None when it must wait for stage 0."""
+        if item.stage == 1 and item.namespace in missing:
+            return None
         if item.from_commit_crd:
             try:
                 await self.cluster.resource(item.info.api_version, item.kind)
