@@ -147,7 +147,10 @@ def _hook(provider: WebhookProvider) -> Handler:
             },
         )
         headers = {"Retry-After": str(answer.retry_after)} if answer.retry_after else None
-        return web.json_response(answer.body, status=answer.status, headers=headers)
+        response = web.json_response(answer.body, status=answer.status, headers=headers)
+        if answer.status == 408:
+            response.force_close()  # the rest of an unread body must not be parsed as a request
+        return response
 
     return hook
 
@@ -171,9 +174,19 @@ async def _answer(state: ReceiverState, provider: WebhookProvider, request: web.
         )
     async with state.slots:
         try:
-            body = await request.read()
+            # A sender that announces more bytes than it sends would otherwise hold this
+            # slot for as long as it keeps the connection open.
+            async with asyncio.timeout(state.settings.body_timeout.total_seconds()):
+                body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return too_large
+        except TimeoutError:
+            seconds = state.settings.body_timeout.total_seconds()
+            return Answer(
+                408,
+                {"error": "request body not received in time", "timeout_seconds": seconds},
+                "body_timeout",
+            )
         return await state.handler.handle(provider, request.headers, body, content_type)
 
 

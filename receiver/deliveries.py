@@ -12,7 +12,6 @@ import hashlib
 import json
 import logging
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs
@@ -32,7 +31,6 @@ log = logging.getLogger("receiver.deliveries")
 JSON_TYPES = ("application/json",)
 FORM_TYPE = "application/x-www-form-urlencoded"
 MAX_DELIVERY_ID = 200
-_EVENT_NAMESPACE = uuid.UUID("5b0e6c57-7c36-4a4e-9a86-3f4f1b5d1c2e")
 
 
 @dataclass(frozen=True)
@@ -269,6 +267,7 @@ def _malformed(detail: str) -> Answer:
 
 
 def _event_id(provider: str, delivery: str, index: int, app: str | None) -> str:
-    """Deterministic event ids: a republished delivery carries the same ids, so consumers
-    can drop duplicates that at-least-once delivery lets through."""
-    return str(uuid.uuid5(_EVENT_NAMESPACE, f"{provider}\n{delivery}\n{index}\n{app or ''}"))
+    """Deterministic event ids (unique within the source, as CloudEvents asks): a delivery
+    published twice carries the same ids, so consumers can drop the copies that
+    at-least-once delivery lets through."""
+    return f"{provider}:{delivery}:{index}:{app or 'push'}"

@@ -61,7 +61,15 @@ class Receiver:
     async def start(self) -> None:
         if self._runner is not None:
             return
-        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=self._shutdown_timeout)
+        # aiohttp closes a connection whose request is not complete within keepalive_timeout
+        # of its start (or of the previous response): that is our header read timeout.
+        header_timeout = self.app[STATE].settings.header_timeout.total_seconds()
+        runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            shutdown_timeout=self._shutdown_timeout,
+            keepalive_timeout=header_timeout,
+        )
         await runner.setup()
         self._runner = runner
         try:
