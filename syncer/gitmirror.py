@@ -18,11 +18,10 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import stat
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from urllib.parse import urlparse
 
@@ -33,20 +32,19 @@ from dulwich.client import (
     get_transport_and_path,
 )
 from dulwich.diff_tree import tree_changes
-from dulwich.errors import ChecksumMismatch
-from dulwich.objects import S_ISGITLINK, Blob, Commit, ObjectID, Tree
-from dulwich.pack import PackData, PackIndexer, extend_pack, iter_sha1, write_pack_index
+from dulwich.objects import Commit, ObjectID
+from dulwich.pack import extend_pack, iter_sha1, write_pack_index
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from schemas.types import CommitSha
 from syncer.giterrors import (
-    FileTooLargeError,
     HttpStatusError,
     PermanentGitError,
-    UnsafePathError,
     safe_url,
 )
+from syncer.gitpack import index_pack, write_index_v2
+from syncer.gittree import TreeReader
 
 if TYPE_CHECKING:
     import urllib3
@@ -58,7 +56,6 @@ INFINITE_DEPTH = 0x7FFFFFFF
 _HEADS = Ref(b"refs/heads/")
 _FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 _SHORT_SHA = re.compile(r"^[0-9a-f]{4,39}$")
-_MAX_SYMLINK_HOPS = 40  # what Linux allows before ELOOP
 
 
 class MissingBranchError(PermanentGitError):
@@ -132,7 +129,14 @@ class Mirror:
         """Create the bare repository atomically, so a crash never leaves half of one."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=self.path.parent, prefix=".init-"))
-        Repo.init_bare(str(staging)).close()
+        # The layout `git init --bare` makes, written without dulwich's per-file fsync: a
+        # cache can be rebuilt, and the fsyncs cost more than the rest of a small fetch.
+        for directory in ("objects/pack", "objects/info", "refs/heads", "refs/tags"):
+            (staging / directory).mkdir(parents=True)
+        (staging / "HEAD").write_bytes(b"ref: refs/heads/main\n")
+        (staging / "config").write_bytes(
+            b"[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = true\n"
+        )
         try:
             staging.rename(self.path)
         except OSError:
@@ -314,7 +318,7 @@ class Mirror:
                 raise PermanentGitError(
                     f"commit {commit} is not in the cache of {self.display_url}; resolve it first"
                 )
-            reader = _TreeReader(repo, found.tree, commit, max_file_bytes)
+            reader = TreeReader(repo, found.tree, commit, max_file_bytes)
             return reader.read(path)
 
     def commit_signature(self, commit: str) -> tuple[bytes | None, bytes]:
@@ -353,21 +357,14 @@ class _HttpClient(Urllib3HttpGitClient):
 
 
 def _install_pack(repo: Repo, sink: BinaryIO, incoming: str) -> None:
-    """Index the received pack once, check its trailer and move it into the object store."""
+    """Index the received pack once, complete a thin pack, and move it into the store."""
     sink.flush()
     if sink.tell() == 0:
         return  # nothing was wanted
     store = repo.object_store
-    with PackData(incoming, file=sink, object_format=repo.object_format) as data:
-        if len(data) == 0:
-            return
-        stored, actual = data.get_stored_checksum(), data.calculate_checksum()
-        if stored != actual:
-            raise ChecksumMismatch(stored, actual)
-        indexer = PackIndexer.for_pack_data(data, resolve_ext_ref=store.get_raw)
-        entries = list(indexer)
-        missing_bases = set(indexer.ext_refs())
-    checksum = stored
+    entries, missing_bases, checksum = index_pack(sink, incoming, repo.object_format, store.get_raw)
+    if not entries:
+        return
     if missing_bases:  # a thin pack: append the delta bases we already have
         checksum, extra = extend_pack(
             sink, missing_bases, get_raw=store.get_raw, object_format=repo.object_format
@@ -378,8 +375,11 @@ def _install_pack(repo: Repo, sink: BinaryIO, incoming: str) -> None:
     base = os.path.join(store.pack_dir, "pack-" + iter_sha1(e[0] for e in entries).decode())
     if os.path.exists(base + ".pack"):
         return  # already have exactly these objects
-    with open(base + ".idx.tmp", "wb") as index:
-        write_pack_index(index, entries, checksum)
+    if repo.object_format.oid_length == 20:
+        write_index_v2(base + ".idx.tmp", entries, checksum)
+    else:
+        with open(base + ".idx.tmp", "wb") as index:
+            write_pack_index(index, entries, checksum)
     os.replace(base + ".idx.tmp", base + ".idx")
     os.replace(incoming, base + ".pack")  # last: dulwich only loads packs with an index
 
@@ -425,141 +425,3 @@ def _remove_tree(path: Path) -> None:
         else:
             child.unlink()
     path.rmdir()
-
-
-def _clean_path(path: str) -> tuple[str, ...]:
-    """The parts of an app path inside the repository; refuses anything that could leave it."""
-    text = path.strip()
-    pure = PurePosixPath(text)
-    if text.startswith("/") or pure.is_absolute() or "\\" in text or ".." in pure.parts:
-        raise UnsafePathError(
-            f"path {path!r} must be relative to the repository root and must not contain '..'"
-        )
-    return tuple(part for part in pure.parts if part not in ("", "."))
-
-
-class _TreeReader:
-    """Collects the blobs under one directory of one commit, following safe symlinks."""
-
-    def __init__(self, repo: Repo, root_tree: ObjectID, commit: str, max_file_bytes: int) -> None:
-        self._store = repo.object_store
-        self._root = root_tree
-        self._commit = commit
-        self._max = max_file_bytes
-        self._files: dict[str, bytes] = {}
-
-    def read(self, path: str) -> dict[str, bytes]:
-        parts = _clean_path(path)
-        where = "/".join(parts) or "."
-        located = self._lookup(parts, link_hops=0)
-        if located is None:
-            raise PermanentGitError(f"path {where} does not exist in commit {short(self._commit)}")
-        mode, sha, real = located
-        if stat.S_ISDIR(mode):
-            self._walk(sha, parts, real, visiting=frozenset())
-        elif not S_ISGITLINK(mode):
-            self._add(parts, sha)
-        return dict(sorted(self._files.items()))
-
-    def _tree(self, sha: ObjectID) -> Tree:
-        obj = self._store[sha]
-        if not isinstance(obj, Tree):
-            raise PermanentGitError(f"object {sha.decode()} is not a tree in commit {self._commit}")
-        return obj
-
-    def _lookup(
-        self, parts: tuple[str, ...], link_hops: int
-    ) -> tuple[int, ObjectID, tuple[str, ...]] | None:
-        """Find `parts` from the root, resolving symlinks; returns (mode, sha, real parts)."""
-        mode, sha = stat.S_IFDIR, self._root
-        done: tuple[str, ...] = ()
-        for index, name in enumerate(parts):
-            if not stat.S_ISDIR(mode):
-                return None
-            entries = {entry.path: entry for entry in self._tree(sha).items()}
-            entry = entries.get(name.encode("utf-8", "surrogateescape"))
-            if entry is None or entry.mode is None or entry.sha is None:
-                return None
-            mode, sha = entry.mode, entry.sha
-            if stat.S_ISLNK(mode):
-                if link_hops >= _MAX_SYMLINK_HOPS:
-                    raise PermanentGitError(
-                        f"symlink {'/'.join((*done, name))} is part of a loop in commit "
-                        f"{short(self._commit)}"
-                    )
-                target = self._link_target(done, name, sha)
-                found = self._lookup(target + parts[index + 1 :], link_hops + 1)
-                return found
-            done = (*done, name)
-        return mode, sha, done
-
-    def _link_target(self, directory: tuple[str, ...], name: str, sha: ObjectID) -> tuple[str, ...]:
-        """Where a symlink points, as parts from the root; refuses targets outside the repo."""
-        link = "/".join((*directory, name))
-        blob = self._store[sha]
-        raw = blob.data if isinstance(blob, Blob) else b""
-        target = raw.decode("utf-8", "surrogateescape")
-        if target.startswith("/"):
-            raise UnsafePathError(
-                f"symlink {link} points outside the repository (to {target}); "
-                "only links inside the repository are followed"
-            )
-        resolved: list[str] = list(directory)
-        for part in PurePosixPath(target).parts:
-            if part == "..":
-                if not resolved:
-                    raise UnsafePathError(
-                        f"symlink {link} points outside the repository (to {target}); "
-                        "only links inside the repository are followed"
-                    )
-                resolved.pop()
-            elif part not in ("", "."):
-                resolved.append(part)
-        return tuple(resolved)
-
-    def _walk(
-        self,
-        tree_sha: ObjectID,
-        shown: tuple[str, ...],
-        real: tuple[str, ...],
-        visiting: frozenset[tuple[str, ...]],
-    ) -> None:
-        """Add every blob below a directory; `shown` is the path users see, `real` its target."""
-        if real in visiting:
-            raise PermanentGitError(
-                f"symlink loop: {'/'.join(shown)} leads back into {'/'.join(real) or '.'} "
-                f"in commit {short(self._commit)}"
-            )
-        visiting = visiting | {real}
-        for entry in self._tree(tree_sha).items():
-            if entry.path is None or entry.mode is None or entry.sha is None:
-                continue
-            name = entry.path.decode("utf-8", "surrogateescape")
-            if S_ISGITLINK(entry.mode):
-                continue  # a submodule: its commit is in another repository
-            if stat.S_ISDIR(entry.mode):
-                self._walk(entry.sha, (*shown, name), (*real, name), visiting)
-            elif stat.S_ISLNK(entry.mode):
-                target = self._link_target(real, name, entry.sha)
-                found = self._lookup(target, link_hops=1)
-                if found is None:
-                    continue  # a dangling link carries no content, as in a checkout
-                mode, sha, target_real = found
-                if stat.S_ISDIR(mode):
-                    self._walk(sha, (*shown, name), target_real, visiting)
-                elif not S_ISGITLINK(mode):
-                    self._add((*shown, name), sha)
-            else:
-                self._add((*shown, name), entry.sha)
-
-    def _add(self, parts: tuple[str, ...], sha: ObjectID) -> None:
-        name = "/".join(parts)
-        type_num, raw = self._store.get_raw(sha)
-        if len(raw) > self._max:
-            raise FileTooLargeError(
-                f"file {name} is {len(raw)} bytes in commit {short(self._commit)}, over the "
-                f"limit of {self._max} bytes"
-            )
-        if type_num != Blob.type_num:
-            raise PermanentGitError(f"{name} is not a file in commit {short(self._commit)}")
-        self._files[name] = raw

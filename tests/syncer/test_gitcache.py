@@ -15,6 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
+from dulwich.object_format import DEFAULT_OBJECT_FORMAT
 
 from gitops.broker import free_port
 from gitops.gitserver import GitHttpServer
@@ -27,6 +28,7 @@ from syncer.gitcache import (
     TransientGitError,
     UnsafePathError,
 )
+from syncer.gitpack import index_pack, write_index_v2
 from tests.support.git import WorkingCopy
 
 MakeCopy = Callable[..., WorkingCopy]
@@ -536,3 +538,30 @@ async def test_close_is_idempotent(tmp_path: Path) -> None:
     cache = GitCache(tmp_path / "cache")
     await cache.close()
     await cache.close()
+
+
+# -- pack indexing ------------------------------------------------------------------------
+
+
+def _no_external(sha: bytes) -> tuple[int, bytes]:
+    raise KeyError(sha)
+
+
+@pytest.mark.parametrize("base_cache_bytes", [1, 256 * 1024 * 1024])
+def test_a_pack_indexed_by_the_cache_is_identical_to_gits_own_index(
+    working_copy: MakeCopy, tmp_path: Path, base_cache_bytes: int
+) -> None:
+    wc = working_copy()
+    for n in range(30):
+        wc.commit({f"apps/a{n % 5}/f{n}.yaml": f"v: {n}\n" * 50, "shared.yaml": f"rev: {n}\n" * 40})
+    wc.git("gc", "--quiet", "--aggressive")
+    pack = next((wc.path / ".git/objects/pack").glob("*.pack"))
+
+    with pack.open("rb") as sink:
+        entries, external, checksum = index_pack(
+            sink, str(pack), DEFAULT_OBJECT_FORMAT, _no_external, cache_bytes=base_cache_bytes
+        )
+    write_index_v2(str(tmp_path / "ours.idx"), sorted(entries), checksum)
+
+    assert external == set()
+    assert (tmp_path / "ours.idx").read_bytes() == pack.with_suffix(".idx").read_bytes()
