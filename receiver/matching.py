@@ -68,11 +68,23 @@ class Registry:
         return [
             (name, repo)
             for name, repo in self.following(push, repositories)
-            if push.changed_paths is None or touches(self._path_of(name, repo), push.changed_paths)
+            if push.changed_paths is None
+            or any(touches(path, push.changed_paths) for path in self._inputs_of(name, repo))
         ]
 
-    def _path_of(self, app: AppName, repo: str) -> str:
-        return next(a.path for n, a in self._apps[repo] if n == app)
+    def _inputs_of(self, app: AppName, repo: str) -> list[str]:
+        """Paths whose change can change the app's render.
+
+        An explicit Kustomize app may pull bases from anywhere in the repository, so any
+        change counts; a Helm app also reads its value files. An auto-detected overlay with
+        bases outside its path is caught by the branch-head poll instead.
+        """
+        spec = next(a for n, a in self._apps[repo] if n == app)
+        if spec.source == "kustomize":
+            return ["."]
+        if spec.source == "helm" and spec.helm is not None:
+            return [spec.path, *spec.helm.value_files]
+        return [spec.path]
 
 
 def touches(app_path: str, changed: Iterable[str]) -> bool:
