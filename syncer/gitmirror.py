@@ -19,6 +19,7 @@ import contextlib
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,7 @@ class Mirror:
         self.credentials = credentials
         self.timeout = timeout
         self._client: tuple[GitClient, str] | None = None
+        self._client_lock = threading.Lock()  # ls-remote and a fetch may start together
 
     @property
     def display_url(self) -> str:
@@ -97,6 +99,10 @@ class Mirror:
 
     def _transport(self) -> tuple[GitClient, str]:
         """Build the dulwich client once; it keeps the HTTP connection pool between calls."""
+        with self._client_lock:
+            return self._build_transport()
+
+    def _build_transport(self) -> tuple[GitClient, str]:
         if self._client is None:
             if self.url.startswith(("http://", "https://")):
                 parsed = urlparse(self.url)
@@ -146,7 +152,8 @@ class Mirror:
 
     def reset_transport(self) -> None:
         """Drop the client and its connections, e.g. after the credentials changed."""
-        client, self._client = self._client, None
+        with self._client_lock:
+            client, self._client = self._client, None
         if client is not None:
             pool = getattr(client[0], "pool_manager", None)
             if pool is not None:
