@@ -16,7 +16,9 @@ File size limits, symlinks and `..` paths are checked by the git cache that read
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -213,3 +215,34 @@ def _check_duplicates(manifests: list[Manifest]) -> None:
                 f"{m.source}: {m.kind} {m.name} is declared twice (first at {seen[key]})"
             )
         seen[key] = m.source
+
+
+class RenderCache:
+    """The last few renders, by content: a resync of an unchanged commit skips YAML parsing.
+
+    Keyed by a digest of every path and byte, so it can never serve a stale render; owned
+    by one worker (no module-level state). Callers must not mutate the returned bodies.
+    """
+
+    def __init__(self, size: int = 64, *, max_nodes: int = MAX_EXPANDED_NODES) -> None:
+        self._size = size
+        self._max_nodes = max_nodes
+        self._renders: OrderedDict[bytes, list[Manifest]] = OrderedDict()
+
+    def render(self, files: Mapping[str, bytes]) -> list[Manifest]:
+        digest = hashlib.sha256()
+        for path in sorted(files):
+            if path.endswith(MANIFEST_SUFFIXES):
+                data = files[path]
+                digest.update(f"{path}\0{len(data)}\0".encode())
+                digest.update(data)
+        key = digest.digest()
+        found = self._renders.get(key)
+        if found is not None:
+            self._renders.move_to_end(key)
+            return list(found)
+        manifests = render(files, max_nodes=self._max_nodes)
+        self._renders[key] = manifests
+        while len(self._renders) > self._size:
+            self._renders.popitem(last=False)
+        return list(manifests)

@@ -24,7 +24,7 @@ from schemas.events import ObjectResult, SyncRequested
 from schemas.types import CommitSha
 from syncer.errors import ObjectError, PermanentSyncError, SyncError, TransientSyncError
 from syncer.giterrors import GitError, TransientGitError
-from syncer.manifests import render
+from syncer.manifests import RenderCache
 from syncer.reconcile import ReconcileOptions, Reconciler
 from syncer.reporting import Outcome
 from syncer.sources import Renderer, detect_source
@@ -81,6 +81,7 @@ class Worker:
         self._git = git
         self._reconcilers = reconcilers
         self._max_delay = max_delay
+        self._renders = RenderCache()
         work = Path(config.syncer.cache_dir).expanduser()
         self._renderer = renderer or Renderer(work / "snapshots")
         self._verifier = verifier or CommitVerifier(work / "verify")
@@ -158,7 +159,7 @@ class Worker:
             exc.commit = commit
             raise
         try:
-            manifests = await asyncio.to_thread(render, files)
+            manifests = await asyncio.to_thread(self._renders.render, files)
         except SyncError as exc:
             exc.commit = commit
             raise

@@ -77,13 +77,15 @@ async def test_killed_syncer_work_is_finished_by_the_other_with_one_outcome_each
         {f"apps/{name}/cm.yaml": configmap(f"{name}-settings", v="2") for name in APPS}
     )
     cluster.settings.ready_delay = 4.0  # every sync waits ~4 s for health: time to kill one
-    config_path = tmp_path / "gitops.yaml"
-    config_path.write_text(yaml.safe_dump(json.loads(b.config.model_dump_json())))
     logs = [tmp_path / "s1.log", tmp_path / "s2.log"]
-    procs = {
-        "s1": await start_syncer("s1", config_path, logs[0]),
-        "s2": await start_syncer("s2", config_path, logs[1]),
-    }
+    procs = {}
+    for name, log in zip(("s1", "s2"), logs, strict=True):
+        # Separate caches, as separate pods would have.
+        raw = json.loads(b.config.model_dump_json())
+        raw["syncer"]["cache_dir"] = str(tmp_path / f"cache-{name}")
+        config_path = tmp_path / f"{name}.yaml"
+        config_path.write_text(yaml.safe_dump(raw))
+        procs[name] = await start_syncer(name, config_path, log)
     try:
         for path in logs:
             await wait_for_line([path], "partitions assigned: ['t.sync-requests", 30)
