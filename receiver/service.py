@@ -63,12 +63,15 @@ class Receiver:
             return
         # aiohttp closes a connection whose request is not complete within keepalive_timeout
         # of its start (or of the previous response): that is our header read timeout.
+        # After an answer that left the body unread (408, 413) it keeps reading and
+        # discarding for lingering_time so the sender sees the answer; keep that short.
         header_timeout = self.app[STATE].settings.header_timeout.total_seconds()
         runner = web.AppRunner(
             self.app,
             access_log=None,
             shutdown_timeout=self._shutdown_timeout,
             keepalive_timeout=header_timeout,
+            lingering_time=min(1.0, header_timeout),
         )
         await runner.setup()
         self._runner = runner

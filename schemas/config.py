@@ -369,6 +369,13 @@ class ReceiverSettings(_Model):
     """Per-source request limit (429 above it); off when unset."""
     max_concurrent_requests: int = Field(256, ge=1)
     """Requests handled at once; more wait for a slot."""
+    header_timeout: Duration = timedelta(seconds=10)
+    """How long a connection may take to send a complete request line and headers (and how
+    long an idle keep-alive connection stays open); slower connections are closed, so a
+    slowloris sender cannot hold sockets open."""
+    body_timeout: Duration = timedelta(seconds=10)
+    """How long reading one request body may take; a sender that announces more bytes than
+    it sends is answered 408 and disconnected instead of holding a request slot."""
 
 
 class SyncerSettings(_Model):
