@@ -58,7 +58,3 @@ class ManifestError(PermanentSyncError):
 
 class PolicyError(PermanentSyncError):
     """An object breaks the app's policy (namespace, cluster scope or kind rules)."""
-
-
-class Abandoned(Exception):
-    """The work was dropped on purpose (partition revoked, shutdown): publish nothing."""
