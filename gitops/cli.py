@@ -104,7 +104,8 @@ def cmd_syncer(args: argparse.Namespace) -> int:
         settings = config.syncer.model_copy(update={"group_id": args.group_id})
         config = config.model_copy(update={"syncer": settings})
     configure_logging("syncer", config, args.log_level)
-    return _run(_after_topics(config, run_syncer(config, syncer_id=args.id)))
+    http_port = None if args.no_http else args.http_port
+    return _run(_after_topics(config, run_syncer(config, syncer_id=args.id, http_port=http_port)))
 
 
 def cmd_devcluster(args: argparse.Namespace) -> int:
@@ -197,6 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("GITOPS_SYNCER_GROUP"),
         help="consumer group to join (default: syncer.group_id, env GITOPS_SYNCER_GROUP)",
     )
+    p.add_argument(
+        "--http-port",
+        type=int,
+        default=int(os.environ.get("GITOPS_SYNCER_HTTP_PORT", "8081")),
+        help="port of /healthz, /readyz, /metrics (default 8081, env GITOPS_SYNCER_HTTP_PORT)",
+    )
+    p.add_argument("--no-http", action="store_true", help="serve no HTTP endpoints")
 
     p = command("up", "run the whole local stack on embedded defaults", cmd_up)
     p.add_argument("--syncers", type=int, default=2, help="syncer processes to start (default 2)")

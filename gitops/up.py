@@ -184,7 +184,15 @@ async def _up(stack: AsyncExitStack, workdir: Path, config_path: str | None, syn
         await stack.enter_async_context(
             ChildProcess(
                 f"syncer-{i + 1}",
-                ["syncer", "--config", str(config_file), "--id", f"syncer-{i + 1}"],
+                [
+                    "syncer",
+                    "--config",
+                    str(config_file),
+                    "--id",
+                    f"syncer-{i + 1}",
+                    "--http-port",
+                    "0",
+                ],
                 log_dir=logs,
                 env=env,
             )

@@ -51,6 +51,7 @@ from syncer.giterrors import GitError
 from syncer.inventory import Inventory, InventoryStore
 from syncer.kube import Cluster
 from syncer.manifests import Manifest, render
+from syncer.metrics import SyncerMetrics
 from syncer.planning import Planned, plan
 from syncer.reconcile import fingerprint
 from syncer.sources import Renderer
@@ -393,12 +394,14 @@ class DriftChecker:
         desired: DesiredState,
         producer: Producer,
         source: str,
+        metrics: SyncerMetrics | None = None,
     ) -> None:
         self._config = config
         self._clusters = clusters
         self._desired = desired
         self._producer = producer
         self._source = source
+        self._metrics = metrics
         self._topics = Topics(config.kafka.topic_prefix)
         self._stores = {
             name: InventoryStore(cluster, config.syncer.inventory_namespace)
@@ -449,6 +452,8 @@ class DriftChecker:
         )
         await self._producer.send_and_wait(self._topics.sync_events, event.to_bytes(), key=key)
         result.reported = True
+        if self._metrics is not None:
+            self._metrics.drift.labels(app=app_name).inc()
         names = ", ".join(
             f"{_label(d.summary)} ({d.summary.state}: {', '.join(d.summary.fields) or '-'})"
             for d in result.drifted

@@ -42,6 +42,7 @@ from schemas.types import AppName, CommitSha
 from syncer.drift import DriftChecker, DriftCheckError, GitFiles, Producer, desired_from_git
 from syncer.inventory import InventoryStore
 from syncer.kube import Cluster
+from syncer.metrics import SyncerMetrics
 from syncer.ownership import Ownership
 from syncer.sources import Renderer
 
@@ -326,6 +327,7 @@ def build_poller(
     source: str,
     busy: Callable[[str], bool] = lambda app: False,
     renderer: Renderer | None = None,
+    metrics: SyncerMetrics | None = None,
 ) -> Poller:
     """The poller of one syncer process, wired the way the composition root needs it."""
     drift = DriftChecker(
@@ -334,6 +336,7 @@ def build_poller(
         desired=desired_from_git(config, git, renderer=renderer),
         producer=producer,
         source=source,
+        metrics=metrics,
     )
     return Poller(
         config=config,

@@ -24,6 +24,7 @@ from schemas.events import (
     SyncSucceeded,
 )
 from schemas.types import CommitSha
+from syncer.metrics import SyncerMetrics
 
 OutcomeKind = Literal["succeeded", "failed", "skipped"]
 
@@ -67,10 +68,18 @@ class Outcome:
 class Reporter:
     """Publishes outcomes with an already started producer (owned by the composition root)."""
 
-    def __init__(self, producer: AIOKafkaProducer, topics: Topics, *, source: str) -> None:
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        topics: Topics,
+        *,
+        source: str,
+        metrics: SyncerMetrics | None = None,
+    ) -> None:
         self._producer = producer
         self._topics = topics
         self.source = source
+        self._metrics = metrics
 
     async def publish(self, outcome: Outcome) -> None:
         """Dead letter first (if any), then the outcome event; returns once both are acked."""
@@ -87,3 +96,11 @@ class Reporter:
             )
         event = outcome.event(self.source)
         await self._producer.send_and_wait(self._topics.sync_events, event.to_bytes(), key=key)
+        if self._metrics is not None:
+            self._metrics.outcome(
+                outcome.request.data.app,
+                outcome.kind,
+                outcome.duration_ms / 1000,
+                outcome.objects,
+                dlq=outcome.dead_letter is not None,
+            )

@@ -21,7 +21,7 @@ import socket
 from contextlib import AsyncExitStack
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -30,6 +30,8 @@ from syncer.consuming import Dispatcher, Rebalance
 from syncer.gitcache import GitCache
 from syncer.inventory import InventoryStore
 from syncer.kube import Cluster
+from syncer.metrics import SyncerMetrics
+from syncer.ops import OpsServer
 from syncer.ownership import Ownership
 from syncer.polling import Poller, build_poller
 from syncer.reconcile import Reconciler
@@ -55,6 +57,7 @@ class Syncer:
         group_id: str | None = None,
         retry_max_delay: float = 30.0,
         periodic_checks: bool = False,
+        http_port: int | None = None,
     ) -> None:
         self.config = config
         self.syncer_id = syncer_id or default_syncer_id()
@@ -68,6 +71,11 @@ class Syncer:
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._periodic_checks = periodic_checks
+        self._http_port = http_port
+        self._joined = False
+        self.metrics = SyncerMetrics()
+        self.ops: OpsServer | None = None
+        """`/healthz`, `/readyz`, `/metrics` (built by `start()` when `http_port` is set)."""
         self.poller: Poller | None = None
         """Branch-head polls and drift checks of what this member owns (built by `start()`,
         running only with `periodic_checks`)."""
@@ -108,7 +116,12 @@ class Syncer:
             heartbeat_interval_ms=int(settings.heartbeat_interval.total_seconds() * 1000),
             max_poll_interval_ms=300_000,
         )
-        reporter = Reporter(producer, self.topics, source=f"/gitops/syncer/{self.syncer_id}")
+        reporter = Reporter(
+            producer,
+            self.topics,
+            source=f"/gitops/syncer/{self.syncer_id}",
+            metrics=self.metrics,
+        )
         # One render cache for syncs and drift checks: a drift check never re-renders.
         renderer = Renderer(self._cache_dir / "snapshots")
         worker = Worker(
@@ -117,6 +130,7 @@ class Syncer:
             reconcilers=reconcilers,
             max_delay=self._retry_max_delay,
             renderer=renderer,
+            metrics=self.metrics,
         )
         apps = self.config.apps
         dispatcher = Dispatcher(
@@ -127,9 +141,12 @@ class Syncer:
             cluster_of=lambda app: apps[app].cluster if app in apps else "",
         )
         ownership = Ownership(self.topics.sync_requests)
-        listener = Rebalance(
-            dispatcher, on_assigned=lambda tps: ownership.assigned_from(tps, consumer)
-        )
+
+        def on_assigned(tps: Any) -> None:
+            self._joined = True
+            ownership.assigned_from(tps, consumer)
+
+        listener = Rebalance(dispatcher, on_assigned=on_assigned)
         consumer.subscribe([self.topics.sync_requests], listener=listener)
         await consumer.start()
         stack.push_async_callback(consumer.stop)
@@ -143,10 +160,17 @@ class Syncer:
             source=f"/gitops/syncer/{self.syncer_id}",
             busy=dispatcher.syncing,
             renderer=renderer,
+            metrics=self.metrics,
         )
         if self._periodic_checks:
             await stack.enter_async_context(self.poller)
         self._consumer, self._dispatcher = consumer, dispatcher
+        if self._http_port is not None:
+            self.ops = await stack.enter_async_context(
+                OpsServer(self.metrics, self.readiness, port=self._http_port)
+            )
+            lag = asyncio.create_task(self._report_lag(), name=f"syncer-lag-{self.syncer_id}")
+            stack.push_async_callback(_cancel, lag)
         self._loop_task = asyncio.create_task(self._poll(), name=f"syncer-poll-{self.syncer_id}")
         log.info("syncer %s joined group %s", self.syncer_id, self.group_id)
 
@@ -157,6 +181,31 @@ class Syncer:
             for tp, records in batch.items():
                 for record in records:
                     self._dispatcher.submit(tp, record.offset, record.value)
+
+    def readiness(self) -> tuple[bool, str]:
+        """Ready once the member joined its group and while its consume loop runs."""
+        task = self._loop_task
+        if task is None or task.done() or self._stopping.is_set():
+            return False, "not consuming"
+        if not self._joined:
+            return False, f"joining consumer group {self.group_id}"
+        return True, f"member of {self.group_id}"
+
+    async def _report_lag(self, period: float = 5.0) -> None:
+        """Requests waiting per assigned partition: the fetch high-water mark minus position."""
+        while True:
+            await asyncio.sleep(period)
+            consumer = self._consumer
+            if consumer is None:
+                continue
+            lag: dict[int, int] = {}
+            for tp in consumer.assignment():
+                highwater = consumer.highwater(tp)
+                if highwater is None:
+                    continue
+                with contextlib.suppress(Exception):
+                    lag[tp.partition] = max(0, highwater - await consumer.position(tp))
+            self.metrics.set_lag(lag)
 
     async def wait(self) -> None:
         """Until the poll loop ends: `stop()` was called, or it failed (re-raised here)."""
@@ -188,8 +237,18 @@ class Syncer:
         await self.stop()
 
 
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 async def run_syncer(
-    config: GitopsConfig, *, syncer_id: str | None = None, group_id: str | None = None
+    config: GitopsConfig,
+    *,
+    syncer_id: str | None = None,
+    group_id: str | None = None,
+    http_port: int | None = None,
 ) -> None:
     """Run one syncer until SIGTERM/SIGINT, then leave the group and close cleanly."""
     loop = asyncio.get_running_loop()
@@ -199,7 +258,11 @@ async def run_syncer(
             loop.add_signal_handler(sig, stop.set)
     try:
         async with Syncer(
-            config, syncer_id=syncer_id, group_id=group_id, periodic_checks=True
+            config,
+            syncer_id=syncer_id,
+            group_id=group_id,
+            periodic_checks=True,
+            http_port=http_port,
         ) as syncer:
             waiter = asyncio.create_task(stop.wait(), name="syncer-signal")
             runner = asyncio.create_task(syncer.wait(), name="syncer-run")

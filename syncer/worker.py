@@ -25,6 +25,7 @@ from schemas.types import CommitSha
 from syncer.errors import ObjectError, PermanentSyncError, SyncError, TransientSyncError
 from syncer.giterrors import GitError, TransientGitError
 from syncer.manifests import RenderCache
+from syncer.metrics import SyncerMetrics
 from syncer.reconcile import ReconcileOptions, Reconciler
 from syncer.reporting import Outcome
 from syncer.sources import Renderer, detect_source
@@ -76,7 +77,9 @@ class Worker:
         max_delay: float = 30.0,
         renderer: Renderer | None = None,
         verifier: CommitVerifier | None = None,
+        metrics: SyncerMetrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._config = config
         self._git = git
         self._reconcilers = reconcilers
@@ -140,7 +143,10 @@ class Worker:
             missing = f"repository {app.repo!r}" if repo is None else f"cluster {app.cluster!r}"
             raise PermanentSyncError(f"app {name!r} refers to unknown {missing}")
         try:
+            fetch_started = time.monotonic()
             commit = await self._git.resolve(repo, app.branch, request.data.commit)
+            if self._metrics is not None:
+                self._metrics.fetch_seconds.observe(time.monotonic() - fetch_started)
             await self._verify(app.repo, repo, commit)
             await self._check_skips(request, app, repo.url, commit, reconciler)
             files = await self._git.read_files(repo.url, commit, app.path)
