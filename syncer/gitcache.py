@@ -236,6 +236,8 @@ class GitCache:
         if mirror is None:
             path = self.cache_dir / "repos" / key
             mirror = Mirror(path, url, credentials=None, timeout=self.timeout)
+            for lock in mirror.clear_stale_locks():
+                log.warning("removed stale lock %s left by an earlier process", lock)
             self._mirrors[key] = mirror
         return mirror
 

@@ -165,6 +165,19 @@ class Mirror:
     def exists(self) -> bool:
         return (self.path / "HEAD").exists()
 
+    def clear_stale_locks(self) -> list[Path]:
+        """Remove lock files a killed process left behind; they would fail every later fetch.
+
+        Only safe because a cache directory belongs to one syncer process (the syncer keeps
+        its mirrors under a directory named for its id) and this runs before its first use.
+        """
+        if not self.path.exists():
+            return []
+        stale = [p for p in self.path.rglob("*.lock") if p.is_file()]
+        for lock in stale:
+            lock.unlink(missing_ok=True)
+        return stale
+
     # -- remote operations ----------------------------------------------------------------
 
     def ls_remote(self) -> dict[str, CommitSha]:

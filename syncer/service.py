@@ -64,7 +64,10 @@ class Syncer:
         self.group_id = group_id or config.syncer.group_id
         self.topics = Topics(config.kafka.topic_prefix)
         self._retry_max_delay = retry_max_delay
-        self._cache_dir = Path(config.syncer.cache_dir).expanduser()
+        # A cache directory per member: syncers sharing one configuration (several on one
+        # machine) never touch each other's mirrors, so locks left by a crash are surely stale.
+        safe_id = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.syncer_id)
+        self._cache_dir = Path(config.syncer.cache_dir).expanduser() / safe_id
         self._stack: AsyncExitStack | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._dispatcher: Dispatcher | None = None

@@ -168,6 +168,23 @@ async def test_cache_survives_reopening_without_a_refetch(
     assert len(packs_in(tmp_path / "cache")) == 1
 
 
+async def test_a_lock_left_by_a_killed_syncer_does_not_block_the_next_fetch(
+    tmp_path: Path, working_copy: MakeCopy
+) -> None:
+    """A SIGKILL mid-fetch leaves `refs/heads/main.lock`; the next process must still fetch."""
+    wc = working_copy()
+    wc.commit_and_push({"a.yaml": "a: 1\n"})
+    async with GitCache(tmp_path / "cache") as first:
+        await first.resolve(repo_of(wc), "main")
+    (lock,) = [p for p in (tmp_path / "cache" / "repos").iterdir()]
+    (lock / "refs" / "heads" / "main.lock").write_text("left by a killed process\n")
+
+    second = wc.commit_and_push({"a.yaml": "a: 2\n"})
+    async with GitCache(tmp_path / "cache") as reopened:
+        assert await reopened.resolve(repo_of(wc), "main") == second
+        assert await reopened.read_files(wc.remote_url, sha(second), ".") == {"a.yaml": b"a: 2\n"}
+
+
 async def test_a_local_path_and_a_file_url_are_fetched_too(
     cache: GitCache, working_copy: MakeCopy, git_server: GitHttpServer
 ) -> None:
