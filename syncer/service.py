@@ -118,6 +118,9 @@ class Syncer:
             session_timeout_ms=int(settings.session_timeout.total_seconds() * 1000),
             heartbeat_interval_ms=int(settings.heartbeat_interval.total_seconds() * 1000),
             max_poll_interval_ms=300_000,
+            # A request waits at most 50 ms in the broker: push-to-applied latency matters
+            # more than the idle fetches this costs.
+            fetch_max_wait_ms=50,
         )
         reporter = Reporter(
             producer,
