@@ -132,6 +132,13 @@ class TreeReader:
             if entry.path is None or entry.mode is None or entry.sha is None:
                 continue
             name = entry.path.decode("utf-8", "surrogateescape")
+            if name in ("", ".", "..") or "/" in name or "\0" in name:
+                # git never writes such entries (fsck and checkout refuse them); a pushed
+                # tree carrying one is hostile, and its paths would not mean what they say.
+                raise UnsafePathError(
+                    f"tree entry {'/'.join((*shown, name))!r} in commit {short(self._commit)} "
+                    "is not a valid file name ('.', '..' and names containing '/' are refused)"
+                )
             if S_ISGITLINK(entry.mode):
                 continue  # a submodule: its commit is in another repository
             if stat.S_ISDIR(entry.mode):
