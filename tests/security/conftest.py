@@ -50,3 +50,8 @@ async def start_receiver(kafka: EmbeddedBroker) -> AsyncIterator[StartReceiver]:
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+# The syncer bench (emulator cluster, config builder, request/outcome helpers) is the one
+# the syncer's own tests use; importing its fixtures keeps one definition of it.
+from tests.syncer.conftest import bench, cluster, k8s, kubeconfig  # noqa: E402, F401
