@@ -137,8 +137,11 @@ async def request_sync(
     )
     outcome_task = None
     if wait:
-        outcome_task = asyncio.create_task(_wait_outcome(config, request.id))
-        await asyncio.sleep(1.0)  # the reader is positioned at the end before we publish
+        positioned = asyncio.Event()
+        outcome_task = asyncio.create_task(_wait_outcome(config, request.id, positioned))
+        ready = asyncio.create_task(positioned.wait())
+        await asyncio.wait([ready, outcome_task], return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
     producer = AIOKafkaProducer(**config.kafka.producer_options())
     await producer.start()
     try:
@@ -154,6 +157,9 @@ async def request_sync(
     except TimeoutError:
         print(f"gitops: no outcome for {app} within {int(timeout)}s", file=sys.stderr)
         return EXIT_FINDING
+    except OperateError as exc:
+        print(f"gitops: cannot wait for the outcome: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     print(format_event(outcome))
     return EXIT_OK if isinstance(outcome, SyncSucceeded | SyncSkipped) else EXIT_FINDING
 
@@ -163,14 +169,18 @@ def _is_full_sha(value: str) -> bool:
 
 
 async def _wait_outcome(
-    config: GitopsConfig, request_id: str
+    config: GitopsConfig, request_id: str, positioned: asyncio.Event
 ) -> SyncSucceeded | SyncFailed | SyncSkipped:
     topics = _topics(config)
     async for event in read_events(
-        config.kafka.bootstrap, [topics.sync_events], follow=True, from_end=True
+        config.kafka.bootstrap,
+        [topics.sync_events],
+        follow=True,
+        from_end=True,
+        positioned=positioned,
     ):
         if isinstance(event, SyncSucceeded | SyncFailed | SyncSkipped) and (
             event.data.request_id == request_id
         ):
             return event
-    raise OperateError("the event stream ended")
+    raise OperateError(f"topic {topics.sync_events} is not readable on {config.kafka.bootstrap}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
@@ -20,6 +21,7 @@ async def read_events(
     since: datetime | None = None,
     idle: float = 1.0,
     from_end: bool = False,
+    positioned: asyncio.Event | None = None,
 ) -> AsyncIterator[AnyEvent]:
     """Yield events of `topics` oldest first; without `follow`, stop once nothing new arrives.
 
@@ -45,8 +47,12 @@ async def read_events(
         consumer.assign(partitions)
         if from_end:
             await consumer.seek_to_end(*partitions)
+            for tp in partitions:  # resolve the end offsets now, before anyone publishes
+                await consumer.position(tp)
         else:
             await consumer.seek_to_beginning(*partitions)
+        if positioned is not None:
+            positioned.set()
         last = time.monotonic()
         while follow or time.monotonic() - last < idle:
             batch = await consumer.getmany(timeout_ms=200)
