@@ -62,3 +62,4 @@ def configure_logging(component: str, config: GitopsConfig | None, level: str = 
     root.setLevel(level)
     logging.getLogger("aiokafka").setLevel("WARNING")
     logging.getLogger("kubernetes_asyncio").setLevel("WARNING")
+    logging.getLogger("aiohttp.access").setLevel("WARNING")

@@ -17,7 +17,6 @@ from types import TracebackType
 from aiohttp import web
 
 from receiver.app import STATE, build_app
-from receiver.logs import configure_logging
 from receiver.publishing import ProducerFactory, Publisher, default_producer
 from schemas.config import GitopsConfig
 
@@ -105,8 +104,11 @@ class Receiver:
 
 
 async def run_receiver(config: GitopsConfig, *, host: str, port: int) -> None:
-    """Serve webhooks until SIGTERM/SIGINT, then shut down cleanly (the `gitops receiver` body)."""
-    configure_logging()
+    """Serve webhooks until SIGTERM/SIGINT, then shut down cleanly (the `gitops receiver` body).
+
+    Logging is set up by the process's composition root (`gitops receiver`), which also
+    scrubs every configured secret from the lines.
+    """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from gitops.broker import EmbeddedBroker, free_port
-from receiver.logs import JsonFormatter
+from gitops.logs import JsonFormatter
 from receiver.service import Receiver
 from schemas import GitopsConfig
 from tests.receiver import hosts
@@ -60,7 +60,8 @@ async def test_logs_are_json_with_the_delivery_id_and_never_contain_a_secret(
         await post("gitlab", b"{", hosts.gitlab(b"{", "diaspora-token", delivery="log-3")),
     ]
 
-    lines = [json.loads(JsonFormatter().format(record)) for record in caplog.records]
+    formatter = JsonFormatter(component="receiver")
+    lines = [json.loads(formatter.format(record)) for record in caplog.records]
     answered = {line["delivery"]: line["status"] for line in lines if "status" in line}
     assert answered == {"log-1": 202, "log-2": 401, "log-3": 400}
     everything = json.dumps(lines) + json.dumps([answer for _, answer, _ in answers])
