@@ -1,0 +1,258 @@
+"""Fault bench: the real parts of the pipeline, and the means to break them on purpose.
+
+Everything here is real at the network boundary (Tansu, `git http-backend`, the Kubernetes
+API emulator); faults are injected from outside the code under test: SIGSTOP/SIGKILL of
+processes, a broker restarted on S3 storage, a git proxy that hangs or answers garbage,
+and the emulator's fault rules. Each helper bounds its waits so a broken pipeline fails
+the test with a message instead of hanging the suite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from aiokafka import AIOKafkaProducer
+from kubernetes_asyncio.client import ApiClient, Configuration
+
+from devcluster import DevCluster
+from gitops.topics import ensure_topics
+from schemas import GitopsConfig, Topics
+from schemas.events import (
+    SyncFailed,
+    SyncRequested,
+    SyncRequestedData,
+    SyncSkipped,
+    SyncSucceeded,
+    parse_event,
+)
+from schemas.types import AppName, CommitSha
+from tests.support.kafka import read_topic
+
+Outcome = SyncSucceeded | SyncFailed | SyncSkipped
+_ids = itertools.count()
+
+
+@pytest.fixture
+async def cluster() -> AsyncIterator[DevCluster]:
+    """The emulator on the test's loop: only for tests whose syncers run in-process."""
+    async with DevCluster(ready_delay=0.2, bookmark_interval=0.3) as running:
+        yield running
+
+
+class K8s:
+    """Raw reads of the emulator, as a user with kubectl would check."""
+
+    def __init__(self, api: ApiClient) -> None:
+        self.api = api
+
+    async def get(self, path: str) -> dict[str, Any] | None:
+        response = await self.api.call_api(
+            path, "GET", auth_settings=["BearerToken"], _preload_content=False
+        )
+        try:
+            if response.status == 404:
+                return None
+            assert response.status == 200, await response.text()
+            body: dict[str, Any] = await response.json()
+            return body
+        finally:
+            response.release()
+
+    async def configmaps(self, namespace: str) -> dict[str, dict[str, str]]:
+        """name -> data of every ConfigMap in `namespace`."""
+        listing = await self.get(f"/api/v1/namespaces/{namespace}/configmaps") or {}
+        return {
+            item["metadata"]["name"]: item.get("data") or {} for item in listing.get("items", [])
+        }
+
+    async def inventory(self, app: str) -> tuple[str, set[tuple[str, str, str]]]:
+        """(applied commit, {(kind, namespace, name)}) of the app's inventory ConfigMap."""
+        path = f"/api/v1/namespaces/gitops-system/configmaps/gitops-inventory-{app}"
+        found = await self.get(path)
+        assert found is not None, f"no inventory for app {app}"
+        data = found["data"]
+        entries = {(e["k"], e["ns"], e["n"]) for e in json.loads(data["objects"])}
+        return data["commit"], entries
+
+
+async def k8s_client(url: str) -> ApiClient:
+    return ApiClient(Configuration(host=url))
+
+
+def gitops_config(
+    *,
+    bootstrap: str,
+    kubeconfig: Path,
+    repositories: dict[str, str],
+    apps: dict[str, dict[str, Any]],
+    cache_dir: Path,
+    group_id: str,
+    prefix: str = "t",
+    partitions: int = 4,
+    syncer: dict[str, Any] | None = None,
+) -> GitopsConfig:
+    """A config with short group timeouts: Tansu joins a group in about half its session."""
+    raw = {
+        "kafka": {
+            "bootstrap": bootstrap,
+            "topic_prefix": prefix,
+            "partitions": partitions,
+            "idempotence": False,
+        },
+        "clusters": {"dev": {"kubeconfig": str(kubeconfig)}},
+        "repositories": {name: {"url": url} for name, url in repositories.items()},
+        "apps": apps,
+        "syncer": {
+            "cache_dir": str(cache_dir),
+            "group_id": group_id,
+            "health_timeout": "5s",
+            "session_timeout": "2s",
+            "heartbeat_interval": "500ms",
+            **(syncer or {}),
+        },
+    }
+    return GitopsConfig.model_validate(raw)
+
+
+def write_config(config: GitopsConfig, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(json.loads(config.model_dump_json())))
+    return path
+
+
+async def publish_requests(
+    config: GitopsConfig, requests: Iterable[tuple[str, str, str | None]]
+) -> list[SyncRequested]:
+    """Publish `(app, repo url, commit)` sync requests keyed by app, as the receiver would."""
+    topics = Topics(config.kafka.topic_prefix)
+    producer = AIOKafkaProducer(**config.kafka.producer_options())
+    await producer.start()
+    sent = []
+    try:
+        for app, url, commit in requests:
+            request = SyncRequested(
+                source="/tests/faults",
+                subject=app,
+                data=SyncRequestedData(
+                    app=AppName(app),
+                    repo_url=url,
+                    branch="main",
+                    commit=CommitSha(commit) if commit else None,
+                    reason="manual",
+                ),
+            )
+            await producer.send_and_wait(topics.sync_requests, request.to_bytes(), key=app.encode())
+            sent.append(request)
+    finally:
+        await producer.stop()
+    return sent
+
+
+async def outcomes_for(
+    config: GitopsConfig, request_ids: set[str], *, timeout: float
+) -> list[Outcome]:
+    """Every outcome event on sync-events, once each of `request_ids` has at least one."""
+    topic = Topics(config.kafka.topic_prefix).sync_events
+    deadline = time.monotonic() + timeout
+    found: list[Outcome] = []
+    while time.monotonic() < deadline:
+        records = await read_topic(config.kafka.bootstrap, topic, idle=0.3, timeout=5.0)
+        events = [parse_event(r.value) for r in records]
+        found = [e for e in events if isinstance(e, SyncSucceeded | SyncFailed | SyncSkipped)]
+        if request_ids <= {e.data.request_id for e in found}:
+            return found
+        await asyncio.sleep(0.3)
+    missing = request_ids - {e.data.request_id for e in found}
+    raise AssertionError(f"no outcome within {timeout}s for requests {sorted(missing)}: {found}")
+
+
+@dataclass
+class SyncerProcess:
+    """A `python -m gitops syncer` subprocess and the log it writes."""
+
+    name: str
+    process: asyncio.subprocess.Process
+    log: Path
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    async def wait_for(self, text: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.text():
+            if self.process.returncode is not None:
+                raise AssertionError(f"syncer {self.name} exited: {self.text()[-3000:]}")
+            if time.monotonic() > deadline:
+                tail = self.text()[-3000:]
+                raise AssertionError(f"no {text!r} from {self.name} in {timeout}s: {tail}")
+            await asyncio.sleep(0.02)
+
+    async def kill(self) -> None:
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGKILL)
+        await self.process.wait()
+
+    async def stop(self, timeout: float = 20.0) -> None:
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.process.wait(), timeout)
+            except TimeoutError:
+                await self.kill()
+
+
+async def start_syncer(name: str, config_path: Path, group_id: str, log_dir: Path) -> SyncerProcess:
+    log = log_dir / f"{name}.log"
+    with log.open("wb") as out:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gitops",
+            "syncer",
+            "--config",
+            str(config_path),
+            "--id",
+            name,
+            "--group-id",
+            group_id,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            env={**os.environ, "GITOPS_LOG_LEVEL": "INFO"},
+        )
+    return SyncerProcess(name, process, log)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{os.getpid()}-{next(_ids)}"
+
+
+async def create_topics(config: GitopsConfig) -> None:
+    await ensure_topics(config.kafka)
+
+
+def configmaps_yaml(names: Iterable[str], namespace: str, **data: str) -> str:
+    """One multi-document file of ConfigMaps."""
+    docs = []
+    body = "".join(f"\n  {k}: {v!r}" for k, v in (data or {"k": "v"}).items())
+    for name in names:
+        docs.append(
+            f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n"
+            f"  namespace: {namespace}\ndata:{body}\n"
+        )
+    return "---\n".join(docs)
+
+
+def namespace_yaml(name: str) -> str:
+    return f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n"

@@ -1,0 +1,144 @@
+"""A syncer SIGKILLed at a random moment of a 200-object apply, twenty times over.
+
+What a user relies on: however often a syncer dies mid-apply, the next one finishes the
+job — the cluster ends at the newest commit, the inventory lists exactly what Git has,
+and no object that Git still has was ever pruned on the way.
+
+Each round pushes a commit that changes all 200 ConfigMaps and swaps 5 of them for new
+ones (so pruning has work), starts a real `python -m gitops syncer` process, waits until
+it logs that it is applying, kills it after a random 0-1 s (every other round counted
+from the first write of the commit), and checks the invariant. The emulator delays each
+write to the app's namespace (40 ms) so an apply takes about a second. Every round has a
+fresh consumer group and topic prefix: a Tansu group that had a SIGKILLed member can
+become unjoinable, and the new syncer must see only its own round's request. The
+emulator runs on its own thread so the syncer processes reach it while the test awaits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from devcluster import DevCluster
+from gitops.broker import EmbeddedBroker
+from schemas.events import SyncSucceeded
+from tests.faults.conftest import (
+    K8s,
+    configmaps_yaml,
+    create_topics,
+    gitops_config,
+    k8s_client,
+    namespace_yaml,
+    outcomes_for,
+    publish_requests,
+    start_syncer,
+    unique,
+    write_config,
+)
+from tests.support.git import WorkingCopy
+from tests.support.threaded import in_thread
+
+pytestmark = pytest.mark.faults
+
+ROUNDS = 20
+OBJECTS = 200
+NS = "crash"
+APP = {"web": {"repo": "platform", "path": "apps/web", "cluster": "dev", "namespace": NS}}
+
+
+def names_of(round_: int) -> list[str]:
+    return [f"cm-{k:04d}" for k in range(5 * round_, 5 * round_ + OBJECTS)]
+
+
+def files_of(round_: int) -> dict[str, str | bytes | None]:
+    return {
+        "apps/web/namespace.yaml": namespace_yaml(NS),
+        "apps/web/objects.yaml": configmaps_yaml(names_of(round_), NS, rev=str(round_)),
+    }
+
+
+async def test_syncer_killed_mid_apply_twenty_times_leaves_the_newest_commit_and_exact_inventory(
+    kafka: EmbeddedBroker,
+    working_copy: Callable[..., WorkingCopy],
+    tmp_path: Path,
+) -> None:
+    rng = random.Random(20240611)
+    repo = working_copy("platform")
+    with in_thread(DevCluster(ready_delay=0.2)) as cluster:
+        kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+        cluster.faults.add("patch", "configmaps", count=10**9, code=0, delay=0.04, namespace=NS)
+        api = await k8s_client(cluster.url)
+        k8s = K8s(api)
+        kills: list[float] = []
+        landed = [0, 0, 0]  # kills before any write, mid-write, after every write
+        try:
+            for round_ in range(ROUNDS + 1):
+                commit = repo.commit_and_push(files_of(round_), f"round {round_}")
+                config = gitops_config(
+                    bootstrap=kafka.bootstrap,
+                    kubeconfig=kubeconfig,
+                    repositories={"platform": repo.remote_url},
+                    apps=APP,
+                    cache_dir=tmp_path / f"cache{round_}",
+                    group_id=unique("kills"),
+                    prefix=f"r{round_}",
+                    partitions=1,
+                )
+                await create_topics(config)
+                path = write_config(config, tmp_path / f"round{round_}.yaml")
+                before = set(await k8s.configmaps(NS))
+                syncer = await start_syncer(f"s{round_}", path, config.syncer.group_id, tmp_path)
+                try:
+                    (request,) = await publish_requests(config, [("web", repo.remote_url, commit)])
+                    if round_ == ROUNDS:  # the last syncer is left to finish
+                        events = await outcomes_for(config, {request.id}, timeout=60)
+                        finished = [e for e in events if e.data.request_id == request.id]
+                        assert isinstance(finished[0], SyncSucceeded), finished
+                        break
+                    await syncer.wait_for(f"syncing app web to {commit[:12]}", timeout=30)
+                    # Half the kills land anywhere in the apply (validation included), half
+                    # once the first object of the commit is written.
+                    if round_ % 2:
+                        await _first_write(k8s, round_)
+                    pause = rng.uniform(0.0, 1.0)
+                    kills.append(pause)
+                    await asyncio.sleep(pause)
+                    await syncer.kill()
+                finally:
+                    await syncer.stop()
+                live_now = await k8s.configmaps(NS)
+                after = set(live_now)
+                written = sum(data == {"rev": str(round_)} for data in live_now.values())
+                landed[0 if written == 0 else 1 if written < OBJECTS else 2] += 1
+                still_in_git = before & set(names_of(round_))
+                assert still_in_git <= after, (
+                    f"round {round_}: pruned objects Git still has: {sorted(still_in_git - after)}"
+                )
+
+            live = await k8s.configmaps(NS)
+            newest = names_of(ROUNDS)
+            assert sorted(live) == newest
+            assert all(data == {"rev": str(ROUNDS)} for data in live.values())
+            applied, entries = await k8s.inventory("web")
+            assert applied == commit
+            assert entries == {("Namespace", "", NS)} | {("ConfigMap", NS, n) for n in newest}
+            assert landed[1] >= 3, f"too few kills landed mid-write: {landed}"
+        finally:
+            await api.close()
+    print(
+        f"\n{ROUNDS} kills: {landed[0]} before the first write, {landed[1]} mid-write, "
+        f"{landed[2]} after the last write; "
+        f"kill points {', '.join(f'{k:.2f}' for k in kills)} s"
+    )
+
+
+async def _first_write(k8s: K8s, round_: int, timeout: float = 20.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not any(d == {"rev": str(round_)} for d in (await k8s.configmaps(NS)).values()):
+        assert loop.time() < deadline, f"round {round_}: nothing written in {timeout}s"
+        await asyncio.sleep(0.02)
