@@ -3,7 +3,9 @@
 The worker only needs to know whether waiting can help: `TransientGitError` (server
 unreachable, timeout, 5xx, connection reset) is retried with backoff, `PermanentGitError`
 (missing repository, refused credentials, unknown branch or commit, corrupt data, unsafe
-paths, oversized files) fails the sync at once. Messages name the URL without its
+paths, oversized files) fails the sync at once. A fetch whose answer is not git at all
+(garbage from a proxy, a truncated pack) is transient: the server, not the repository,
+is at fault. Messages name the URL without its
 credentials, the ref and the path, and never carry a token: `redact` strips URL user info
 and every known secret from any library text that reaches a message.
 """
@@ -166,6 +168,14 @@ def translate(
         return TransientGitError(f"{where}: the server hung up ({detail}); will retry")
     if isinstance(exc, GitProtocolError):
         return TransientGitError(f"{where}: protocol error ({detail}); will retry")
+    if action.startswith("fetching") and isinstance(
+        exc, ChecksumMismatch | ApplyDeltaError | FileFormatException | ValueError
+    ):
+        # What failed to parse is the server's answer (a proxy's page, a truncated pack),
+        # not the repository: no commit can fix it and the next fetch may well succeed.
+        return TransientGitError(
+            f"{where}: the server answered with data that is not git ({detail[:120]}); will retry"
+        )
     if isinstance(
         exc,
         ChecksumMismatch
