@@ -102,7 +102,7 @@ def push_payload(
             "before": before,
             "after": after,
             "project": {"git_http_url": url},
-            "commits": [{"id": after, "added": ["a.yaml"], "modified": [], "removed": []}],
+            "commits": [{"id": after, "added": ["apps/a.yaml"], "modified": [], "removed": []}],
             "total_commits_count": 1,
             "user_username": "mallory",
         }
