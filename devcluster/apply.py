@@ -12,13 +12,13 @@ applier stops sending is removed unless someone else still owns it.
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from devcluster.patching import SET_LISTS, item_key, merge_key
+from devcluster.store import clone
 
 JsonObj = dict[str, Any]
 Path = tuple[str, ...]
@@ -39,15 +39,23 @@ class Entry:
     time: str
     subresource: str
     fields: FieldSet
+    source: JsonObj | None = None
+    """The fieldsV1 tree it was read from: written back as is while ``fields`` is
+    unchanged (stored objects are never mutated, so sharing it is safe), which spares
+    re-encoding every other manager's entry on each write."""
+    source_fields: frozenset[Path] | None = None
 
     def to_json(self) -> JsonObj:
+        unchanged = self.source_fields is not None and self.fields == self.source_fields
         out: JsonObj = {
             "manager": self.manager,
             "operation": self.operation,
             "apiVersion": self.api_version,
             "time": self.time,
             "fieldsType": "FieldsV1",
-            "fieldsV1": to_fields_v1(self.fields),
+            "fieldsV1": self.source
+            if unchanged and self.source is not None
+            else to_fields_v1(self.fields),
         }
         if self.subresource:
             out["subresource"] = self.subresource
@@ -141,6 +149,8 @@ def read_entries(obj: JsonObj) -> list[Entry]:
     for raw in (obj.get("metadata") or {}).get("managedFields") or []:
         if not isinstance(raw, dict) or "manager" not in raw:
             continue
+        tree = raw.get("fieldsV1") or {}
+        fields = from_fields_v1(tree)
         entries.append(
             Entry(
                 manager=raw.get("manager", ""),
@@ -148,7 +158,9 @@ def read_entries(obj: JsonObj) -> list[Entry]:
                 api_version=raw.get("apiVersion", ""),
                 time=raw.get("time", ""),
                 subresource=raw.get("subresource", ""),
-                fields=from_fields_v1(raw.get("fieldsV1") or {}),
+                fields=fields,
+                source=tree,
+                source_fields=frozenset(fields),
             )
         )
     return entries
@@ -227,7 +239,7 @@ def merge_applied(live: Any, applied: Any, field: str = "") -> Any:
         return result
     if isinstance(applied, list) and isinstance(live, list):
         if field in SET_LISTS:
-            return list(live) + [copy.deepcopy(v) for v in applied if v not in live]
+            return list(live) + [clone(v) for v in applied if v not in live]
         keys = merge_key(field, applied) or merge_key(field, live)
         if keys is not None:
             merged = list(live)
@@ -238,9 +250,9 @@ def merge_applied(live: Any, applied: Any, field: str = "") -> Any:
                     merged[index[ident]] = merge_applied(merged[index[ident]], item, "")
                 else:
                     index[ident] = len(merged)
-                    merged.append(copy.deepcopy(item))
+                    merged.append(clone(item))
             return merged
-    return copy.deepcopy(applied)
+    return clone(applied)
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,7 +293,7 @@ def apply(
     are conflicts and ``force`` is false the object is returned unchanged: the caller
     answers 409 listing them.
     """
-    base: JsonObj = copy.deepcopy(live) if live is not None else {}
+    base: JsonObj = clone(live) if live is not None else {}
     entries = read_entries(base)
     new_set = fields_of(applied, subresource)
     mine = next(
@@ -329,21 +341,10 @@ def apply(
     mine.fields = new_set
     mine.api_version = api_version
     for entry in others:
-        if entry.fields != _fields_before(live, entry):
+        if entry.fields != (entry.source_fields or set()):
             entry.time = now
     write_entries(merged, entries)
     return merged, []
-
-
-def _fields_before(live: JsonObj | None, entry: Entry) -> FieldSet:
-    for old in read_entries(live or {}):
-        if (old.manager, old.operation, old.subresource) == (
-            entry.manager,
-            entry.operation,
-            entry.subresource,
-        ):
-            return old.fields
-    return set()
 
 
 def _strip_server_fields(applied: JsonObj) -> JsonObj:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import copy
 import json
 import uuid
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from devcluster import patching, status
 from devcluster.defaults import apply_defaults
 from devcluster.resources import Registry, ResourceType
 from devcluster.selectors import FieldSelector, LabelSelector
-from devcluster.store import Store, Stored
+from devcluster.store import Store, Stored, clone
 from devcluster.validation import validate
 
 JsonObj = dict[str, Any]
@@ -186,7 +185,7 @@ class Api:
             new = patching.json_patch(old, body)
         else:
             raise status.unsupported_media_type(content_type)
-        new = copy.deepcopy(new)
+        new = clone(new)
         wanted = (new.get("metadata") or {}).get("resourceVersion")
         if wanted and wanted != old["metadata"]["resourceVersion"]:
             raise status.conflict(
@@ -211,7 +210,7 @@ class Api:
                 f"the API version in the data ({body.get('apiVersion')}) and kind "
                 f"({body.get('kind')}) do not match the request ({rt.api_version}, {rt.kind})"
             )
-        applied = copy.deepcopy(body)
+        applied = clone(body)
         self._check_identity(rt, namespace, name, applied)
         if rt.subresources and "status" in rt.subresources and opts.subresource != "status":
             applied.pop("status", None)
@@ -272,7 +271,7 @@ class Api:
         if finalizers:
             if current["metadata"].get("deletionTimestamp"):
                 return current
-            marked = copy.deepcopy(current)
+            marked = clone(current)
             marked["metadata"]["deletionTimestamp"] = now_rfc3339()
             marked["metadata"]["deletionGracePeriodSeconds"] = 0
             if dry_run:
@@ -297,7 +296,7 @@ class Api:
 
     # ----------------------------------------------------------- internals
     def _delete_namespace(self, rt: ResourceType, current: JsonObj, dry_run: bool) -> JsonObj:
-        marked = copy.deepcopy(current)
+        marked = clone(current)
         marked["metadata"].setdefault("deletionTimestamp", now_rfc3339())
         marked["metadata"].setdefault("deletionGracePeriodSeconds", 0)
         marked["status"] = {"phase": "Terminating"}
@@ -360,7 +359,7 @@ class Api:
     def _check_body(self, rt: ResourceType, namespace: str, body: Any, name: str | None) -> JsonObj:
         if not isinstance(body, dict):
             raise status.bad_request("the body of the request must be a JSON object")
-        obj = copy.deepcopy(body)
+        obj = clone(body)
         kind, api_version = obj.get("kind"), obj.get("apiVersion")
         if (kind and kind != rt.kind) or (api_version and api_version != rt.api_version):
             raise status.bad_request(
@@ -443,7 +442,7 @@ class Api:
         has_status = "status" in rt.subresources
         if opts.subresource == "status":
             assert old is not None  # noqa: S101 - status writes need the object
-            candidate = copy.deepcopy(old)
+            candidate = clone(old)
             if "status" in new:
                 candidate["status"] = new["status"]
             else:
@@ -454,7 +453,7 @@ class Api:
             metadata = new["metadata"]
         elif has_status:
             if old is not None and "status" in old:
-                new["status"] = copy.deepcopy(old["status"])
+                new["status"] = clone(old["status"])
             elif old is None:
                 new.pop("status", None)
         apply_defaults(rt.kind, new, rt.custom)

@@ -9,10 +9,10 @@ apply uses the same table for its ``listType=map`` lists.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from devcluster.status import ApiError, bad_request
+from devcluster.store import clone
 
 JsonObj = dict[str, Any]
 
@@ -66,7 +66,7 @@ def item_key(item: Any, keys: tuple[str, ...]) -> tuple[Any, ...] | None:
 def json_merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7386: maps merge recursively, ``null`` deletes, everything else replaces."""
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+        return clone(patch)
     result: JsonObj = dict(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
@@ -85,7 +85,7 @@ def strategic_merge_patch(target: Any, patch: Any, field: str = "") -> Any:
     """
     if isinstance(patch, dict):
         if patch.get("$patch") == "replace":
-            return {k: copy.deepcopy(v) for k, v in patch.items() if k != "$patch"}
+            return {k: clone(v) for k, v in patch.items() if k != "$patch"}
         if patch.get("$patch") == "delete":
             return None
         result: JsonObj = dict(target) if isinstance(target, dict) else {}
@@ -109,18 +109,18 @@ def strategic_merge_patch(target: Any, patch: Any, field: str = "") -> Any:
         return result
     if isinstance(patch, list):
         return _merge_list(target, patch, field)
-    return copy.deepcopy(patch)
+    return clone(patch)
 
 
 def _merge_list(target: Any, patch: list[Any], field: str) -> list[Any]:
     live: list[Any] = list(target) if isinstance(target, list) else []
     if field in SET_LISTS:
-        return live + [copy.deepcopy(v) for v in patch if v not in live]
+        return live + [clone(v) for v in patch if v not in live]
     keys = merge_key(field, patch) or merge_key(field, live)
     if keys is None:
-        return [copy.deepcopy(v) for v in patch]
+        return [clone(v) for v in patch]
     if any(isinstance(i, dict) and i.get("$patch") == "replace" for i in patch):
-        return [copy.deepcopy(i) for i in patch if not (isinstance(i, dict) and "$patch" in i)]
+        return [clone(i) for i in patch if not (isinstance(i, dict) and "$patch" in i)]
     index = {item_key(item, keys): pos for pos, item in enumerate(live)}
     deleted: set[Any] = set()
     for item in patch:
@@ -132,7 +132,7 @@ def _merge_list(target: Any, patch: list[Any], field: str) -> list[Any]:
             live[index[key]] = strategic_merge_patch(live[index[key]], item, "")
         else:
             index[key] = len(live)
-            live.append(copy.deepcopy(item))
+            live.append(clone(item))
     return [i for i in live if item_key(i, keys) not in deleted]
 
 
@@ -160,7 +160,7 @@ def json_patch(target: Any, operations: Any) -> Any:
     """RFC 6902 JSON patch (add, remove, replace, move, copy, test)."""
     if not isinstance(operations, list):
         raise bad_request("json patch must be a list of operations")
-    doc = copy.deepcopy(target)
+    doc = clone(target)
     for op in operations:
         try:
             doc = _apply_op(doc, op)
@@ -181,18 +181,18 @@ def _apply_op(doc: Any, op: Any) -> Any:
             raise ValueError(f"test failed at {op['path']}")
         return doc
     if kind in ("move", "copy"):
-        value = copy.deepcopy(_get(doc, _pointer(op["from"])))
+        value = clone(_get(doc, _pointer(op["from"])))
         if kind == "move":
             doc = _remove(doc, _pointer(op["from"]))
         return _add(doc, parts, value)
     if kind == "remove":
         return _remove(doc, parts)
     if kind == "add":
-        return _add(doc, parts, copy.deepcopy(op["value"]))
+        return _add(doc, parts, clone(op["value"]))
     if kind == "replace":
         _get(doc, parts)
         doc = _remove(doc, parts)
-        return _add(doc, parts, copy.deepcopy(op["value"]))
+        return _add(doc, parts, clone(op["value"]))
     raise ValueError(f"unknown op {kind!r}")
 
 

@@ -9,7 +9,6 @@ tasks and the listening socket, so tests leave nothing behind.
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import logging
 from pathlib import Path
@@ -26,7 +25,7 @@ from devcluster.operations import Api, WriteOptions
 from devcluster.resources import Registry
 from devcluster.routes import ResourceHandler, error_response, json_response
 from devcluster.status import ApiError
-from devcluster.store import Store
+from devcluster.store import Store, clone
 
 JsonObj = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -164,7 +163,7 @@ class DevCluster:
         )
 
     async def _version(self, request: web.Request) -> web.Response:
-        return json_response(copy.deepcopy(discovery.VERSION_INFO))
+        return json_response(clone(discovery.VERSION_INFO))
 
     async def _ok(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")

@@ -13,13 +13,28 @@ import asyncio
 import json
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from devcluster.status import gone
 
 JsonObj = dict[str, Any]
 ResourceKey = tuple[str, str]  # (group, plural): shared by every served version
 ObjectKey = tuple[str, str]  # (namespace or "", name)
+_T = TypeVar("_T")
+
+
+def clone(value: _T) -> _T:
+    """A private copy of a JSON value (dicts and lists copied, scalars shared).
+
+    Writers copy stored objects before changing them; ``copy.deepcopy`` does the same
+    with a memo and per-type dispatch that cost several times more, and JSON documents
+    have no cycles or shared children worth its bookkeeping.
+    """
+    if type(value) is dict:
+        return cast(_T, {k: clone(v) for k, v in cast(dict[Any, Any], value).items()})
+    if type(value) is list:
+        return cast(_T, [clone(v) for v in cast(list[Any], value)])
+    return value
 
 
 def encode(obj: Any) -> bytes:
