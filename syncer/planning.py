@@ -7,7 +7,7 @@ Kinds defined by a CRD of the same commit are resolved from that CRD's manifest
 
 from __future__ import annotations
 
-import copy
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,8 @@ class Planned:
     digest: str
     from_commit_crd: bool = False
     """Its kind comes from a CRD of this commit that the cluster may not serve yet."""
+    encoded: bytes = b""
+    """`body` as JSON, encoded once for its dry run and its apply."""
 
     @property
     def namespace(self) -> str | None:
@@ -104,13 +106,14 @@ async def plan(
                 errors.append(ObjectError(m.api_version, m.kind, m.namespace, m.name, exc.message))
                 continue
             info, from_crd = crds[(m.api_version, m.kind)], True
-        body = copy.deepcopy(m.body)
+        body = _clone(m.body)
         meta = body["metadata"]
         if info.namespaced:
             meta["namespace"] = meta.get("namespace") or app.namespace
         else:
             meta.pop("namespace", None)  # as kubectl does: cluster-scoped kinds ignore it
-        item = Planned(info, body, m.source, digest(body), from_crd)
+        encoded = json.dumps(body, separators=(",", ":")).encode()
+        item = Planned(info, body, m.source, digest(body), from_crd, encoded)
         if item.key in seen:
             errors.append(item.error(f"declared twice ({seen[item.key]} and {m.source})"))
             continue
@@ -121,6 +124,16 @@ async def plan(
             continue
         planned.append(item)
     return planned, errors
+
+
+def _clone(value: Any) -> Any:
+    """A private copy of a parsed manifest (JSON-shaped: dicts, lists, scalars), several
+    times cheaper than `copy.deepcopy`, which a 1,000-object plan would feel."""
+    if type(value) is dict:
+        return {k: _clone(v) for k, v in value.items()}
+    if type(value) is list:
+        return [_clone(v) for v in value]
+    return value
 
 
 def policy_violation(app: AppConfig, item: Planned) -> str | None:

@@ -317,7 +317,9 @@ class Reconciler:
             except SyncError:
                 return None
         try:
-            status, obj = await self.cluster.apply(item.info, item.body, dry_run=True)
+            status, obj = await self.cluster.apply(
+                item.info, item.body, dry_run=True, encoded=item.encoded
+            )
         except NotFound as exc:
             if item.namespace in created_ns:
                 return None
@@ -339,7 +341,7 @@ class Reconciler:
         async def one(item: Planned) -> None:
             before = dry.get(item.key) or {}
             try:
-                status, obj = await self.cluster.apply(item.info, item.body)
+                status, obj = await self.cluster.apply(item.info, item.body, encoded=item.encoded)
             except SyncError as exc:
                 error = item.error(exc.message)
                 errors.append(
