@@ -59,6 +59,24 @@ def figures(label: str, rps: float, latencies: list[float]) -> str:
     return f"{label:<42} {rps:7.0f} req/s  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms"
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU time per request of each process during one phase: who the bottleneck is."""
+
+    def __init__(self, processes: dict[str, int]) -> None:
+        self.processes = processes
+        self.start = {name: cpu_seconds(pid) for name, pid in processes.items()}
+
+    def per_request(self, count: int) -> str:
+        used = {n: cpu_seconds(pid) - self.start[n] for n, pid in self.processes.items()}
+        return "  CPU/req " + ", ".join(f"{n} {s / count * 1e6:4.0f} us" for n, s in used.items())
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -174,13 +192,24 @@ async def main(args: argparse.Namespace) -> int:
                     await wait_ready(session, url)
                     client = Client(session, url, body)
                     await closed_loop(client.push, 500, args.concurrency)  # warm-up
+                    pids = {
+                        "receiver": server.pid,
+                        "broker": broker.pid or 0,
+                        "client": os.getpid(),
+                    }
+                    meter = CpuMeter(pids)
                     base_rps, base_lat = await closed_loop(
                         client.health, args.requests // 2, args.concurrency
                     )
+                    base_cpu = meter.per_request(args.requests // 2)
+                    meter = CpuMeter(pids)
                     max_rps, max_lat = await closed_loop(
                         client.push, args.requests, args.concurrency
                     )
+                    max_cpu = meter.per_request(args.requests)
+                    meter = CpuMeter(pids)
                     fixed_rps, fixed_lat = await open_loop(client.push, args.rate, args.seconds)
+                    fixed_cpu = meter.per_request(int(args.rate * args.seconds))
             finally:
                 server.terminate()
                 await asyncio.wait_for(server.wait(), timeout=30)
@@ -192,8 +221,11 @@ async def main(args: argparse.Namespace) -> int:
     exact = pushes == accepted and requests == accepted
     print(f"payload: {SAMPLE.name} ({len(body)} bytes), signed, unique delivery ids")
     print(figures(f"baseline GET /healthz (concurrency {args.concurrency})", base_rps, base_lat))
+    print(base_cpu)
     print(figures("max throughput, pushes", max_rps, max_lat) + f"  {max_rps / base_rps:.2f}x base")
+    print(max_cpu)
     print(figures(f"fixed rate {args.rate:.0f} req/s, pushes", fixed_rps, fixed_lat))
+    print(fixed_cpu)
     print(f"answers: {dict(client.statuses)}")
     print(f"read back: push-events {sum(pushes.values())}, sync-requests {sum(requests.values())},"
           f" 202s {len(client.accepted)}; each 202'd delivery exactly once: {exact}")  # fmt: skip
