@@ -208,7 +208,7 @@ class ResourceHandler:
         if verb == "patch":
             body = await self._body(request)
             code, obj = self.api.patch(rt, namespace, name, request.content_type, body, opts)
-            return json_response(obj, code, pretty)
+            return self._written(rt, namespace, name, obj, code, pretty)
         options = await self._delete_options(request)
         dry_run = dry_run or "All" in (options.get("dryRun") or [])
         if verb == "delete":
@@ -223,6 +223,16 @@ class ResourceHandler:
             200,
             pretty,
         )
+
+    def _written(
+        self, rt: ResourceType, namespace: str, name: str, obj: JsonObj, code: int, pretty: bool
+    ) -> web.Response:
+        """The answer to a write: the stored encoding when ``obj`` is what got stored (a
+        real write or a no-op), so the object is not encoded a second time."""
+        stored = self.api.store.get((rt.group, rt.plural), namespace, name)
+        if not pretty and stored is not None and stored.obj is obj:
+            return raw_response(self._raw_for(rt, stored), code)
+        return json_response(obj, code, pretty)
 
     @staticmethod
     def _verb_name(method: str, named: bool, watch: bool) -> str:

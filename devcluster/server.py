@@ -137,6 +137,12 @@ class DevCluster:
         app = web.Application(client_max_size=16 * 1024 * 1024)
         resources = ResourceHandler(self.api, self.faults, self._closing, self._bookmark_interval)
         openapi = OpenApi(self.registry)
+        # The resource API first: the router tries routes in order, and these carry
+        # nearly every request.
+        app.router.add_route("*", "/api", resources.handle)
+        app.router.add_route("*", "/api/{tail:.*}", resources.handle)
+        app.router.add_route("*", "/apis", resources.handle)
+        app.router.add_route("*", "/apis/{tail:.*}", resources.handle)
         app.router.add_get("/version", self._version)
         app.router.add_get("/version/", self._version)
         app.router.add_get("/healthz", self._ok)
@@ -150,10 +156,6 @@ class DevCluster:
         app.router.add_delete("/_devcluster/faults", self._faults_clear)
         app.router.add_get("/_devcluster/controllers", self._controllers_get)
         app.router.add_put("/_devcluster/controllers", self._controllers_put)
-        app.router.add_route("*", "/api", resources.handle)
-        app.router.add_route("*", "/api/{tail:.*}", resources.handle)
-        app.router.add_route("*", "/apis", resources.handle)
-        app.router.add_route("*", "/apis/{tail:.*}", resources.handle)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
         return app
 
