@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from receiver.pushes import Push
-from receiver.urls import normalise_url
+from receiver.urls import normalise_url, without_credentials
 from schemas.config import AppConfig, GitopsConfig
 from schemas.types import AppName
 
@@ -37,7 +37,9 @@ class Registry:
         self._apps: dict[str, list[tuple[AppName, AppConfig]]] = {}
         for app_name, app in sorted(config.apps.items()):
             self._apps.setdefault(app.repo, []).append((AppName(app_name), app))
-        self._clone_urls = {name: repo.url for name, repo in config.repositories.items()}
+        self._clone_urls = {
+            name: without_credentials(repo.url) for name, repo in config.repositories.items()
+        }
 
     def select(self, urls: Iterable[str]) -> Selection | None:
         """The first of the payload's URLs that names a registered repository."""
@@ -48,7 +50,7 @@ class Registry:
         return None
 
     def clone_url(self, repository: str) -> str:
-        """The URL as configured, which is what the syncer fetches from."""
+        """The URL as configured (credentials left out), which is what the syncer fetches."""
         return self._clone_urls[repository]
 
     def following(self, push: Push, repositories: Iterable[str]) -> list[tuple[AppName, str]]:

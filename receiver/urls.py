@@ -61,3 +61,25 @@ def normalise_url(url: str) -> str | None:
         host = f"[{host}]"
     netloc = f"{host}:{port}" if port is not None else host
     return f"{netloc}/{path}"
+
+
+def without_credentials(url: str) -> str:
+    """The URL as events may show it: no password, and no user name over HTTP(S).
+
+    Users sometimes write `https://user:token@host/...` (or a bare token as the user name,
+    which GitHub accepts) instead of `auth:`; that must not travel on Kafka. SSH user names
+    (`git@`) carry no secret and are kept.
+    """
+    if "://" not in url:
+        return url  # scp-like `user@host:path`: a user name, never a password
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if "@" not in parts.netloc:
+        return url
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    keep_user = parts.scheme.lower() not in ("http", "https") and user
+    netloc = f"{user}@{hostport}" if keep_user else hostport
+    return parts._replace(netloc=netloc).geturl()
