@@ -28,10 +28,12 @@ from devcluster import DevCluster
 from gitops.broker import EmbeddedBroker, free_port
 from gitops.gitserver import GitHttpServer
 from gitops.topics import ensure_topics
+from receiver.service import Receiver
 from schemas import GitopsConfig, Topics, load_config
 from schemas.events import SyncFailed, SyncSucceeded, parse_event
 from syncer.service import Syncer
 from tests.security import webhooks
+from tests.security.conftest import wait_ready
 from tests.security.figures import record
 from tests.security.processes import receiver_process, write_config
 from tests.support.kafka import read_topic
@@ -309,3 +311,32 @@ async def _all_records(bootstrap: str, topics: Topics) -> str:
         for r in await read_topic(bootstrap, topic, idle=0.5, timeout=5):
             texts.append((r.key or b"").decode(errors="replace") + r.value.decode(errors="replace"))
     return "\n".join(texts)
+
+
+URL_TOKEN = "urltok-Hx72KkP9qZ"
+
+
+async def test_credentials_written_into_a_repository_url_stay_out_of_events(
+    kafka: EmbeddedBroker,
+) -> None:
+    """Some users put `user:token@` in a clone URL instead of `auth:`; events omit it."""
+    raw = webhooks.config_dict(kafka.bootstrap)
+    raw["repositories"]["platform"]["url"] = (
+        f"https://deploy:{URL_TOKEN}@github.com/acme/platform-manifests.git"
+    )
+    config = GitopsConfig.model_validate(raw)
+    await ensure_topics(config.kafka)
+    topics = Topics(config.kafka.topic_prefix)
+    repo = webhooks.BY_PROVIDER["github"]
+    body = webhooks.encode(webhooks.push_payload("github", repo.url))
+    headers = webhooks.headers("github", body, secret=repo.secrets[0], delivery=str(uuid.uuid4()))
+    async with Receiver(config, probe_interval=0.2) as receiver, aiohttp.ClientSession() as http:
+        await wait_ready(receiver)
+        async with http.post(f"{receiver.url}/hooks/github", data=body, headers=headers) as r:
+            assert r.status == 202, await r.text()
+            answer = await r.text()
+    requests = await read_topic(kafka.bootstrap, topics.sync_requests, expect=1)
+    pushes = await read_topic(kafka.bootstrap, topics.push_events, expect=1)
+    assert len(requests) == 1 and len(pushes) == 1
+    for text in (answer, *(r.value.decode() for r in (*requests, *pushes))):
+        assert URL_TOKEN not in text, text
