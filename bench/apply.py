@@ -7,6 +7,10 @@ runs the real reconcile (render → plan → dry-run of everything → apply →
 health wait off, kubectl does not wait either). kubectl gets the same manifests as a
 directory, with our field manager and `--force-conflicts`. Only 127.0.0.1 is used.
 
+Besides wall times it prints the CPU seconds each side cost (client + emulator process),
+and the load average: on a shared 2-core machine other work takes cores away, and then
+wall-time ratios swing while CPU figures stay comparable.
+
     python bench/apply.py [--objects 1000] [--rounds 1]
 """
 
@@ -15,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -63,6 +68,22 @@ def build_app(objects: int, namespace: str) -> dict[str, bytes]:
     return files
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 async def start_emulator(kubeconfig: Path) -> asyncio.subprocess.Process:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -87,7 +108,10 @@ async def stop(proc: asyncio.subprocess.Process) -> None:
     await proc.wait()
 
 
-async def ours(files: dict[str, bytes], namespace: str, work: Path) -> tuple[float, float, int]:
+async def ours(
+    files: dict[str, bytes], namespace: str, work: Path
+) -> tuple[float, float, int, float]:
+    """(first sync s, resync s, objects, CPU s of the first sync: syncer + emulator)."""
     kubeconfig = work / "ours.kubeconfig"
     proc = await start_emulator(kubeconfig)
     try:
@@ -98,20 +122,23 @@ async def ours(files: dict[str, bytes], namespace: str, work: Path) -> tuple[flo
             options = ReconcileOptions(health_timeout=0)
             commit = CommitSha("0" * 40)
             renders = RenderCache()  # as the worker holds one
-            timings = []
+            timings, cpu = [], []
             for _ in range(2):
+                cpu_before = own_cpu() + process_cpu(proc.pid)
                 started = time.perf_counter()
                 manifests = renders.render(files)
                 result = await reconciler.reconcile("bench", app, commit, manifests, options)
                 timings.append(time.perf_counter() - started)
+                cpu.append(own_cpu() + process_cpu(proc.pid) - cpu_before)
             actions = {o.action for o in result.objects}
             assert actions == {"unchanged"}, actions
-            return timings[0], timings[1], len(result.objects)
+            return timings[0], timings[1], len(result.objects), cpu[0]
     finally:
         await stop(proc)
 
 
-async def kubectl(files: dict[str, bytes], work: Path) -> tuple[float, float]:
+async def kubectl(files: dict[str, bytes], work: Path) -> tuple[float, float, float]:
+    """(first apply s, re-apply s, CPU s of the first apply: kubectl + emulator)."""
     kubeconfig = work / "kubectl.kubeconfig"
     manifests = work / "manifests"
     manifests.mkdir(exist_ok=True)
@@ -120,8 +147,9 @@ async def kubectl(files: dict[str, bytes], work: Path) -> tuple[float, float]:
     proc = await start_emulator(kubeconfig)
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HOME": str(work)}
     try:
-        timings = []
+        timings, cpu = [], []
         for _ in range(2):
+            cpu_before = children_cpu() + process_cpu(proc.pid)
             started = time.perf_counter()
             child = await asyncio.create_subprocess_exec(
                 "kubectl",
@@ -137,9 +165,10 @@ async def kubectl(files: dict[str, bytes], work: Path) -> tuple[float, float]:
             )
             _, err = await child.communicate()
             timings.append(time.perf_counter() - started)
+            cpu.append(children_cpu() + process_cpu(proc.pid) - cpu_before)
             if child.returncode != 0:
                 raise RuntimeError(f"kubectl failed: {err.decode()[-500:]}")
-        return timings[0], timings[1]
+        return timings[0], timings[1], cpu[0]
     finally:
         await stop(proc)
 
@@ -148,14 +177,19 @@ async def main(objects: int, rounds: int) -> None:
     namespace = "bench"
     files = build_app(objects, namespace)
     first_ours, resync_ours, first_kubectl, resync_kubectl = [], [], [], []
+    cpu_ours, cpu_kubectl = [], []
+    load_before = os.getloadavg()[0]
     for _ in range(rounds):
         with tempfile.TemporaryDirectory(prefix="apply-bench-") as tmp:
-            a, b, count = await ours(files, namespace, Path(tmp))
-            c, d = await kubectl(files, Path(tmp))
+            a, b, count, cpu_a = await ours(files, namespace, Path(tmp))
+            c, d, cpu_c = await kubectl(files, Path(tmp))
         first_ours.append(a)
         resync_ours.append(b)
         first_kubectl.append(c)
         resync_kubectl.append(d)
+        cpu_ours.append(cpu_a)
+        cpu_kubectl.append(cpu_c)
+    load_after = os.getloadavg()[0]
     m = statistics.median
     print(f"objects: {count} ({objects} + namespace), kinds: {', '.join(KINDS)}; rounds: {rounds}")
     print(f"{'':<22}{'syncer':>10}{'kubectl':>10}{'ratio':>9}")
@@ -164,6 +198,15 @@ async def main(objects: int, rounds: int) -> None:
     print(f"{'first sync (s)':<22}{m(first_ours):>10.3f}{m(first_kubectl):>10.3f}{r1:>8.1f}x")
     print(
         f"{'no-change resync (s)':<22}{m(resync_ours):>10.3f}{m(resync_kubectl):>10.3f}{r2:>8.1f}x"
+    )
+    r3 = m(cpu_kubectl) / m(cpu_ours)
+    print(
+        f"{'first sync CPU (s)':<22}{m(cpu_ours):>10.3f}{m(cpu_kubectl):>10.3f}{r3:>8.1f}x"
+        "   (client + emulator process)"
+    )
+    print(
+        f"load average (1 min) before/after: {load_before:.2f} / {load_after:.2f}, cores: "
+        f"{os.cpu_count()}"
     )
     print(
         f"\nSUMMARY first-sync {r1:.1f}x faster than kubectl (target >=2x), "
