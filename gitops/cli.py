@@ -38,9 +38,14 @@ def _load(args: argparse.Namespace) -> GitopsConfig:
     return load_config(_config_path(args))
 
 
-def _run(coro: Coroutine[Any, Any, int | None] | Coroutine[Any, Any, None]) -> int:
+def _run(
+    coro: Coroutine[Any, Any, int | None] | Coroutine[Any, Any, None],
+    *,
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+) -> int:
     try:
-        return asyncio.run(coro) or EXIT_OK
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(coro) or EXIT_OK
     except KeyboardInterrupt:
         return 130
 
@@ -89,11 +94,17 @@ async def _after_topics(config: GitopsConfig, part: Coroutine[Any, Any, None]) -
 
 
 def cmd_receiver(args: argparse.Namespace) -> int:
-    from receiver.service import run_receiver  # type: ignore[import-not-found, unused-ignore]
+    from receiver.service import (  # type: ignore[import-not-found, unused-ignore]
+        event_loop_factory,
+        run_receiver,
+    )
 
     config = _load(args)
     configure_logging("receiver", config, args.log_level)
-    return _run(_after_topics(config, run_receiver(config, host=args.host, port=args.port)))
+    return _run(
+        _after_topics(config, run_receiver(config, host=args.host, port=args.port)),
+        loop_factory=event_loop_factory(),
+    )
 
 
 def cmd_syncer(args: argparse.Namespace) -> int:

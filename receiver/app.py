@@ -19,7 +19,7 @@ from aiohttp import web
 from receiver import health
 from receiver.bitbucket import Bitbucket
 from receiver.dedupe import DeliveryLedger
-from receiver.deliveries import Answer, DeliveryHandler, accepts
+from receiver.deliveries import Answer, DeliveryHandler, Recorded, accepts
 from receiver.gitea import Gitea
 from receiver.github import GitHub
 from receiver.gitlab import GitLab
@@ -51,7 +51,7 @@ class ReceiverState:
     settings: ReceiverSettings
     handler: DeliveryHandler
     publisher: Publisher
-    ledger: DeliveryLedger[Answer]
+    ledger: DeliveryLedger[Recorded]
     metrics: ReceiverMetrics
     slots: asyncio.Semaphore
     limiter: RateLimiter | None
@@ -85,7 +85,7 @@ def build_app(
     publisher = Publisher(
         config.kafka, producer_factory=producer_factory, probe_interval=probe_interval
     )
-    ledger: DeliveryLedger[Answer] = DeliveryLedger(settings.dedupe_window)
+    ledger: DeliveryLedger[Recorded] = DeliveryLedger(settings.dedupe_window)
     metrics = ReceiverMetrics()
     handler = DeliveryHandler(
         secrets=secrets,
