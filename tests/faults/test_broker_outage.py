@@ -23,6 +23,7 @@ from gitops.topics import ensure_topics
 from receiver.service import Receiver
 from tests.receiver import hosts
 from tests.receiver.conftest import make_config, wait_ready
+from tests.security.figures import record
 from tests.support.kafka import read_topic
 
 pytestmark = pytest.mark.faults
@@ -102,6 +103,16 @@ async def test_broker_freeze_during_200_webhooks_loses_and_doubles_nothing(
         f"\n{DELIVERIES} deliveries, {OUTAGE:.0f} s broker freeze: {statuses[202]} x 202, "
         f"{statuses[503]} x 503 (all retried: {Counter(s for s, _ in retried.values())}); "
         f"on the topic: {len(published)} distinct, lost {len(lost)}, doubled {len(doubled)}"
+    )
+    record(
+        "broker frozen 10 s during 200 signed webhooks",
+        "every 202 is on the topic exactly once; every refusal is a 503 with Retry-After",
+        tried=DELIVERIES + len(retried),
+        accepted=statuses[202] + sum(s == 202 for s, _ in retried.values()),
+        lost=len(lost),
+        duplicated=len(doubled),
+        errors_5xx=sum(n for s, n in statuses.items() if s >= 500 and s != 503),
+        notes=f"{statuses[503]} answered 503 during the freeze, all accepted when retried",
     )
     assert lost == [] and doubled == []
     assert published == dict.fromkeys(answers, 1)

@@ -39,6 +39,7 @@ from tests.faults.conftest import (
     unique,
     write_config,
 )
+from tests.security.figures import record
 from tests.support.git import WorkingCopy
 from tests.support.threaded import in_thread
 
@@ -129,6 +130,14 @@ async def test_syncer_killed_mid_apply_twenty_times_leaves_the_newest_commit_and
             assert landed[1] >= 3, f"too few kills landed mid-write: {landed}"
         finally:
             await api.close()
+    record(
+        f"syncer SIGKILLed mid-apply of a 200-object commit, {ROUNDS} times",
+        "the cluster ends at the newest commit, inventory exact, nothing in Git pruned",
+        tried=ROUNDS,
+        accepted=ROUNDS,
+        notes=f"{landed[0]} kills before the first write, {landed[1]} mid-write, "
+        f"{landed[2]} after the last write",
+    )
     print(
         f"\n{ROUNDS} kills: {landed[0]} before the first write, {landed[1]} mid-write, "
         f"{landed[2]} after the last write; "
