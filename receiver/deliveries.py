@@ -232,7 +232,7 @@ class DeliveryHandler:
         await self._publisher.publish(plan.messages)
         self._metrics.publish_seconds.observe(time.perf_counter() - started)
         for message in plan.messages:
-            self._metrics.published.labels(message.topic).inc()
+            self._metrics.count_published(message.topic)
         if plan.unfollowed and not plan.other:
             branches = ", ".join(sorted(set(plan.unfollowed)))
             body: dict[str, object] = {

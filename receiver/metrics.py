@@ -41,6 +41,23 @@ class ReceiverMetrics:
             ["topic"],
             registry=self.registry,
         )
+        # Bounded: providers x outcomes, and our four topics.
+        self._requests: dict[tuple[str, str], Counter] = {}
+        self._published: dict[str, Counter] = {}
+
+    def count_request(self, provider: str, outcome: str) -> None:
+        """One answered webhook; the labelled child is looked up once per label pair."""
+        child = self._requests.get((provider, outcome))
+        if child is None:
+            child = self._requests[(provider, outcome)] = self.requests.labels(provider, outcome)
+        child.inc()
+
+    def count_published(self, topic: str) -> None:
+        """One message acknowledged by the broker."""
+        child = self._published.get(topic)
+        if child is None:
+            child = self._published[topic] = self.published.labels(topic)
+        child.inc()
 
     def render(self) -> bytes:
         body: bytes = generate_latest(self.registry)
