@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 from schemas.config import KafkaSettings
 
@@ -72,6 +73,34 @@ a full batch acceptable to a broker with default limits.
 """
 
 
+class KeyPartitioner:
+    """aiokafka's default partitioning (Kafka's murmur2 of the key), remembered per key.
+
+    Keys are registered repository URLs and app names, a few per configuration, and
+    aiokafka computes murmur2 in pure Python for every message (about 8 us each, two
+    messages per webhook). The partition must stay the one every other Kafka client picks
+    for the key, so the syncer's own requests for an app land where the webhook's do:
+    only the hash is cached, never a different rule. Unkeyed messages (none here) go
+    to aiokafka's default.
+    """
+
+    MAX_KEYS = 10_000
+    """Bound on remembered keys; the cache starts over when a configuration has more."""
+
+    def __init__(self) -> None:
+        self._hashes: dict[bytes, int] = {}
+
+    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+        if key is None:
+            return int(DefaultPartitioner()(key, all_partitions, available))
+        masked = self._hashes.get(key)
+        if masked is None:
+            if len(self._hashes) >= self.MAX_KEYS:
+                self._hashes.clear()
+            masked = self._hashes[key] = murmur2(key) & 0x7FFFFFFF
+        return all_partitions[masked % len(all_partitions)]
+
+
 def default_producer(settings: KafkaSettings) -> Producer:
     """An aiokafka producer with `producer_options()`, but more patient than the HTTP answer.
 
@@ -84,6 +113,7 @@ def default_producer(settings: KafkaSettings) -> Producer:
     answer_ms = int(settings.request_timeout.total_seconds() * 1000)
     options["request_timeout_ms"] = max(30_000, PRODUCER_PATIENCE * answer_ms)
     options["max_batch_size"] = MAX_BATCH_BYTES
+    options["partitioner"] = KeyPartitioner()
     producer: Producer = AIOKafkaProducer(**options)
     return producer
 

@@ -128,7 +128,8 @@ def changed_paths_of(commits: object, where: str) -> tuple[str, ...]:
 
 
 def _is_sha(value: str) -> bool:
-    return len(value) == 40 and all(c in "0123456789abcdefABCDEF" for c in value)
+    # Stripping every hex digit from both ends leaves nothing only if all 40 are hex.
+    return len(value) == 40 and not value.strip("0123456789abcdefABCDEF")
 
 
 def _show(value: object) -> str:
