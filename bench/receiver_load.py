@@ -12,6 +12,11 @@ signed, each with a unique delivery id, to 127.0.0.1:
 
 then it reads both topics back and checks that every 202 is on them exactly once.
 
+Under each phase it prints the CPU time each process (receiver, broker, this client) used
+per request, from /proc: the receiver's figure is what tuning changes, and it moves less
+than requests/s when other work shares the machine. The load average printed first says
+how quiet the machine was; figures taken under load are not comparable with quiet ones.
+
     python bench/receiver_load.py [--requests 20000] [--concurrency 64] [--rate 500] [--seconds 10]
 """
 
@@ -171,6 +176,7 @@ async def count_deliveries(bootstrap: str, topic: str, timeout: float = 60.0) ->
 
 
 async def main(args: argparse.Namespace) -> int:
+    load_before = f"{os.getloadavg()[0]:.2f}"
     body = SAMPLE.read_bytes()
     with tempfile.TemporaryDirectory() as tmp:
         async with EmbeddedBroker(log_path=Path(tmp) / "tansu.log") as broker:
@@ -219,6 +225,7 @@ async def main(args: argparse.Namespace) -> int:
 
     accepted = Counter(client.accepted)
     exact = pushes == accepted and requests == accepted
+    print(f"load average before the run: {load_before}, after: {os.getloadavg()[0]:.2f}")
     print(f"payload: {SAMPLE.name} ({len(body)} bytes), signed, unique delivery ids")
     print(figures(f"baseline GET /healthz (concurrency {args.concurrency})", base_rps, base_lat))
     print(base_cpu)
