@@ -117,7 +117,7 @@ def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     that serves (`gitops receiver`) asks for it; tests keep the loop pytest gives them.
     """
     try:
-        import uvloop  # optional: plain asyncio works, only slower
+        import uvloop  # type: ignore[import-not-found, unused-ignore]  # optional: asyncio works
     except ImportError:
         return None
     factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
