@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from dulwich import porcelain
 from dulwich.objects import Blob, Commit, Tree
 from dulwich.repo import Repo
@@ -27,11 +28,12 @@ def _read(repo: Repo, commit_id: bytes, path: str) -> bytes:
     return blob.data
 
 
-async def test_server_starts_quickly(tmp_path: Path) -> None:
-    started = time.monotonic()
+async def test_server_serves_on_loopback_and_stops(tmp_path: Path) -> None:
+    """Start-up time is measured by `bench/bench_startup.py`, not asserted here."""
     async with GitHttpServer(tmp_path / "srv") as server:
-        assert time.monotonic() - started < 2.0
         assert server.url.startswith("http://127.0.0.1:")
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
 
 
 async def test_dulwich_clones_a_pushed_commit_and_reads_its_tree_without_checkout(

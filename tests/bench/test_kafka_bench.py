@@ -12,11 +12,10 @@ from gitops.broker import EmbeddedBroker
 from tests.support.kafka import read_topic
 
 
-async def test_broker_starts_quickly_and_leaves_no_process() -> None:
-    started = time.monotonic()
+async def test_broker_stops_with_its_fixture_and_leaves_no_process() -> None:
+    """Start-up time is measured by `bench/bench_startup.py`, not asserted here."""
     broker = EmbeddedBroker()
     async with broker:
-        assert time.monotonic() - started < 2.0
         pid = broker.pid
         assert pid is not None
     import os
