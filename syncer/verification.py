@@ -210,8 +210,27 @@ class CommitVerifier:
         tmp: Path,
         requirement: str,
     ) -> str:
-        home = tmp / "gnupg"
-        await asyncio.to_thread(home.mkdir, 0o700)
+        # gpg derives its agent socket path from the home directory, and a Unix socket path
+        # is limited to ~108 bytes: a deep cache directory would make gpg fail. So the
+        # throwaway keyring lives in a short directory of the system's temp dir.
+        home = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="gitops-gpg-"))
+        try:
+            return await self._verify_gpg_in(
+                policy, commit, signed, signature, tmp, home, requirement
+            )
+        finally:
+            await asyncio.to_thread(shutil.rmtree, home, True)
+
+    async def _verify_gpg_in(
+        self,
+        policy: CommitVerification,
+        commit: str,
+        signed: SignedCommit,
+        signature: bytes,
+        tmp: Path,
+        home: Path,
+        requirement: str,
+    ) -> str:
         keys = tmp / "keys.asc"
         sig = tmp / "commit.sig"
         await asyncio.to_thread(keys.write_text, "\n".join(policy.gpg_public_keys), "utf-8")
