@@ -9,7 +9,6 @@ be passed for tests that restart it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -19,6 +18,8 @@ from pathlib import Path
 from types import TracebackType
 
 from aiokafka.client import AIOKafkaClient
+
+from gitops.processes import terminate
 
 
 class BrokerError(Exception):
@@ -142,17 +143,8 @@ class EmbeddedBroker:
 
     async def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None or process.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, signal.SIGCONT)
-            process.terminate()
-        try:
-            await asyncio.wait_for(process.wait(), timeout=5)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
+        if process is not None:
+            await terminate(process, timeout=5)
 
     async def restart(self) -> None:
         await self.stop()

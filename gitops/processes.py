@@ -11,6 +11,21 @@ from pathlib import Path
 from types import TracebackType
 
 
+async def terminate(process: asyncio.subprocess.Process, timeout: float) -> None:
+    """SIGTERM (after SIGCONT, in case a test froze it), then SIGKILL once `timeout` passed."""
+    if process.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGCONT)
+        process.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(process.wait(), timeout)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+
+
 class ChildProcess:
     """`python -m gitops <args>` with its output in a log file; stop is SIGTERM, then SIGKILL."""
 
@@ -52,16 +67,8 @@ class ChildProcess:
 
     async def stop(self, timeout: float = 10.0) -> None:
         process, self._process = self._process, None
-        if process is None or process.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), timeout)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
+        if process is not None:
+            await terminate(process, timeout)
 
     async def __aenter__(self) -> ChildProcess:
         await self.start()
