@@ -399,6 +399,10 @@ class SyncerSettings(_Model):
     """How long the broker waits for a silent member before moving its partitions."""
     heartbeat_interval: Duration = timedelta(seconds=3)
     """How often a member tells the broker it is alive; well below `session_timeout`."""
+    git_timeout: Duration = timedelta(seconds=30)
+    """Longest wait for one answer of the git server; a slower one is a transient failure."""
+    api_timeout: Duration = timedelta(seconds=30)
+    """Longest wait for one answer of a Kubernetes API server before the request is retried."""
 
 
 class GitopsConfig(_Model):

@@ -97,11 +97,19 @@ class Syncer:
     async def _build(self, stack: AsyncExitStack) -> None:
         settings = self.config.syncer
         git = await stack.enter_async_context(
-            GitCache(self._cache_dir, max_file_bytes=settings.max_file_bytes)
+            GitCache(
+                self._cache_dir,
+                max_file_bytes=settings.max_file_bytes,
+                timeout=settings.git_timeout.total_seconds(),
+            )
         )
         reconcilers: dict[str, Reconciler] = {}
         for name, cluster_config in self.config.clusters.items():
-            cluster = await stack.enter_async_context(await Cluster.connect(name, cluster_config))
+            cluster = await stack.enter_async_context(
+                await Cluster.connect(
+                    name, cluster_config, request_timeout=settings.api_timeout.total_seconds()
+                )
+            )
             reconcilers[name] = Reconciler(
                 cluster, InventoryStore(cluster, settings.inventory_namespace)
             )

@@ -15,6 +15,7 @@ slow answers below it (a test waiting past 30 s per request would not fit the su
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -117,6 +118,25 @@ async def test_slow_api_answers_delay_the_sync_but_it_succeeds(
     assert isinstance(outcome, SyncSucceeded), outcome
     assert (outcome.data.duration_ms or 0) >= 1000
     assert await values(k8s) == dict.fromkeys(NAMES, "1")
+
+
+async def test_api_timeouts_outlasting_the_retries_fail_dead_letter_and_change_nothing(
+    config: GitopsConfig, repo: WorkingCopy, cluster: DevCluster, k8s: K8s
+) -> None:
+    """An API server that stops answering in `syncer.api_timeout` is a transient failure."""
+    first = repo.commit_and_push(commit_files(1))
+    second = repo.commit_and_push(commit_files(2))
+    settings = config.syncer.model_copy(update={"api_timeout": timedelta(milliseconds=300)})
+    impatient = config.model_copy(update={"syncer": settings})
+    async with Syncer(impatient, syncer_id="s1", retry_max_delay=0.2):
+        assert isinstance(await sync(impatient, repo, first), SyncSucceeded)
+        cluster.faults.add("patch", "configmaps", count=10**6, code=0, delay=1.0, name="cm-07")
+        outcome = await sync(impatient, repo, second)
+    assert isinstance(outcome, SyncFailed), outcome
+    assert "gave up after 2 attempts" in (outcome.data.error or ""), outcome.data.error
+    assert await values(k8s) == dict.fromkeys(NAMES, "1")
+    assert (await k8s.inventory("web"))[0] == first
+    await _assert_dead_lettered(impatient, outcome)
 
 
 async def test_errors_outlasting_the_retries_during_validation_fail_and_change_nothing(

@@ -15,6 +15,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 
@@ -204,6 +205,20 @@ async def test_git_server_answering_garbage_fails_after_backoff_and_dead_letters
     assert proxy.requests >= ATTEMPTS
     assert took >= 1.0 + 2.0, f"retried without backoff ({took:.1f}s)"
     print(f"\ngarbage git server: {proxy.requests} requests, failed after {took:.1f}s")
+
+
+async def test_git_server_slower_than_git_timeout_fails_after_backoff_and_dead_letters(
+    two_apps: TwoApps, git_server: GitHttpServer
+) -> None:
+    """5 s per answer against `syncer.git_timeout: 1s`: transient, retried, then dead-lettered."""
+    with in_thread(GitProxy(git_server.url, "slow", pause=5.0)) as proxy:
+        config = two_apps.config(proxy.url("bad"))
+        settings = config.syncer.model_copy(update={"git_timeout": timedelta(seconds=1)})
+        config = config.model_copy(update={"syncer": settings})
+        bad, took = await _fails_while_others_sync(config, two_apps.good)
+    assert f"gave up after {ATTEMPTS} attempts" in (bad.data.error or ""), bad.data.error
+    assert took >= 1.0 + 2.0, f"retried without backoff ({took:.1f}s)"
+    print(f"\nslow git server past git_timeout: failed after {took:.1f}s: {bad.data.error}")
 
 
 async def test_slow_git_server_delays_only_its_own_app(
