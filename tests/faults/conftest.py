@@ -51,42 +51,6 @@ async def cluster() -> AsyncIterator[DevCluster]:
         yield running
 
 
-class K8s:
-    """Raw reads of the emulator, as a user with kubectl would check."""
-
-    def __init__(self, api: ApiClient) -> None:
-        self.api = api
-
-    async def get(self, path: str) -> dict[str, Any] | None:
-        response = await self.api.call_api(
-            path, "GET", auth_settings=["BearerToken"], _preload_content=False
-        )
-        try:
-            if response.status == 404:
-                return None
-            assert response.status == 200, await response.text()
-            body: dict[str, Any] = await response.json()
-            return body
-        finally:
-            response.release()
-
-    async def configmaps(self, namespace: str) -> dict[str, dict[str, str]]:
-        """name -> data of every ConfigMap in `namespace`."""
-        listing = await self.get(f"/api/v1/namespaces/{namespace}/configmaps") or {}
-        return {
-            item["metadata"]["name"]: item.get("data") or {} for item in listing.get("items", [])
-        }
-
-    async def inventory(self, app: str) -> tuple[str, set[tuple[str, str, str]]]:
-        """(applied commit, {(kind, namespace, name)}) of the app's inventory ConfigMap."""
-        path = f"/api/v1/namespaces/gitops-system/configmaps/gitops-inventory-{app}"
-        found = await self.get(path)
-        assert found is not None, f"no inventory for app {app}"
-        data = found["data"]
-        entries = {(e["k"], e["ns"], e["n"]) for e in json.loads(data["objects"])}
-        return data["commit"], entries
-
-
 async def k8s_client(url: str) -> ApiClient:
     return ApiClient(Configuration(host=url))
 

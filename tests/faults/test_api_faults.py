@@ -26,7 +26,6 @@ from schemas import GitopsConfig, Topics
 from schemas.events import SyncFailed, SyncSucceeded, parse_dead_letter
 from syncer.service import Syncer
 from tests.faults.conftest import (
-    K8s,
     Outcome,
     configmaps_yaml,
     create_topics,
@@ -37,6 +36,7 @@ from tests.faults.conftest import (
     unique,
 )
 from tests.support.git import WorkingCopy
+from tests.support.k8s import K8s
 from tests.support.kafka import read_topic
 
 pytestmark = pytest.mark.faults

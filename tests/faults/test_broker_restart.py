@@ -28,7 +28,6 @@ from gitops.broker import EmbeddedBroker, free_port
 from schemas.events import SyncFailed
 from syncer.service import Syncer
 from tests.faults.conftest import (
-    K8s,
     configmaps_yaml,
     create_topics,
     gitops_config,
@@ -39,6 +38,7 @@ from tests.faults.conftest import (
 )
 from tests.security.figures import record
 from tests.support.git import WorkingCopy
+from tests.support.k8s import K8s
 
 pytestmark = pytest.mark.faults
 

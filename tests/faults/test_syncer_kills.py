@@ -27,7 +27,6 @@ from devcluster import DevCluster
 from gitops.broker import EmbeddedBroker
 from schemas.events import SyncSucceeded
 from tests.faults.conftest import (
-    K8s,
     configmaps_yaml,
     create_topics,
     gitops_config,
@@ -41,6 +40,7 @@ from tests.faults.conftest import (
 )
 from tests.security.figures import record
 from tests.support.git import WorkingCopy
+from tests.support.k8s import K8s
 from tests.support.threaded import in_thread
 
 pytestmark = pytest.mark.faults

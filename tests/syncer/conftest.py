@@ -31,6 +31,7 @@ from schemas.events import (
 )
 from schemas.types import AppName, CommitSha
 from tests.support.git import WorkingCopy
+from tests.support.k8s import K8s
 from tests.support.kafka import read_topic
 
 Outcome = SyncSucceeded | SyncFailed | SyncSkipped
@@ -52,30 +53,6 @@ def kubeconfig(cluster: DevCluster, tmp_path: Path) -> Path:
 async def k8s(cluster: DevCluster) -> AsyncIterator[K8s]:
     async with ApiClient(Configuration(host=cluster.url)) as api:
         yield K8s(api)
-
-
-class K8s:
-    """Raw reads of the emulator, as a user with kubectl would check."""
-
-    def __init__(self, api: ApiClient) -> None:
-        self.api = api
-
-    async def get(self, path: str) -> dict[str, Any] | None:
-        response = await self.api.call_api(
-            path, "GET", auth_settings=["BearerToken"], _preload_content=False
-        )
-        try:
-            if response.status == 404:
-                return None
-            assert response.status == 200, await response.text()
-            body: dict[str, Any] = await response.json()
-            return body
-        finally:
-            response.release()
-
-    async def names(self, path: str) -> list[str]:
-        listing = await self.get(path) or {}
-        return sorted(item["metadata"]["name"] for item in listing.get("items", []))
 
 
 @dataclass
