@@ -16,7 +16,11 @@ def main() -> None:
     parser.add_argument("--kubeconfig", default=None)
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.host, args.port, args.kubeconfig))
+        try:
+            import uvloop
+            uvloop.run(serve(args.host, args.port, args.kubeconfig))
+        except ImportError:
+            asyncio.run(serve(args.host, args.port, args.kubeconfig))
 
 
 if __name__ == "__main__":

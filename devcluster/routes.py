@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import yaml
 from aiohttp import web
 
@@ -268,12 +269,12 @@ class ResourceHandler:
         ctype = request.content_type
         if ctype in _JSON_TYPES:
             try:
-                return json.loads(raw)
+                return orjson.loads(raw)
             except ValueError as exc:
                 raise status.bad_request(f"error decoding JSON: {exc}") from exc
         if ctype in ("application/apply-patch+yaml", "application/yaml"):
             try:
-                return json.loads(raw)
+                return orjson.loads(raw)
             except ValueError:
                 pass
             try:

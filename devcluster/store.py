@@ -15,6 +15,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
+import orjson
+
 from devcluster.status import gone
 
 JsonObj = dict[str, Any]
@@ -38,8 +40,12 @@ def clone(value: _T) -> _T:
 
 
 def encode(obj: Any) -> bytes:
-    """The one JSON encoding used for every response body."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    """The one JSON encoding used for every response body (orjson: compact UTF-8, the
+    same bytes `json.dumps` gives with compact separators and no ASCII escaping)."""
+    try:
+        return orjson.dumps(obj)
+    except TypeError:  # integers beyond 64 bits: the standard library takes those
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,6 @@ surface as `TransientSyncError`; 404 is `NotFound`; other 4xx are `ApiRejected`
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import ssl
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from typing import Any, Self
 from urllib.parse import urlencode
 
 import aiohttp
+import orjson
 from kubernetes_asyncio import config as kube_config
 from kubernetes_asyncio.client import ApiClient, Configuration
 from tenacity import (
@@ -38,6 +38,7 @@ from tenacity import (
 
 from schemas import ClusterConfig
 from syncer.errors import PermanentSyncError, TransientSyncError
+from syncer.jsoncodec import compact_json
 from syncer.transport import Http1Pool
 
 FIELD_MANAGER = "gitops-pipeline"
@@ -338,10 +339,7 @@ class Cluster:
         await self._api.update_params_for_auth(headers, params, ["BearerToken"])
         if params:
             path += ("&" if "?" in path else "?") + urlencode(params)
-        if body is None or isinstance(body, bytes):
-            data = body
-        else:
-            data = json.dumps(body, separators=(",", ":")).encode()
+        data = body if body is None or isinstance(body, bytes) else compact_json(body)
         try:
             if self._pool is not None:
                 status, raw = await self._pool.request(method, path, headers, data, self._timeout)
@@ -359,7 +357,7 @@ class Cluster:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise _Retry(f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
         try:
-            doc = json.loads(raw) if raw else {}
+            doc = orjson.loads(raw) if raw else {}
         except ValueError:
             doc = {"message": raw[:200].decode("utf-8", "replace")}
         if 200 <= status < 300:

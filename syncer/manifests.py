@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from syncer.errors import ManifestError
+from syncer.jsoncodec import plain_json
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 MAX_EXPANDED_NODES = 1_000_000
@@ -202,7 +203,7 @@ def _objects(doc: object, where: str) -> list[Manifest]:
     if missing:
         raise ManifestError(f"{where}: object without {', '.join(missing)}")
     # Re-serialise to plain JSON values: aliased nodes become independent copies.
-    body = json.loads(json.dumps(doc))
+    body = plain_json(doc)
     return [Manifest(body=body, source=where)]
 
 

@@ -7,13 +7,13 @@ Kinds defined by a CRD of the same commit are resolved from that CRD's manifest
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from schemas import AppConfig
 from syncer.errors import ObjectError
 from syncer.inventory import Entry, ObjectKey, digest
+from syncer.jsoncodec import compact_json
 from syncer.kube import Cluster, ResourceInfo, UnknownKind
 from syncer.manifests import Manifest
 
@@ -112,7 +112,7 @@ async def plan(
             meta["namespace"] = meta.get("namespace") or app.namespace
         else:
             meta.pop("namespace", None)  # as kubectl does: cluster-scoped kinds ignore it
-        encoded = json.dumps(body, separators=(",", ":")).encode()
+        encoded = compact_json(body)
         item = Planned(info, body, m.source, digest(body), from_crd, encoded)
         if item.key in seen:
             errors.append(item.error(f"declared twice ({seen[item.key]} and {m.source})"))

@@ -21,7 +21,7 @@ import asyncio
 import ssl
 from collections import deque
 from types import TracebackType
-from typing import Self
+from typing import Self, cast
 from urllib.parse import urlsplit
 
 _MAX_HEAD = 64 * 1024
@@ -48,8 +48,8 @@ class _Connection(asyncio.Protocol):
 
     # ---------------------------------------------------------- protocol callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)  # noqa: S101 - stream sockets only
-        self.transport = transport
+        # uvloop's transports implement the interface without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self._buf += data
