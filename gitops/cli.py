@@ -16,6 +16,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
+from gitops.eventloop import event_loop_factory
 from gitops.logs import configure_logging
 from schemas import ConfigError, GitopsConfig, load_config
 
@@ -94,10 +95,7 @@ async def _after_topics(config: GitopsConfig, part: Coroutine[Any, Any, None]) -
 
 
 def cmd_receiver(args: argparse.Namespace) -> int:
-    from receiver.service import (  # type: ignore[import-not-found, unused-ignore]
-        event_loop_factory,
-        run_receiver,
-    )
+    from receiver.service import run_receiver  # type: ignore[import-not-found, unused-ignore]
 
     config = _load(args)
     configure_logging("receiver", config, args.log_level)
@@ -116,13 +114,19 @@ def cmd_syncer(args: argparse.Namespace) -> int:
         config = config.model_copy(update={"syncer": settings})
     configure_logging("syncer", config, args.log_level)
     http_port = None if args.no_http else args.http_port
-    return _run(_after_topics(config, run_syncer(config, syncer_id=args.id, http_port=http_port)))
+    return _run(
+        _after_topics(config, run_syncer(config, syncer_id=args.id, http_port=http_port)),
+        loop_factory=event_loop_factory(),
+    )
 
 
 def cmd_devcluster(args: argparse.Namespace) -> int:
     from devcluster.cli import serve
 
-    return _run(serve(host=args.host, port=args.port, kubeconfig_path=args.kubeconfig))
+    return _run(
+        serve(host=args.host, port=args.port, kubeconfig_path=args.kubeconfig),
+        loop_factory=event_loop_factory(),
+    )
 
 
 def cmd_up(args: argparse.Namespace) -> int:

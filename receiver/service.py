@@ -13,7 +13,6 @@ import asyncio
 import gc
 import logging
 import signal
-from collections.abc import Callable
 from types import TracebackType
 
 from aiohttp import web
@@ -106,22 +105,6 @@ class Receiver:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
-
-
-def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's event loop when it is installed, else None (asyncio's own).
-
-    The receiver spends most of its CPU in the event loop, transports and HTTP parsing;
-    uvloop does that work in C. Measured with `bench/receiver_load.py` on 2 cores: 640 ->
-    430 us of receiver CPU per signed push, 1,050 -> 2,000 pushes/s. Only the process
-    that serves (`gitops receiver`) asks for it; tests keep the loop pytest gives them.
-    """
-    try:
-        import uvloop  # type: ignore[import-not-found, unused-ignore]  # optional: asyncio works
-    except ImportError:
-        return None
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    return factory
 
 
 async def run_receiver(config: GitopsConfig, *, host: str, port: int) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from schemas.types import CommitSha
+from syncer.jsoncodec import canonical_json
 from syncer.kube import Cluster, ResourceInfo
 
 FORMAT = "gitops-pipeline/inventory/v1"
@@ -79,8 +80,7 @@ class Inventory:
 
 def digest(body: dict[str, Any]) -> str:
     """A stable fingerprint of a manifest as applied (key order does not matter)."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-    return hashlib.sha256(canonical).hexdigest()[:32]
+    return hashlib.sha256(canonical_json(body)).hexdigest()[:32]
 
 
 def configmap_name(app: str) -> str:

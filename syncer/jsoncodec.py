@@ -29,3 +29,11 @@ def plain_json(value: Any) -> Any:
         return orjson.loads(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS))
     except TypeError:
         return json.loads(json.dumps(value))
+
+
+def canonical_json(value: Any) -> bytes:
+    """`value` with sorted keys, compact: the same bytes for the same value, for digests."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
