@@ -4,7 +4,8 @@ An app of 1,000 mixed-kind objects (ConfigMaps, Secrets, Services, ServiceAccoun
 Deployments, plus their Namespace) is applied to a fresh emulator process
 (`python -m devcluster`) by each side: first sync, then a no-change resync. Our side
 runs the real reconcile (render → plan → dry-run of everything → apply → inventory;
-health wait off, kubectl does not wait either). kubectl gets the same manifests as a
+health wait off, kubectl does not wait either) on the event loop and collector settings
+`gitops syncer` uses. kubectl gets the same manifests as a
 directory, with our field manager and `--force-conflicts`. Only 127.0.0.1 is used.
 
 Besides wall times it prints the CPU seconds each side cost (client + emulator process),
@@ -26,12 +27,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from gitops.eventloop import event_loop_factory
 from schemas import AppConfig, ClusterConfig
 from schemas.types import CommitSha
 from syncer.inventory import InventoryStore
 from syncer.kube import Cluster
 from syncer.manifests import RenderCache
 from syncer.reconcile import ReconcileOptions, Reconciler
+from syncer.service import settle_heap
 
 KINDS = ("ConfigMap", "Secret", "Service", "ServiceAccount", "Deployment")
 
@@ -118,6 +121,7 @@ async def ours(
         cluster = await Cluster.connect("bench", ClusterConfig(kubeconfig=str(kubeconfig)))
         async with cluster:
             reconciler = Reconciler(cluster, InventoryStore(cluster, "gitops-system"))
+            settle_heap()  # as `gitops syncer` does once it has started
             app = AppConfig(repo="bench", cluster="bench", namespace=namespace)
             options = ReconcileOptions(health_timeout=0)
             commit = CommitSha("0" * 40)
@@ -219,4 +223,6 @@ if __name__ == "__main__":
     parser.add_argument("--objects", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
-    asyncio.run(main(args.objects, args.rounds))
+    # The loop `gitops syncer` runs on (uvloop when installed); kubectl is a child process.
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        runner.run(main(args.objects, args.rounds))

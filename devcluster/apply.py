@@ -12,6 +12,7 @@ applier stops sending is removed unless someone else still owns it.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -175,13 +176,20 @@ def write_entries(obj: JsonObj, entries: list[Entry]) -> None:
         metadata.pop("managedFields", None)
 
 
+@functools.lru_cache(maxsize=8192)
+def _element_value(text: str) -> Any:
+    """The JSON of a `k:`/`v:` path element; cached, as the same few keys recur on every
+    write of an object. Callers only compare the result, never change it."""
+    return json.loads(text)
+
+
 def _step(node: Any, element: str) -> Any:
     kind, _, text = element.partition(":")
     if kind == "f":
         return node.get(text, _MISSING) if isinstance(node, dict) else _MISSING
     if not isinstance(node, list):
         return _MISSING
-    target = json.loads(text)
+    target = _element_value(text)
     if kind == "v":
         return target if target in node else _MISSING
     for item in node:
@@ -219,16 +227,20 @@ def remove_at(obj: Any, path: Path) -> None:
     if kind == "f" and isinstance(parent, dict):
         parent.pop(text, None)
     elif kind == "v" and isinstance(parent, list):
-        target = json.loads(text)
+        target = _element_value(text)
         parent[:] = [v for v in parent if v != target]
     elif kind == "k" and isinstance(parent, list):
-        target = json.loads(text)
+        target = _element_value(text)
         parent[:] = [i for i in parent if not (isinstance(i, dict) and _item_matches(i, target))]
 
 
 def merge_applied(live: Any, applied: Any, field: str = "") -> Any:
     """Merge an applied configuration into the live object: maps and keyed lists merge,
-    set lists union, everything else (scalars, atomic lists) is replaced."""
+    set lists union, everything else (scalars, atomic lists) is replaced.
+
+    Neither input is changed: maps and lists on a merged path are new, the rest is shared
+    with `live` (stored objects are never mutated) or taken from `applied`, which the
+    caller hands over."""
     if isinstance(applied, dict) and isinstance(live, dict):
         result = dict(live)
         for key, value in applied.items():
@@ -239,7 +251,7 @@ def merge_applied(live: Any, applied: Any, field: str = "") -> Any:
         return result
     if isinstance(applied, list) and isinstance(live, list):
         if field in SET_LISTS:
-            return list(live) + [clone(v) for v in applied if v not in live]
+            return list(live) + [v for v in applied if v not in live]
         keys = merge_key(field, applied) or merge_key(field, live)
         if keys is not None:
             merged = list(live)
@@ -250,9 +262,9 @@ def merge_applied(live: Any, applied: Any, field: str = "") -> Any:
                     merged[index[ident]] = merge_applied(merged[index[ident]], item, "")
                 else:
                     index[ident] = len(merged)
-                    merged.append(clone(item))
+                    merged.append(item)
             return merged
-    return clone(applied)
+    return applied
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,9 +303,10 @@ def apply(
 
     Returns the merged object (with updated managedFields) and the conflicts. When there
     are conflicts and ``force`` is false the object is returned unchanged: the caller
-    answers 409 listing them.
+    answers 409 listing them. ``applied`` becomes part of the result: the caller passes
+    its own copy. ``live`` is never changed.
     """
-    base: JsonObj = clone(live) if live is not None else {}
+    base: JsonObj = live if live is not None else {}
     entries = read_entries(base)
     new_set = fields_of(applied, subresource)
     mine = next(
@@ -326,6 +339,8 @@ def apply(
         for path in entry.fields:
             owned_by_others.update(path[:n] for n in range(1, len(path) + 1))
     doomed = {p for p in previous - new_set if p not in owned_by_others}
+    if doomed:
+        base = clone(base)  # removals change it in place
     for path in sorted(doomed, key=len, reverse=True):
         # A whole keyed item goes at once: removing its key fields first would lose it.
         if not any(path[:n] in doomed for n in range(1, len(path))):

@@ -132,7 +132,7 @@ class Api:
     def update(
         self, rt: ResourceType, namespace: str, name: str, body: Any, opts: WriteOptions
     ) -> JsonObj:
-        obj = self._check_body(rt, namespace, body, name)
+        obj = self._check_body(rt, namespace, body, name, status_only=opts.subresource == "status")
         old = self.get(rt, namespace, name).obj
         wanted = obj["metadata"].get("resourceVersion")
         if wanted:
@@ -356,10 +356,25 @@ class Api:
             hook(rt, stored, old)
         return stored
 
-    def _check_body(self, rt: ResourceType, namespace: str, body: Any, name: str | None) -> JsonObj:
+    def _check_body(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        body: Any,
+        name: str | None,
+        status_only: bool = False,
+    ) -> JsonObj:
+        """A private, checked copy of a write's body. A status write keeps only the body's
+        status (and metadata for the checks), so only those are copied."""
         if not isinstance(body, dict):
             raise status.bad_request("the body of the request must be a JSON object")
-        obj = clone(body)
+        if status_only:
+            obj = {k: v for k, v in body.items() if k != "status"}
+            obj["metadata"] = clone(body.get("metadata"))
+            if "status" in body:
+                obj["status"] = clone(body["status"])
+        else:
+            obj = clone(body)
         kind, api_version = obj.get("kind"), obj.get("apiVersion")
         if (kind and kind != rt.kind) or (api_version and api_version != rt.api_version):
             raise status.bad_request(
@@ -442,7 +457,8 @@ class Api:
         has_status = "status" in rt.subresources
         if opts.subresource == "status":
             assert old is not None  # noqa: S101 - status writes need the object
-            candidate = clone(old)
+            # Stored objects are never mutated: share all but metadata and status.
+            candidate = {**old, "metadata": dict(old["metadata"])}
             if "status" in new:
                 candidate["status"] = new["status"]
             else:

