@@ -16,10 +16,10 @@ from typing import Any
 
 import orjson
 import yaml
-from aiohttp import web
 
 from devcluster import discovery, status
 from devcluster.faults import Faults
+from devcluster.http import Request, Response, StreamResponse
 from devcluster.operations import Api, WriteOptions
 from devcluster.resources import ResourceType
 from devcluster.scale import to_scale, write_scale
@@ -59,20 +59,20 @@ class Target:
 
 def json_response(
     body: Any, code: int = 200, pretty: bool = False, headers: dict[str, str] | None = None
-) -> web.Response:
+) -> Response:
     raw = json.dumps(body, indent=2).encode() if pretty else encode(body)
-    return web.Response(body=raw, status=code, content_type="application/json", headers=headers)
+    return Response(raw, code, content_type="application/json", headers=headers)
 
 
-def raw_response(raw: bytes, code: int = 200) -> web.Response:
-    return web.Response(body=raw, status=code, content_type="application/json")
+def raw_response(raw: bytes, code: int = 200) -> Response:
+    return Response(raw, code, content_type="application/json")
 
 
-def error_response(error: ApiError) -> web.Response:
+def error_response(error: ApiError) -> Response:
     return json_response(error.to_status(), error.code, headers=error.headers)
 
 
-def _manager_from(request: web.Request) -> str:
+def _manager_from(request: Request) -> str:
     """The field manager of a non-apply write: ``fieldManager`` or the User-Agent's product
     token (what the real server derives for clients that do not name one)."""
     manager = request.query.get("fieldManager")
@@ -93,14 +93,14 @@ class ResourceHandler:
         self.closing = closing
         self.bookmark_interval = bookmark_interval
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: Request) -> Response | StreamResponse:
         try:
             return await self._dispatch(request)
         except ApiError as error:
             return error_response(error)
 
     # ------------------------------------------------------------ routing
-    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+    async def _dispatch(self, request: Request) -> Response | StreamResponse:
         parts = [p for p in request.path.split("/") if p]
         if parts[0] == "api":
             if len(parts) == 1:
@@ -125,12 +125,12 @@ class ResourceHandler:
         target = self._target(group, version, rest)
         return await self._verb(request, target)
 
-    def _discovery(self, request: web.Request, core: bool) -> web.Response:
+    def _discovery(self, request: Request, core: bool) -> Response:
         if _AGGREGATED in request.headers.get("Accept", ""):
             doc = discovery.aggregated(self.api.registry, core)
-            return web.Response(
-                body=encode(doc),
-                status=200,
+            return Response(
+                encode(doc),
+                200,
                 headers={
                     "Content-Type": "application/json;g=apidiscovery.k8s.io;v=v2;"
                     "as=APIGroupDiscoveryList"
@@ -156,7 +156,7 @@ class ResourceHandler:
         return Target(rt, None, name, sub)
 
     # -------------------------------------------------------------- verbs
-    async def _verb(self, request: web.Request, target: Target) -> web.StreamResponse:
+    async def _verb(self, request: Request, target: Target) -> Response | StreamResponse:
         rt, method, query = target.rt, request.method, request.query
         if target.subresource and target.subresource not in rt.subresources:
             raise status.path_not_found()
@@ -196,21 +196,21 @@ class ResourceHandler:
                 return json_response(to_scale(self.api.get(rt, namespace, name).obj))
             content_type = None if verb == "update" else request.content_type
             scaled = write_scale(
-                self.api, rt, namespace, name, content_type, await self._body(request), opts
+                self.api, rt, namespace, name, content_type, self._body(request), opts
             )
             return json_response(scaled, 200, pretty)
         if verb == "create":
-            body = await self._body(request)
+            body = self._body(request)
             obj = self.api.create(rt, namespace, body, opts)
             return json_response(obj, 201, pretty)
         if verb == "update":
-            obj = self.api.update(rt, namespace, name, await self._body(request), opts)
+            obj = self.api.update(rt, namespace, name, self._body(request), opts)
             return json_response(obj, 200, pretty)
         if verb == "patch":
-            body = await self._body(request)
+            body = self._body(request)
             code, obj = self.api.patch(rt, namespace, name, request.content_type, body, opts)
             return self._written(rt, namespace, name, obj, code, pretty)
-        options = await self._delete_options(request)
+        options = self._delete_options(request)
         dry_run = dry_run or "All" in (options.get("dryRun") or [])
         if verb == "delete":
             return json_response(
@@ -227,7 +227,7 @@ class ResourceHandler:
 
     def _written(
         self, rt: ResourceType, namespace: str, name: str, obj: JsonObj, code: int, pretty: bool
-    ) -> web.Response:
+    ) -> Response:
         """The answer to a write: the stored encoding when ``obj`` is what got stored (a
         real write or a no-op), so the object is not encoded a second time."""
         stored = self.api.store.get((rt.group, rt.plural), namespace, name)
@@ -254,7 +254,7 @@ class ResourceHandler:
         return verb
 
     @staticmethod
-    def _dry_run(request: web.Request) -> bool:
+    def _dry_run(request: Request) -> bool:
         values = request.query.getall("dryRun", [])
         for value in values:
             if value != "All":
@@ -262,8 +262,8 @@ class ResourceHandler:
         return bool(values)
 
     @staticmethod
-    async def _body(request: web.Request) -> Any:
-        raw = await request.read()
+    def _body(request: Request) -> Any:
+        raw = request.body
         if not raw:
             raise status.bad_request("the request body is empty")
         ctype = request.content_type
@@ -283,17 +283,17 @@ class ResourceHandler:
                 raise status.bad_request(f"error decoding YAML: {exc}") from exc
         raise status.unsupported_media_type(ctype)
 
-    async def _delete_options(self, request: web.Request) -> JsonObj:
+    @staticmethod
+    def _delete_options(request: Request) -> JsonObj:
         options: JsonObj = {}
-        if request.can_read_body:
-            raw = await request.read()
-            if raw.strip():
-                try:
-                    loaded = json.loads(raw)
-                except ValueError as exc:
-                    raise status.bad_request(f"error decoding DeleteOptions: {exc}") from exc
-                if isinstance(loaded, dict):
-                    options = loaded
+        raw = request.body
+        if raw.strip():
+            try:
+                loaded = json.loads(raw)
+            except ValueError as exc:
+                raise status.bad_request(f"error decoding DeleteOptions: {exc}") from exc
+            if isinstance(loaded, dict):
+                options = loaded
         for key in ("propagationPolicy", "gracePeriodSeconds"):
             if key in request.query:
                 options[key] = request.query[key]
@@ -303,8 +303,8 @@ class ResourceHandler:
         return options
 
     async def _read(
-        self, request: web.Request, target: Target, verb: str, pretty: bool
-    ) -> web.StreamResponse:
+        self, request: Request, target: Target, verb: str, pretty: bool
+    ) -> Response | StreamResponse:
         rt, query = target.rt, request.query
         wants_table = "as=Table" in request.headers.get("Accept", "")
         if verb == "get":
@@ -364,7 +364,7 @@ class ResourceHandler:
             return stored.raw
         return encode({**stored.obj, "apiVersion": rt.api_version})
 
-    def _object_response(self, rt: ResourceType, stored: Stored, pretty: bool) -> web.Response:
+    def _object_response(self, rt: ResourceType, stored: Stored, pretty: bool) -> Response:
         if pretty:
             return json_response(json.loads(self._raw_for(rt, stored)), 200, pretty=True)
         return raw_response(self._raw_for(rt, stored))

@@ -1,9 +1,10 @@
 """The emulated cluster as a running HTTP server: :class:`DevCluster`.
 
 One composition root builds the registry, store, verbs, controllers and fault rules of a
-cluster and passes them to the aiohttp application by keyword. ``DevCluster`` is an
-async context manager; ``stop()`` is safe to repeat and ends watch streams, controller
-tasks and the listening socket, so tests leave nothing behind.
+cluster and passes them by keyword to the handlers, which a short ordered route table
+serves over :mod:`devcluster.http`. ``DevCluster`` is an async context manager; ``stop()``
+is safe to repeat and ends watch streams, controller tasks, keep-alive connections and
+the listening socket, so tests leave nothing behind.
 """
 
 from __future__ import annotations
@@ -11,16 +12,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from aiohttp import web
-
 from devcluster import discovery
 from devcluster.controllers import Controllers, ControllerSettings
 from devcluster.faults import Faults
-from devcluster.openapi import OpenApi
+from devcluster.http import MAX_BODY_BYTES, HttpServer, Request, Response, StreamResponse
+from devcluster.openapi import V3_PREFIX, OpenApi
 from devcluster.operations import Api, WriteOptions
 from devcluster.resources import Registry
 from devcluster.routes import ResourceHandler, error_response, json_response
@@ -30,6 +31,11 @@ from devcluster.store import Store, clone
 JsonObj = dict[str, Any]
 log = logging.getLogger(__name__)
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+_GET = frozenset({"GET", "HEAD"})
+
+Route = tuple[
+    frozenset[str] | None, str, bool, Callable[[Request], Awaitable[Response | StreamResponse]]
+]
 
 
 class DevCluster:
@@ -58,13 +64,13 @@ class DevCluster:
         self.controllers: Controllers | None = None
         self._bookmark_interval = bookmark_interval
         self._closing = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-        self._site: web.TCPSite | None = None
+        self._http: HttpServer | None = None
+        self._routes: list[Route] = []
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         """Seed the initial namespaces and start listening."""
-        if self._runner is not None:
+        if self._http is not None:
             return
         self.controllers = Controllers(self.api, self.settings)
         ns_rt = self.registry.lookup("", "v1", "namespaces")
@@ -74,23 +80,19 @@ class DevCluster:
                 self.api.create(
                     ns_rt, "", {"metadata": {"name": name}}, WriteOptions(manager="kube-apiserver")
                 )
-        self._runner = web.AppRunner(self.build_app(), access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        self._site = web.TCPSite(self._runner, self.host, self.port)
-        await self._site.start()
-        server = self._site._server
-        sockets = getattr(server, "sockets", None) or []
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
+        self._routes = self._build_routes()
+        server = HttpServer(self._dispatch, max_body_bytes=MAX_BODY_BYTES, shutdown_timeout=1.0)
+        self.port = await server.start(self.host, self.port)
+        self._http = server
 
     async def stop(self) -> None:
         """Stop serving; safe to call more than once."""
         self._closing.set()
         if self.controllers is not None:
             await self.controllers.stop()
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
+        server, self._http = self._http, None
+        if server is not None:
+            await server.close()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -132,50 +134,59 @@ class DevCluster:
         target.write_text(json.dumps(self.kubeconfig_dict(context), indent=2))
         return target
 
-    # ------------------------------------------------------------------ app
-    def build_app(self) -> web.Application:
-        app = web.Application(client_max_size=16 * 1024 * 1024)
+    # --------------------------------------------------------------- routing
+    def _build_routes(self) -> list[Route]:
+        """(methods or None for any, path, is a prefix, handler), tried in order; a path
+        that matches with another method falls through, in the end to a 404 Status."""
         resources = ResourceHandler(self.api, self.faults, self._closing, self._bookmark_interval)
         openapi = OpenApi(self.registry)
-        # The resource API first: the router tries routes in order, and these carry
-        # nearly every request.
-        app.router.add_route("*", "/api", resources.handle)
-        app.router.add_route("*", "/api/{tail:.*}", resources.handle)
-        app.router.add_route("*", "/apis", resources.handle)
-        app.router.add_route("*", "/apis/{tail:.*}", resources.handle)
-        app.router.add_get("/version", self._version)
-        app.router.add_get("/version/", self._version)
-        app.router.add_get("/healthz", self._ok)
-        app.router.add_get("/readyz", self._ok)
-        app.router.add_get("/livez", self._ok)
-        app.router.add_get("/openapi/v2", openapi.v2)
-        app.router.add_get("/openapi/v3", openapi.v3_index)
-        app.router.add_get("/openapi/v3/{path:.*}", openapi.v3_group)
-        app.router.add_get("/_devcluster/faults", self._faults_list)
-        app.router.add_post("/_devcluster/faults", self._faults_add)
-        app.router.add_delete("/_devcluster/faults", self._faults_clear)
-        app.router.add_get("/_devcluster/controllers", self._controllers_get)
-        app.router.add_put("/_devcluster/controllers", self._controllers_put)
-        app.router.add_route("*", "/{tail:.*}", self._not_found)
-        return app
+        # The resource API first: it carries nearly every request.
+        return [
+            (None, "/api", False, resources.handle),
+            (None, "/api/", True, resources.handle),
+            (None, "/apis", False, resources.handle),
+            (None, "/apis/", True, resources.handle),
+            (_GET, "/version", False, self._version),
+            (_GET, "/version/", False, self._version),
+            (_GET, "/healthz", False, self._ok),
+            (_GET, "/readyz", False, self._ok),
+            (_GET, "/livez", False, self._ok),
+            (_GET, "/openapi/v2", False, openapi.v2),
+            (_GET, "/openapi/v3", False, openapi.v3_index),
+            (_GET, V3_PREFIX, True, openapi.v3_group),
+            (_GET, "/_devcluster/faults", False, self._faults_list),
+            (frozenset({"POST"}), "/_devcluster/faults", False, self._faults_add),
+            (frozenset({"DELETE"}), "/_devcluster/faults", False, self._faults_clear),
+            (_GET, "/_devcluster/controllers", False, self._controllers_get),
+            (frozenset({"PUT"}), "/_devcluster/controllers", False, self._controllers_put),
+        ]
 
-    async def _not_found(self, request: web.Request) -> web.Response:
+    async def _dispatch(self, request: Request) -> Response | StreamResponse:
+        path, method = request.path, request.method
+        for methods, route, prefix, handler in self._routes:
+            if (path.startswith(route) if prefix else path == route) and (
+                methods is None or method in methods
+            ):
+                return await handler(request)
+        return await self._not_found(request)
+
+    async def _not_found(self, request: Request) -> Response:
         return error_response(
             ApiError(404, "NotFound", "the server could not find the requested resource")
         )
 
-    async def _version(self, request: web.Request) -> web.Response:
+    async def _version(self, request: Request) -> Response:
         return json_response(clone(discovery.VERSION_INFO))
 
-    async def _ok(self, request: web.Request) -> web.Response:
-        return web.Response(text="ok")
+    async def _ok(self, request: Request) -> Response:
+        return Response(b"ok", content_type="text/plain; charset=utf-8")
 
-    async def _faults_list(self, request: web.Request) -> web.Response:
+    async def _faults_list(self, request: Request) -> Response:
         return json_response({"faults": self.faults.pending()})
 
-    async def _faults_add(self, request: web.Request) -> web.Response:
+    async def _faults_add(self, request: Request) -> Response:
         try:
-            body = await request.json()
+            body = json.loads(request.body)
             fault = self.faults.add_json(body if isinstance(body, dict) else {})
         except (ValueError, TypeError) as exc:
             return error_response(ApiError(400, "BadRequest", str(exc)))
@@ -183,11 +194,11 @@ class DevCluster:
             {"added": fault.verb, "resource": fault.resource, "count": fault.count}, 201
         )
 
-    async def _faults_clear(self, request: web.Request) -> web.Response:
+    async def _faults_clear(self, request: Request) -> Response:
         self.faults.clear()
         return json_response({"faults": []})
 
-    async def _controllers_get(self, request: web.Request) -> web.Response:
+    async def _controllers_get(self, request: Request) -> Response:
         return json_response(
             {
                 "ready_delay": self.settings.ready_delay,
@@ -195,9 +206,9 @@ class DevCluster:
             }
         )
 
-    async def _controllers_put(self, request: web.Request) -> web.Response:
+    async def _controllers_put(self, request: Request) -> Response:
         try:
-            body = await request.json()
+            body = json.loads(request.body)
             if "ready_delay" in body:
                 self.settings.ready_delay = float(body["ready_delay"])
             if "never_ready" in body:

@@ -7,7 +7,9 @@ replays every change after it from the history, or sends an ERROR event carrying
 Selectors apply to both old and new state, so an object that stops matching arrives as
 DELETED and one that starts matching as ADDED. ``allowWatchBookmarks`` adds periodic
 BOOKMARK events; ``sendInitialEvents`` ends the initial burst with the
-``k8s.io/initial-events-end`` bookmark.
+``k8s.io/initial-events-end`` bookmark. A stream ends after ``timeoutSeconds``, when the
+cluster stops, or as soon as the client hangs up (so a quiet watch does not hold its
+subscription until the timeout).
 """
 
 from __future__ import annotations
@@ -18,8 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
-
+from devcluster.http import Request, StreamResponse
 from devcluster.resources import ResourceType
 from devcluster.selectors import FieldSelector, LabelSelector
 from devcluster.status import ApiError
@@ -95,7 +96,7 @@ class WatchStream:
     def _initial(self, items: Iterable[Stored]) -> list[bytes]:
         return [_line("ADDED", s.raw) for s in items if self._matches(s.obj)]
 
-    async def run(self, request: web.Request, closing: asyncio.Event) -> web.StreamResponse:
+    async def run(self, request: Request, closing: asyncio.Event) -> StreamResponse:
         rt = self._req.rt
         resource = (rt.group, rt.plural)
         queue = self._store.subscribe()
@@ -122,10 +123,9 @@ class WatchStream:
                         error = exc
                     else:
                         first = [b for b in (self._translate(e) for e in events) if b]
-            response = web.StreamResponse(
+            response = StreamResponse(
                 headers={"Content-Type": "application/json", "Cache-Control": "no-cache"}
             )
-            response.enable_chunked_encoding()
             await response.prepare(request)
             if error is not None:
                 await response.write(_line("ERROR", encode(error.to_status())))
@@ -139,7 +139,7 @@ class WatchStream:
 
     async def _follow(
         self,
-        response: web.StreamResponse,
+        response: StreamResponse,
         queue: asyncio.Queue[Event],
         resource: tuple[str, str],
         last_rv: int,
@@ -148,21 +148,23 @@ class WatchStream:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._req.timeout
         closed = asyncio.ensure_future(closing.wait())
+        gone = response.disconnected
         try:
-            while not closing.is_set():
+            while not closing.is_set() and not gone.done():
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     return
                 wait = min(remaining, self._bookmark_interval) if self._req.bookmarks else remaining
                 getter = asyncio.ensure_future(queue.get())
+                waiters: set[asyncio.Future[Any]] = {getter, closed, gone}
                 done, _ = await asyncio.wait(
-                    {getter, closed}, timeout=wait, return_when=asyncio.FIRST_COMPLETED
+                    waiters, timeout=wait, return_when=asyncio.FIRST_COMPLETED
                 )
                 if getter not in done:
                     getter.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await getter
-                    if self._req.bookmarks and not closing.is_set():
+                    if self._req.bookmarks and not closing.is_set() and not gone.done():
                         await response.write(self._bookmark(self._store.resource_version))
                     continue
                 chunks = []
