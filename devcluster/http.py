@@ -41,6 +41,7 @@ _STATUS_REASONS = {400: "BadRequest", 413: "RequestEntityTooLarge", 500: "Intern
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _HEXDIGITS = frozenset(b"0123456789abcdefABCDEF")
 _PAUSE_BUFFER = 1024 * 1024
+_COALESCE_BYTES = 256 * 1024
 
 
 class HttpError(Exception):
@@ -229,7 +230,7 @@ class StreamResponse:
         if not self._chunked:
             request.keep_alive = False
         self._connection = connection
-        connection.write_head(request, self.status, self.headers, None)
+        connection.write(connection.head(request, self.status, self.headers, None))
 
     async def write(self, data: bytes) -> None:
         connection = self._connection
@@ -491,15 +492,15 @@ class _Connection(asyncio.Protocol):
             self._drain_waiter = self._loop.create_future()
         await self._drain_waiter
 
-    def write_head(
+    def head(
         self,
         request: Request,
         status: int,
         headers: dict[str, str],
         length: int | None,
-    ) -> None:
-        """Write the status line and headers; ``length`` None starts a stream, chunked
-        unless the client speaks HTTP/1.0 (then the end of the stream is the close)."""
+    ) -> bytes:
+        """The status line and headers; ``length`` None starts a stream, chunked unless
+        the client speaks HTTP/1.0 (then the end of the stream is the close)."""
         keep_alive = request.keep_alive and not self._server.closing
         request.keep_alive = keep_alive
         lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\n"]
@@ -518,12 +519,18 @@ class _Connection(asyncio.Protocol):
         elif request.version == "HTTP/1.0":
             lines.append("Connection: keep-alive\r\n")
         lines.append("\r\n")
-        self.write("".join(lines).encode("latin-1"))
+        return "".join(lines).encode("latin-1")
 
     def _write_response(self, request: Request, response: Response) -> None:
+        """One write (one send) for head and body unless the body is large."""
         body = response.body
-        self.write_head(request, response.status, response.headers, len(body))
-        if request.method != "HEAD" and body:
+        head = self.head(request, response.status, response.headers, len(body))
+        if request.method == "HEAD" or not body:
+            self.write(head)
+        elif len(body) <= _COALESCE_BYTES:
+            self.write(head + body)
+        else:
+            self.write(head)
             self.write(body)
 
     # ------------------------------------------------------------------ parsing
