@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from devcluster import apply as ssa
@@ -42,7 +43,14 @@ _SERVER_METADATA = (
 
 
 def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Now, to the second, as the API server writes timestamps (formatted once a second:
+    every write asks twice)."""
+    return _rfc3339(int(time.time()))
+
+
+@functools.lru_cache(maxsize=4)
+def _rfc3339(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +125,18 @@ class Api:
         return ListResult(items, rv, "", None)
 
     # ---------------------------------------------------------------- writes
-    def create(self, rt: ResourceType, namespace: str, body: Any, opts: WriteOptions) -> JsonObj:
-        obj = self._check_body(rt, namespace, body, None)
+    def create(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        body: Any,
+        opts: WriteOptions,
+        *,
+        owned: bool = False,
+    ) -> JsonObj:
+        """``owned``: the caller hands ``body`` over (a freshly parsed request), so it is
+        kept rather than copied; the same for :meth:`update` and :meth:`patch`."""
+        obj = self._check_body(rt, namespace, body, None, owned=owned)
         metadata = obj["metadata"]
         if not metadata.get("name") and metadata.get("generateName"):
             metadata["name"] = metadata["generateName"] + uuid.uuid4().hex[:5]
@@ -130,9 +148,18 @@ class Api:
         return self._commit(rt, None, obj, opts, "Update")
 
     def update(
-        self, rt: ResourceType, namespace: str, name: str, body: Any, opts: WriteOptions
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        body: Any,
+        opts: WriteOptions,
+        *,
+        owned: bool = False,
     ) -> JsonObj:
-        obj = self._check_body(rt, namespace, body, name, status_only=opts.subresource == "status")
+        obj = self._check_body(
+            rt, namespace, body, name, status_only=opts.subresource == "status", owned=owned
+        )
         old = self.get(rt, namespace, name).obj
         wanted = obj["metadata"].get("resourceVersion")
         if wanted:
@@ -167,9 +194,11 @@ class Api:
         content_type: str,
         body: Any,
         opts: WriteOptions,
+        *,
+        owned: bool = False,
     ) -> tuple[int, JsonObj]:
         if content_type == "application/apply-patch+yaml":
-            return self._apply(rt, namespace, name, body, opts)
+            return self._apply(rt, namespace, name, body, opts, owned)
         old = self.get(rt, namespace, name).obj
         if content_type == "application/merge-patch+json":
             if not isinstance(body, dict):
@@ -199,7 +228,13 @@ class Api:
         return 200, self._commit(rt, old, new, opts, "Update")
 
     def _apply(
-        self, rt: ResourceType, namespace: str, name: str, body: Any, opts: WriteOptions
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        body: Any,
+        opts: WriteOptions,
+        owned: bool,
     ) -> tuple[int, JsonObj]:
         if not opts.manager:
             raise status.bad_request("PATCH /apply requires fieldManager to be set")
@@ -210,7 +245,7 @@ class Api:
                 f"the API version in the data ({body.get('apiVersion')}) and kind "
                 f"({body.get('kind')}) do not match the request ({rt.api_version}, {rt.kind})"
             )
-        applied = clone(body)
+        applied = body if owned else clone(body)
         self._check_identity(rt, namespace, name, applied)
         if rt.subresources and "status" in rt.subresources and opts.subresource != "status":
             applied.pop("status", None)
@@ -363,12 +398,15 @@ class Api:
         body: Any,
         name: str | None,
         status_only: bool = False,
+        owned: bool = False,
     ) -> JsonObj:
         """A private, checked copy of a write's body. A status write keeps only the body's
         status (and metadata for the checks), so only those are copied."""
         if not isinstance(body, dict):
             raise status.bad_request("the body of the request must be a JSON object")
-        if status_only:
+        if owned:
+            obj = body
+        elif status_only:
             obj = {k: v for k, v in body.items() if k != "status"}
             obj["metadata"] = clone(body.get("metadata"))
             if "status" in body:

@@ -25,7 +25,7 @@ from devcluster.resources import ResourceType
 from devcluster.scale import to_scale, write_scale
 from devcluster.selectors import FieldSelector, LabelSelector
 from devcluster.status import ApiError
-from devcluster.store import Stored, encode
+from devcluster.store import Stored, clone, encode
 from devcluster.tables import table
 from devcluster.watching import WatchRequest, WatchStream
 
@@ -201,14 +201,16 @@ class ResourceHandler:
             return json_response(scaled, 200, pretty)
         if verb == "create":
             body = self._body(request)
-            obj = self.api.create(rt, namespace, body, opts)
+            obj = self.api.create(rt, namespace, body, opts, owned=True)
             return json_response(obj, 201, pretty)
         if verb == "update":
-            obj = self.api.update(rt, namespace, name, self._body(request), opts)
+            obj = self.api.update(rt, namespace, name, self._body(request), opts, owned=True)
             return json_response(obj, 200, pretty)
         if verb == "patch":
             body = self._body(request)
-            code, obj = self.api.patch(rt, namespace, name, request.content_type, body, opts)
+            code, obj = self.api.patch(
+                rt, namespace, name, request.content_type, body, opts, owned=True
+            )
             return self._written(rt, namespace, name, obj, code, pretty)
         options = self._delete_options(request)
         dry_run = dry_run or "All" in (options.get("dryRun") or [])
@@ -263,6 +265,8 @@ class ResourceHandler:
 
     @staticmethod
     def _body(request: Request) -> Any:
+        """The parsed body, private to this request and free of shared parts (YAML aliases
+        are copied apart), so the verbs may keep it without copying."""
         raw = request.body
         if not raw:
             raise status.bad_request("the request body is empty")
@@ -278,7 +282,7 @@ class ResourceHandler:
             except ValueError:
                 pass
             try:
-                return yaml.load(raw, Loader=_YamlLoader)  # noqa: S506 - a safe loader
+                return clone(yaml.load(raw, Loader=_YamlLoader))  # noqa: S506 - a safe loader
             except yaml.YAMLError as exc:
                 raise status.bad_request(f"error decoding YAML: {exc}") from exc
         raise status.unsupported_media_type(ctype)
