@@ -408,7 +408,7 @@ class Api:
             obj = body
         elif status_only:
             obj = {k: v for k, v in body.items() if k != "status"}
-            obj["metadata"] = clone(body.get("metadata"))
+            obj["metadata"] = dict(body.get("metadata") or {})  # read for the checks only
             if "status" in body:
                 obj["status"] = clone(body["status"])
         else:
