@@ -12,13 +12,14 @@ listed, so the next sync tries again; nothing the inventory does not list is eve
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import orjson
+
 from schemas.types import CommitSha
-from syncer.jsoncodec import canonical_json
+from syncer.jsoncodec import canonical_json, compact_json
 from syncer.kube import Cluster, ResourceInfo
 
 FORMAT = "gitops-pipeline/inventory/v1"
@@ -105,7 +106,7 @@ class InventoryStore:
         if found is None:
             return Inventory()
         data = found.get("data") or {}
-        raw_entries = json.loads(data.get("objects") or "[]")
+        raw_entries = orjson.loads(data.get("objects") or "[]")
         entries = [Entry.from_json(raw) for raw in raw_entries]
         commit = data.get("commit") or None
         return Inventory(
@@ -126,7 +127,7 @@ class InventoryStore:
             },
             "data": {
                 "commit": inventory.commit or "",
-                "objects": json.dumps([e.to_json() for e in entries], separators=(",", ":")),
+                "objects": compact_json([e.to_json() for e in entries]).decode(),
             },
         }
         await self._cluster.apply(_CONFIGMAP_KIND, body)
