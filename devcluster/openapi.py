@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from devcluster.http import Request, Response
+from devcluster.httpmessages import Request, Response
 from devcluster.resources import Registry, ResourceType
 from devcluster.store import encode
 

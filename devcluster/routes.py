@@ -19,7 +19,7 @@ import yaml
 
 from devcluster import discovery, status
 from devcluster.faults import Faults
-from devcluster.http import Request, Response, StreamResponse
+from devcluster.httpmessages import Request, Response, StreamResponse
 from devcluster.operations import Api, WriteOptions
 from devcluster.resources import ResourceType
 from devcluster.scale import to_scale, write_scale

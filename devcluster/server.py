@@ -20,7 +20,8 @@ from typing import Any, Self
 from devcluster import discovery
 from devcluster.controllers import Controllers, ControllerSettings
 from devcluster.faults import Faults
-from devcluster.http import MAX_BODY_BYTES, HttpServer, Request, Response, StreamResponse
+from devcluster.http import MAX_BODY_BYTES, HttpServer
+from devcluster.httpmessages import Request, Response, StreamResponse
 from devcluster.openapi import V3_PREFIX, OpenApi
 from devcluster.operations import Api, WriteOptions
 from devcluster.resources import Registry

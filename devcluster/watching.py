@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from devcluster.http import Request, StreamResponse
+from devcluster.httpmessages import Request, StreamResponse
 from devcluster.resources import ResourceType
 from devcluster.selectors import FieldSelector, LabelSelector
 from devcluster.status import ApiError

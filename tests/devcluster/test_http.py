@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from devcluster import DevCluster
-from devcluster.http import Headers, HttpServer, Query, Request, Response, StreamResponse
+from devcluster.http import HttpServer
+from devcluster.httpmessages import Headers, Query, Request, Response, StreamResponse
 
 CM_PATH = "/api/v1/namespaces/default/configmaps"
 
