@@ -5,14 +5,17 @@ Deployments, plus their Namespace) is applied to a fresh emulator process
 (`python -m devcluster`) by each side: first sync, then a no-change resync. Our side
 runs the real reconcile (render → plan → dry-run of everything → apply → inventory;
 health wait off, kubectl does not wait either) on the event loop and collector settings
-`gitops syncer` uses. kubectl gets the same manifests as a
-directory, with our field manager and `--force-conflicts`. Only 127.0.0.1 is used.
+`gitops syncer` uses. kubectl gets the same manifests as a directory, with our field
+manager and `--force-conflicts`. Only 127.0.0.1 is used.
 
 Besides wall times it prints the CPU seconds each side cost (client + emulator process),
 and the load average: on a shared 2-core machine other work takes cores away, and then
 wall-time ratios swing while CPU figures stay comparable.
 
-    python bench/apply.py [--objects 1000] [--rounds 1]
+    python bench/apply.py [--objects 1000] [--rounds 5]
+
+Each round starts fresh emulators; the figures are medians over the rounds (a single
+round on a shared 2-core machine swings by ±10%).
 """
 
 from __future__ import annotations
@@ -221,7 +224,7 @@ async def main(objects: int, rounds: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--objects", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     # The loop `gitops syncer` runs on (uvloop when installed); kubectl is a child process.
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_apply_bench_applies_a_small_app_with_the_syncer_and_kubectl() -> None:
     done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "apply.py"), "--objects", "20"],
+        [sys.executable, str(ROOT / "bench" / "apply.py"), "--objects", "20", "--rounds", "1"],
         capture_output=True,
         text=True,
         timeout=120,
