@@ -11,7 +11,6 @@ are managed from Python (``cluster.faults.add(...)``) or over HTTP under
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -44,6 +43,14 @@ class Fault:
     message: str = "injected fault"
     namespace: str | None = None
     name: str | None = None
+
+    def fire(self) -> None:
+        """Raise this rule's error; a delay-only rule (``code`` 0) lets the request on."""
+        if self.code:
+            headers = {"Retry-After": "1"} if self.code in (429, 503) else {}
+            raise ApiError(
+                self.code, _REASONS.get(self.code, "InternalError"), self.message, headers=headers
+            )
 
     def matches(self, verb: str, resource: str, namespace: str, name: str) -> bool:
         return (
@@ -93,20 +100,12 @@ class Faults:
     def pending(self) -> list[dict[str, Any]]:
         return [asdict(f) for f in self._rules if f.count > 0]
 
-    async def check(self, verb: str, resource: str, namespace: str, name: str) -> None:
-        """Fire the first matching rule: sleep, then raise its error (if it has one)."""
+    def take(self, verb: str, resource: str, namespace: str, name: str) -> Fault | None:
+        """The first rule this request matches, counted as fired; the caller waits its
+        ``delay`` and then calls :meth:`Fault.fire`."""
         for fault in self._rules:
             if fault.matches(verb, resource, namespace, name):
                 fault.count -= 1
                 self._rules = [f for f in self._rules if f.count > 0]
-                if fault.delay > 0:
-                    await asyncio.sleep(fault.delay)
-                if fault.code:
-                    headers = {"Retry-After": "1"} if fault.code in (429, 503) else {}
-                    raise ApiError(
-                        fault.code,
-                        _REASONS.get(fault.code, "InternalError"),
-                        fault.message,
-                        headers=headers,
-                    )
-                return
+                return fault
+        return None

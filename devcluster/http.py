@@ -23,6 +23,7 @@ import contextlib
 import email.utils
 import logging
 import time
+from collections.abc import Awaitable
 from typing import cast
 from urllib.parse import unquote
 
@@ -380,7 +381,17 @@ class _Connection(asyncio.Protocol):
                 head.keep_alive,
                 self,
             )
-            self.task = self._loop.create_task(self._respond(request))
+            try:
+                answer = self._server.handler(request)
+            except Exception as exc:
+                log.exception("%s %s failed", request.method, request.path)
+                answer = self._failure(exc)
+            if isinstance(answer, Response):
+                self._write_response(request, answer)
+                if not self._answered(request):
+                    return
+                continue
+            self.task = self._loop.create_task(self._respond(request, answer))
 
     def _continue(self, head: _Head) -> None:
         if head.expect_continue and not head.continued:
@@ -406,10 +417,30 @@ class _Connection(asyncio.Protocol):
             self.close()
 
     # ----------------------------------------------------------------- handling
-    async def _respond(self, request: Request) -> None:
+    @staticmethod
+    def _failure(exc: Exception) -> Response:
+        """A handler's bug, answered as the apiserver answers its own: 500 InternalError."""
+        message = f"Internal error occurred: {type(exc).__name__}: {exc}"
+        return Response(status_body(500, message), 500, content_type="application/json")
+
+    def _answered(self, request: Request) -> bool:
+        """Bookkeeping once an answer is written; False when the connection is done."""
+        self.last_seen = self._loop.time()
+        if not request.keep_alive or self._server.closing:
+            self.close()
+            return False
+        if self._reading_paused and self._transport is not None:
+            self._reading_paused = False
+            self._transport.resume_reading()
+        self.request_started = self.last_seen if self._buffer else None
+        return True
+
+    async def _respond(
+        self, request: Request, pending: Awaitable[Response | StreamResponse]
+    ) -> None:
         try:
             try:
-                response = await self._server.handler(request)
+                response = await pending
             except ConnectionResetError:
                 raise
             except Exception as exc:
@@ -417,8 +448,7 @@ class _Connection(asyncio.Protocol):
                 if self._streaming:
                     self.close()
                     return
-                message = f"Internal error occurred: {type(exc).__name__}: {exc}"
-                response = Response(status_body(500, message), 500, content_type="application/json")
+                response = self._failure(exc)
             if isinstance(response, StreamResponse):
                 if not response.prepared:
                     await response.prepare(request)
@@ -431,14 +461,8 @@ class _Connection(asyncio.Protocol):
         finally:
             self.task = None
             self._streaming = False
-        self.last_seen = self._loop.time()
-        if not request.keep_alive or self._server.closing:
-            self.close()
+        if not self._answered(request):
             return
-        if self._reading_paused and self._transport is not None:
-            self._reading_paused = False
-            self._transport.resume_reading()
-        self.request_started = self.last_seen if self._buffer else None
         self._advance()
         if self._peer_eof and self.task is None:
             self.close()

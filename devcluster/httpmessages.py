@@ -250,4 +250,7 @@ class StreamResponse:
             connection.write(b"0\r\n\r\n")
 
 
-Handler = Callable[[Request], Awaitable[Response | StreamResponse]]
+Answer = Response | Awaitable[Response | StreamResponse]
+"""What a handler returns: a whole response at once, or an awaitable for one that must wait
+(a watch, an injected delay). Most requests take the first way and cost no task."""
+Handler = Callable[[Request], Answer]

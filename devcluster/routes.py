@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +19,8 @@ import orjson
 import yaml
 
 from devcluster import discovery, status
-from devcluster.faults import Faults
-from devcluster.httpmessages import Request, Response, StreamResponse
+from devcluster.faults import Fault, Faults
+from devcluster.httpmessages import Answer, Request, Response, StreamResponse
 from devcluster.operations import Api, WriteOptions
 from devcluster.resources import ResourceType
 from devcluster.scale import to_scale, write_scale
@@ -93,14 +94,26 @@ class ResourceHandler:
         self.closing = closing
         self.bookmark_interval = bookmark_interval
 
-    async def handle(self, request: Request) -> Response | StreamResponse:
+    def handle(self, request: Request) -> Answer:
+        """Answer at once when nothing has to wait (nearly every request); watches and
+        injected delays continue in a task."""
         try:
-            return await self._dispatch(request)
+            answer = self._dispatch(request)
+        except ApiError as error:
+            return error_response(error)
+        if isinstance(answer, Response):
+            return answer
+        return self._finish(answer)
+
+    @staticmethod
+    async def _finish(pending: Awaitable[Response | StreamResponse]) -> Response | StreamResponse:
+        try:
+            return await pending
         except ApiError as error:
             return error_response(error)
 
     # ------------------------------------------------------------ routing
-    async def _dispatch(self, request: Request) -> Response | StreamResponse:
+    def _dispatch(self, request: Request) -> Answer:
         parts = [p for p in request.path.split("/") if p]
         if parts[0] == "api":
             if len(parts) == 1:
@@ -123,7 +136,7 @@ class ResourceHandler:
                 raise status.path_not_found()
             return json_response(doc)
         target = self._target(group, version, rest)
-        return await self._verb(request, target)
+        return self._verb(request, target)
 
     def _discovery(self, request: Request, core: bool) -> Response:
         if _AGGREGATED in request.headers.get("Accept", ""):
@@ -156,7 +169,7 @@ class ResourceHandler:
         return Target(rt, None, name, sub)
 
     # -------------------------------------------------------------- verbs
-    async def _verb(self, request: Request, target: Target) -> Response | StreamResponse:
+    def _verb(self, request: Request, target: Target) -> Answer:
         rt, method, query = target.rt, request.method, request.query
         if target.subresource and target.subresource not in rt.subresources:
             raise status.path_not_found()
@@ -169,10 +182,28 @@ class ResourceHandler:
         verb = self._verb_name(method, bool(name), query.get("watch", "") in _TRUE)
         if verb not in rt.verbs or (target.subresource and verb not in ("get", "update", "patch")):
             raise status.method_not_allowed()
-        await self.faults.check(verb, rt.plural, namespace, name)
+        fault = self.faults.take(verb, rt.plural, namespace, name)
+        if fault is not None:
+            if fault.delay > 0:
+                return self._delayed(fault, request, target, verb)
+            fault.fire()
+        return self._serve(request, target, verb)
+
+    async def _delayed(
+        self, fault: Fault, request: Request, target: Target, verb: str
+    ) -> Response | StreamResponse:
+        await asyncio.sleep(fault.delay)
+        fault.fire()
+        answer = self._serve(request, target, verb)
+        return answer if isinstance(answer, Response) else await answer
+
+    def _serve(self, request: Request, target: Target, verb: str) -> Answer:
+        rt, query = target.rt, request.query
+        namespace = target.namespace or ""
+        name = target.name
         pretty = query.get("pretty", "") in _TRUE
         if verb in ("get", "list", "watch") and target.subresource != "scale":
-            return await self._read(request, target, verb, pretty)
+            return self._read(request, target, verb, pretty)
         dry_run = self._dry_run(request)
         opts = WriteOptions(
             manager=(
@@ -306,9 +337,7 @@ class ResourceHandler:
             raise status.bad_request(f"unsupported propagationPolicy {policy!r}")
         return options
 
-    async def _read(
-        self, request: Request, target: Target, verb: str, pretty: bool
-    ) -> Response | StreamResponse:
+    def _read(self, request: Request, target: Target, verb: str, pretty: bool) -> Answer:
         rt, query = target.rt, request.query
         wants_table = "as=Table" in request.headers.get("Accept", "")
         if verb == "get":
@@ -339,7 +368,7 @@ class ResourceHandler:
                 initial_events=None if initial is None else initial in _TRUE,
             )
             stream = WatchStream(self.api.store, req, self.bookmark_interval)
-            return await stream.run(request, self.closing)
+            return stream.run(request, self.closing)
         try:
             limit = int(query.get("limit") or 0)
         except ValueError as exc:

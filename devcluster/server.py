@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -21,7 +20,7 @@ from devcluster import discovery
 from devcluster.controllers import Controllers, ControllerSettings
 from devcluster.faults import Faults
 from devcluster.http import MAX_BODY_BYTES, HttpServer
-from devcluster.httpmessages import Request, Response, StreamResponse
+from devcluster.httpmessages import Answer, Handler, Request, Response
 from devcluster.openapi import V3_PREFIX, OpenApi
 from devcluster.operations import Api, WriteOptions
 from devcluster.resources import Registry
@@ -34,9 +33,7 @@ log = logging.getLogger(__name__)
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _GET = frozenset({"GET", "HEAD"})
 
-Route = tuple[
-    frozenset[str] | None, str, bool, Callable[[Request], Awaitable[Response | StreamResponse]]
-]
+Route = tuple[frozenset[str] | None, str, bool, Handler]
 
 
 class DevCluster:
@@ -162,14 +159,14 @@ class DevCluster:
             (frozenset({"PUT"}), "/_devcluster/controllers", False, self._controllers_put),
         ]
 
-    async def _dispatch(self, request: Request) -> Response | StreamResponse:
+    def _dispatch(self, request: Request) -> Answer:
         path, method = request.path, request.method
         for methods, route, prefix, handler in self._routes:
             if (path.startswith(route) if prefix else path == route) and (
                 methods is None or method in methods
             ):
-                return await handler(request)
-        return await self._not_found(request)
+                return handler(request)
+        return self._not_found(request)
 
     async def _not_found(self, request: Request) -> Response:
         return error_response(
