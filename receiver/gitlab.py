@@ -66,8 +66,8 @@ class GitLab:
         body = require_map(payload, "payload")
         if event == "System Hook":
             kind = body.get("object_kind") or body.get("event_name")
-            if kind not in _PUSH_KINDS:
-                return Ignored(f"system hook event '{kind}' is not a push")
+            if not isinstance(kind, str) or kind not in _PUSH_KINDS:
+                return Ignored(f"system hook event {kind!r:.80} is not a push")
         elif event not in ("Push Hook", "Tag Push Hook"):
             return Ignored(f"event '{event}' is not a push")
         return (_parse_push(body),)

@@ -105,6 +105,21 @@ async def test_pings_other_events_and_unregistered_repositories_are_answered_200
     await assert_nothing_published(kafka)
 
 
+async def test_system_hook_with_a_malformed_event_kind_is_ignored_not_a_500(
+    post: Post, kafka: EmbeddedBroker
+) -> None:
+    """Found by the fuzzer: a list where GitLab puts the event name."""
+    body = b'{"object_kind": ["push"], "ref": "refs/heads/main"}'
+    status, answer, _ = await post(
+        "gitlab", body, hosts.gitlab(body, "jsmith-token", "System Hook")
+    )
+    assert (status, answer) == (
+        200,
+        {"status": "ignored", "reason": "system hook event ['push'] is not a push"},
+    )
+    await assert_nothing_published(kafka)
+
+
 async def test_body_over_the_limit_is_refused_413_before_it_is_read(post: Post) -> None:
     body = b"{" + b" " * 300_000 + b"}"
     status, answer, _ = await post("github", body, hosts.github(body, "hello-new"))
