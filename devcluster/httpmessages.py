@@ -125,6 +125,7 @@ class Request:
 
     __slots__ = (
         "_connection",
+        "_content_type",
         "_query",
         "body",
         "headers",
@@ -154,6 +155,7 @@ class Request:
         self.body = body
         self.keep_alive = keep_alive
         self._query: Query | None = None
+        self._content_type: str | None = None
         self._connection = connection
 
     @property
@@ -165,11 +167,14 @@ class Request:
     @property
     def content_type(self) -> str:
         """The media type without parameters; ``application/octet-stream`` when absent, as
-        RFC 9110 says a recipient may assume (and as aiohttp reported it before)."""
-        raw = self.headers.get("content-type")
-        if not raw:
-            return "application/octet-stream"
-        return raw.split(";", 1)[0].strip().lower()
+        RFC 9110 says a recipient may assume (and as aiohttp reported it before). Parsed
+        once: a write reads it several times."""
+        if self._content_type is None:
+            raw = self.headers.get("content-type")
+            self._content_type = (
+                raw.split(";", 1)[0].strip().lower() if raw else "application/octet-stream"
+            )
+        return self._content_type
 
 
 class Response:
