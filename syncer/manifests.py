@@ -21,7 +21,7 @@ import json
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -33,12 +33,15 @@ MAX_EXPANDED_NODES = 1_000_000
 """Upper bound of scalars+collections one document may expand to through aliases."""
 
 JsonObj = dict[str, Any]
-_BASE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+if TYPE_CHECKING:  # the C loader has the same interface; stubs describe the Python one
+    _BASE_LOADER = yaml.SafeLoader
+else:
+    _BASE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _STR, _SEQ, _MAP = "tag:yaml.org,2002:str", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"
 _MERGE = "tag:yaml.org,2002:merge"
 
 
-class _Loader(_BASE_LOADER):  # type: ignore[valid-type, misc]
+class _Loader(_BASE_LOADER):
     """Safe loader without the implicit timestamp type (values stay strings)."""
 
 
@@ -46,10 +49,20 @@ _Loader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for first, resolvers in _BASE_LOADER.yaml_implicit_resolvers.items()
 }
-for _tag in ("tag:yaml.org,2002:binary", "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:set"):
-    _Loader.add_constructor(_tag, _BASE_LOADER.construct_undefined)
-_Loader.add_constructor("tag:yaml.org,2002:omap", _BASE_LOADER.construct_undefined)
-_Loader.add_constructor("tag:yaml.org,2002:pairs", _BASE_LOADER.construct_undefined)
+
+
+def _refuse(loader: _Loader, node: yaml.Node) -> Any:
+    return loader.construct_undefined(node)
+
+
+for _tag in (
+    "tag:yaml.org,2002:binary",
+    "tag:yaml.org,2002:timestamp",
+    "tag:yaml.org,2002:set",
+    "tag:yaml.org,2002:omap",
+    "tag:yaml.org,2002:pairs",
+):
+    _Loader.add_constructor(_tag, _refuse)
 
 
 @dataclass(frozen=True, slots=True)
