@@ -5,7 +5,8 @@ so publishing sends all of them first (letting the producer batch them) and then
 for all their futures. The producer connects in the background and reconnects on its
 own, so the receiver starts and answers `/healthz` while the broker is still coming up;
 `/readyz` follows `ready`, which a periodic metadata probe keeps honest when the broker
-hangs without closing connections.
+hangs without closing connections. A broker that refuses what the configuration asks
+(an idempotent producer) is not retried: `wait()` raises `IdempotenceRefused`.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import BrokerResponseError, IncompatibleBrokerVersion, KafkaError
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 from schemas.config import KafkaSettings
+from schemas.errors import IdempotenceRefused
 
 log = logging.getLogger("receiver.publishing")
 
@@ -136,6 +138,8 @@ class Publisher:
         self._task: asyncio.Task[None] | None = None
         self._ready = False
         self._closed = False
+        self._refused: IdempotenceRefused | None = None
+        self._ended = asyncio.Event()
 
     @property
     def ready(self) -> bool:
@@ -169,6 +173,16 @@ class Publisher:
             raise PublishError(f"the broker did not acknowledge: {type(exc).__name__}") from exc
         self._ready = True
 
+    async def wait(self) -> None:
+        """Until `close()`, or until the broker refused the configuration (raised here).
+
+        A broker that is down or slow is retried for ever and never ends the wait; only a
+        refusal that retrying cannot change does (`IdempotenceRefused`).
+        """
+        await self._ended.wait()
+        if self._refused is not None:
+            raise self._refused
+
     def mark_unresponsive(self) -> None:
         """A publish was not acknowledged in time: stop reporting ready until the probe passes."""
         self._ready = False
@@ -176,6 +190,7 @@ class Publisher:
     async def close(self) -> None:
         """Stop probing and flush/stop the producer; safe to call more than once."""
         self._closed = True
+        self._ended.set()
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -208,6 +223,11 @@ class Publisher:
             except (KafkaError, OSError) as exc:
                 with contextlib.suppress(KafkaError, OSError):
                     await producer.stop()
+                refused = _refusal(self._settings, exc)
+                if refused is not None:
+                    self._refused = refused
+                    self._ended.set()
+                    return
                 log.warning(
                     "broker not reachable, retrying",
                     extra={"bootstrap": self._settings.bootstrap, "error": type(exc).__name__},
@@ -233,6 +253,24 @@ class Publisher:
             self._ready = False
         if was != self._ready:
             log.warning("broker %s", "answering again" if self._ready else "not answering")
+
+
+def _refusal(settings: KafkaSettings, exc: BaseException) -> IdempotenceRefused | None:
+    """The error of a failed `producer.start()` as a refusal of idempotence, if it is one.
+
+    The one place the receiver converts that aiokafka error. aiokafka's `start()` is a
+    bootstrap, which raises only `KafkaConnectionError` when no broker answers, then (with
+    idempotence on) InitProducerId, which retries lost connections, timeouts and moved
+    coordinators itself and raises only on an answer retrying cannot change: a
+    non-retriable error code (Tansu answers `UnknownError`) or a broker without the API
+    (`IncompatibleBrokerVersion`). Those are the refusal; anything else is an outage.
+    """
+    if not settings.idempotence:
+        return None
+    refused = isinstance(exc, IncompatibleBrokerVersion) or (
+        isinstance(exc, BrokerResponseError) and not exc.retriable
+    )
+    return IdempotenceRefused(settings.bootstrap, type(exc).__name__) if refused else None
 
 
 def _log_unexpected_exit(task: asyncio.Task[None]) -> None:

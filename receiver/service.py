@@ -10,6 +10,7 @@ composition root), not here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import signal
@@ -110,6 +111,9 @@ class Receiver:
 async def run_receiver(config: GitopsConfig, *, host: str, port: int) -> None:
     """Serve webhooks until SIGTERM/SIGINT, then shut down cleanly (the `gitops receiver` body).
 
+    Raises `IdempotenceRefused` (after closing) when the broker refuses the producer the
+    configuration asks for: a receiver that can never become ready should not keep serving.
+
     Logging is set up by the process's composition root (`gitops receiver`), which also
     scrubs every configured secret from the lines.
     """
@@ -129,7 +133,17 @@ async def run_receiver(config: GitopsConfig, *, host: str, port: int) -> None:
             # bench sees a few dozen collections per run, each pausing ~3 ms.
             gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
             log.info("receiver listening", extra={"url": receiver.url})
-            await stop.wait()
+            signalled = asyncio.create_task(stop.wait(), name="receiver-signal")
+            refused = asyncio.create_task(receiver.publisher.wait(), name="receiver-refused")
+            done, pending = await asyncio.wait(
+                {signalled, refused}, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in pending:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            for task in done:
+                task.result()
             log.info("receiver stopping")
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):

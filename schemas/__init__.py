@@ -15,7 +15,7 @@ from schemas.config import (
     SecretRef,
     SyncerSettings,
 )
-from schemas.errors import ConfigError, ConfigIssue
+from schemas.errors import ConfigError, ConfigIssue, IdempotenceRefused
 from schemas.events import (
     AnyEvent,
     DeadLetter,
@@ -43,6 +43,7 @@ __all__ = [
     "DeliveryId",
     "DriftDetected",
     "GitopsConfig",
+    "IdempotenceRefused",
     "KafkaSettings",
     "PushReceived",
     "ReceiverSettings",

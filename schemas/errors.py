@@ -23,3 +23,22 @@ class ConfigError(Exception):
     def __init__(self, issues: list[ConfigIssue]) -> None:
         self.issues = issues
         super().__init__("\n".join(str(issue) for issue in issues))
+
+
+class IdempotenceRefused(Exception):
+    """The broker refused the idempotent producer `kafka.idempotence: true` asks for.
+
+    A configuration error, not an outage: retrying cannot help, so the receiver and the
+    syncer stop with this text (exit 2) instead of waiting for a broker that will never
+    say yes. Tansu, brokers before Kafka 0.11 and brokers that deny this client the
+    IdempotentWrite permission refuse; `kafka.idempotence: false` is the fix for them.
+    """
+
+    def __init__(self, bootstrap: str, answer: str) -> None:
+        self.bootstrap = bootstrap
+        self.answer = answer
+        """What the broker said to InitProducerId (the client library's error name)."""
+        super().__init__(
+            f"kafka.idempotence: the broker at {bootstrap} refused an idempotent producer"
+            f" (InitProducerId answered {answer}); set 'kafka.idempotence: false' for this broker"
+        )

@@ -25,8 +25,9 @@ from types import TracebackType
 from typing import Any, Self
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import BrokerResponseError, IncompatibleBrokerVersion, KafkaError
 
-from schemas import GitopsConfig, Topics
+from schemas import GitopsConfig, IdempotenceRefused, KafkaSettings, Topics
 from syncer.consuming import Dispatcher, Rebalance
 from syncer.gitcache import GitCache
 from syncer.inventory import InventoryStore
@@ -115,8 +116,7 @@ class Syncer:
                 cluster, InventoryStore(cluster, settings.inventory_namespace)
             )
         kafka = self.config.kafka
-        producer = AIOKafkaProducer(**kafka.producer_options())
-        await producer.start()
+        producer = await start_producer(kafka)
         stack.push_async_callback(producer.stop)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=kafka.bootstrap,
@@ -250,6 +250,31 @@ class Syncer:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+
+
+async def start_producer(settings: KafkaSettings) -> AIOKafkaProducer:
+    """A started producer; `IdempotenceRefused` when the broker refuses an idempotent one.
+
+    The one place the syncer converts that aiokafka error. aiokafka's `start()` is a
+    bootstrap, which raises only `KafkaConnectionError` when no broker answers, then (with
+    idempotence on) InitProducerId, which retries lost connections, timeouts and moved
+    coordinators itself and raises only on an answer retrying cannot change: a
+    non-retriable error code (Tansu answers `UnknownError`) or a broker without the API
+    (`IncompatibleBrokerVersion`). Those are the refusal; anything else stays as it was.
+    """
+    producer = AIOKafkaProducer(**settings.producer_options())
+    try:
+        await producer.start()
+    except (KafkaError, OSError) as exc:
+        with contextlib.suppress(KafkaError, OSError):
+            await producer.stop()
+        refused = isinstance(exc, IncompatibleBrokerVersion) or (
+            isinstance(exc, BrokerResponseError) and not exc.retriable
+        )
+        if settings.idempotence and refused:
+            raise IdempotenceRefused(settings.bootstrap, type(exc).__name__) from exc
+        raise
+    return producer
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:
