@@ -15,7 +15,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from devcluster.httpmessages import Request, Response
+from aiohttp import web
+
 from devcluster.resources import Registry, ResourceType
 from devcluster.store import encode
 
@@ -107,7 +108,7 @@ class OpenApi:
             "components": {"schemas": {_definition_name(rt): _schema(rt) for rt in types}},
         }
 
-    async def v3_index(self, request: Request) -> Response:
+    async def v3_index(self, request: web.Request) -> web.Response:
         paths: JsonObj = {}
         for group, versions in self.registry.group_versions().items():
             for version in versions:
@@ -115,9 +116,9 @@ class OpenApi:
                 digest = hashlib.sha256(encode(doc)).hexdigest()[:32].upper()
                 path = _gv_path(group, version)
                 paths[path] = {"serverRelativeURL": f"/openapi/v3/{path}?hash={digest}"}
-        return Response(encode({"paths": paths}), content_type="application/json")
+        return web.Response(body=encode({"paths": paths}), content_type="application/json")
 
-    async def v3_group(self, request: Request) -> Response:
+    async def v3_group(self, request: web.Request) -> web.Response:
         parts = request.path.removeprefix(V3_PREFIX).strip("/").split("/")
         doc = None
         if len(parts) == 2 and parts[0] == "api":
@@ -125,10 +126,10 @@ class OpenApi:
         elif len(parts) == 3 and parts[0] == "apis":
             doc = self.group_version_doc(parts[1], parts[2])
         if doc is None:
-            return Response(b"404: Not Found", 404, content_type="text/plain; charset=utf-8")
-        return Response(encode(doc), content_type="application/json")
+            return web.Response(text="404: Not Found", status=404)
+        return web.Response(body=encode(doc), content_type="application/json")
 
-    async def v2(self, request: Request) -> Response:
+    async def v2(self, request: web.Request) -> web.Response:
         types = self.registry.all()
         doc = {
             "swagger": "2.0",
@@ -136,4 +137,4 @@ class OpenApi:
             "paths": _paths(types, v3=False),
             "definitions": {_definition_name(rt): _schema(rt) for rt in types},
         }
-        return Response(encode(doc), content_type="application/json")
+        return web.Response(body=encode(doc), content_type="application/json")

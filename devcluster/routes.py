@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import yaml
+from aiohttp import web
 
 from devcluster import discovery, status
-from devcluster.faults import Fault, Faults
-from devcluster.httpmessages import Answer, Request, Response, StreamResponse
+from devcluster.faults import Faults
 from devcluster.operations import Api, WriteOptions
 from devcluster.resources import ResourceType
 from devcluster.scale import to_scale, write_scale
@@ -41,6 +40,7 @@ _JSON_TYPES = frozenset(
     }
 )
 _TRUE = ("true", "1", "True")
+MAX_BODY_BYTES = 16 * 1024 * 1024
 
 try:
     _YamlLoader: Any = yaml.CSafeLoader
@@ -60,20 +60,37 @@ class Target:
 
 def json_response(
     body: Any, code: int = 200, pretty: bool = False, headers: dict[str, str] | None = None
-) -> Response:
+) -> web.Response:
     raw = json.dumps(body, indent=2).encode() if pretty else encode(body)
-    return Response(raw, code, content_type="application/json", headers=headers)
+    return web.Response(body=raw, status=code, content_type="application/json", headers=headers)
 
 
-def raw_response(raw: bytes, code: int = 200) -> Response:
-    return Response(raw, code, content_type="application/json")
+def raw_response(raw: bytes, code: int = 200) -> web.Response:
+    return web.Response(body=raw, status=code, content_type="application/json")
 
 
-def error_response(error: ApiError) -> Response:
-    return json_response(error.to_status(), error.code, headers=error.headers)
+def error_response(error: ApiError) -> web.Response:
+    response = json_response(error.to_status(), error.code, headers=error.headers)
+    if error.code == 413:
+        # The refused body may still be on its way: say that the connection ends here.
+        response.force_close()
+    return response
 
 
-def _manager_from(request: Request) -> str:
+async def read_body(request: web.Request) -> bytes:
+    """The whole request body, at most :data:`MAX_BODY_BYTES`; a larger one is a 413
+    Status, refused before it is read when its Content-Length already says so."""
+    limit = request.client_max_size
+    length = request.content_length
+    if length is not None and length > limit:
+        raise status.too_large(limit)
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise status.too_large(limit) from exc
+
+
+def _manager_from(request: web.Request) -> str:
     """The field manager of a non-apply write: ``fieldManager`` or the User-Agent's product
     token (what the real server derives for clients that do not name one)."""
     manager = request.query.get("fieldManager")
@@ -94,26 +111,14 @@ class ResourceHandler:
         self.closing = closing
         self.bookmark_interval = bookmark_interval
 
-    def handle(self, request: Request) -> Answer:
-        """Answer at once when nothing has to wait (nearly every request); watches and
-        injected delays continue in a task."""
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         try:
-            answer = self._dispatch(request)
-        except ApiError as error:
-            return error_response(error)
-        if isinstance(answer, Response):
-            return answer
-        return self._finish(answer)
-
-    @staticmethod
-    async def _finish(pending: Awaitable[Response | StreamResponse]) -> Response | StreamResponse:
-        try:
-            return await pending
+            return await self._dispatch(request)
         except ApiError as error:
             return error_response(error)
 
     # ------------------------------------------------------------ routing
-    def _dispatch(self, request: Request) -> Answer:
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         parts = [p for p in request.path.split("/") if p]
         if parts[0] == "api":
             if len(parts) == 1:
@@ -136,14 +141,13 @@ class ResourceHandler:
                 raise status.path_not_found()
             return json_response(doc)
         target = self._target(group, version, rest)
-        return self._verb(request, target)
+        return await self._verb(request, target)
 
-    def _discovery(self, request: Request, core: bool) -> Response:
+    def _discovery(self, request: web.Request, core: bool) -> web.Response:
         if _AGGREGATED in request.headers.get("Accept", ""):
             doc = discovery.aggregated(self.api.registry, core)
-            return Response(
-                encode(doc),
-                200,
+            return web.Response(
+                body=encode(doc),
                 headers={
                     "Content-Type": "application/json;g=apidiscovery.k8s.io;v=v2;"
                     "as=APIGroupDiscoveryList"
@@ -169,7 +173,7 @@ class ResourceHandler:
         return Target(rt, None, name, sub)
 
     # -------------------------------------------------------------- verbs
-    def _verb(self, request: Request, target: Target) -> Answer:
+    async def _verb(self, request: web.Request, target: Target) -> web.StreamResponse:
         rt, method, query = target.rt, request.method, request.query
         if target.subresource and target.subresource not in rt.subresources:
             raise status.path_not_found()
@@ -185,25 +189,18 @@ class ResourceHandler:
         fault = self.faults.take(verb, rt.plural, namespace, name)
         if fault is not None:
             if fault.delay > 0:
-                return self._delayed(fault, request, target, verb)
+                await asyncio.sleep(fault.delay)
             fault.fire()
-        return self._serve(request, target, verb)
+        return await self._serve(request, target, verb)
 
-    async def _delayed(
-        self, fault: Fault, request: Request, target: Target, verb: str
-    ) -> Response | StreamResponse:
-        await asyncio.sleep(fault.delay)
-        fault.fire()
-        answer = self._serve(request, target, verb)
-        return answer if isinstance(answer, Response) else await answer
-
-    def _serve(self, request: Request, target: Target, verb: str) -> Answer:
+    async def _serve(self, request: web.Request, target: Target, verb: str) -> web.StreamResponse:
         rt, query = target.rt, request.query
         namespace = target.namespace or ""
         name = target.name
         pretty = query.get("pretty", "") in _TRUE
         if verb in ("get", "list", "watch") and target.subresource != "scale":
-            return self._read(request, target, verb, pretty)
+            return await self._read(request, target, verb, pretty)
+        raw = await read_body(request)
         dry_run = self._dry_run(request)
         opts = WriteOptions(
             manager=(
@@ -227,23 +224,23 @@ class ResourceHandler:
                 return json_response(to_scale(self.api.get(rt, namespace, name).obj))
             content_type = None if verb == "update" else request.content_type
             scaled = write_scale(
-                self.api, rt, namespace, name, content_type, self._body(request), opts
+                self.api, rt, namespace, name, content_type, self._body(request, raw), opts
             )
             return json_response(scaled, 200, pretty)
         if verb == "create":
-            body = self._body(request)
+            body = self._body(request, raw)
             obj = self.api.create(rt, namespace, body, opts, owned=True)
             return json_response(obj, 201, pretty)
         if verb == "update":
-            obj = self.api.update(rt, namespace, name, self._body(request), opts, owned=True)
+            obj = self.api.update(rt, namespace, name, self._body(request, raw), opts, owned=True)
             return json_response(obj, 200, pretty)
         if verb == "patch":
-            body = self._body(request)
+            body = self._body(request, raw)
             code, obj = self.api.patch(
                 rt, namespace, name, request.content_type, body, opts, owned=True
             )
             return self._written(rt, namespace, name, obj, code, pretty)
-        options = self._delete_options(request)
+        options = self._delete_options(request, raw)
         dry_run = dry_run or "All" in (options.get("dryRun") or [])
         if verb == "delete":
             return json_response(
@@ -260,7 +257,7 @@ class ResourceHandler:
 
     def _written(
         self, rt: ResourceType, namespace: str, name: str, obj: JsonObj, code: int, pretty: bool
-    ) -> Response:
+    ) -> web.Response:
         """The answer to a write: the stored encoding when ``obj`` is what got stored (a
         real write or a no-op), so the object is not encoded a second time."""
         stored = self.api.store.get((rt.group, rt.plural), namespace, name)
@@ -287,7 +284,7 @@ class ResourceHandler:
         return verb
 
     @staticmethod
-    def _dry_run(request: Request) -> bool:
+    def _dry_run(request: web.Request) -> bool:
         values = request.query.getall("dryRun", [])
         for value in values:
             if value != "All":
@@ -295,10 +292,9 @@ class ResourceHandler:
         return bool(values)
 
     @staticmethod
-    def _body(request: Request) -> Any:
+    def _body(request: web.Request, raw: bytes) -> Any:
         """The parsed body, private to this request and free of shared parts (YAML aliases
         are copied apart), so the verbs may keep it without copying."""
-        raw = request.body
         if not raw:
             raise status.bad_request("the request body is empty")
         ctype = request.content_type
@@ -319,9 +315,8 @@ class ResourceHandler:
         raise status.unsupported_media_type(ctype)
 
     @staticmethod
-    def _delete_options(request: Request) -> JsonObj:
+    def _delete_options(request: web.Request, raw: bytes) -> JsonObj:
         options: JsonObj = {}
-        raw = request.body
         if raw.strip():
             try:
                 loaded = json.loads(raw)
@@ -337,7 +332,9 @@ class ResourceHandler:
             raise status.bad_request(f"unsupported propagationPolicy {policy!r}")
         return options
 
-    def _read(self, request: Request, target: Target, verb: str, pretty: bool) -> Answer:
+    async def _read(
+        self, request: web.Request, target: Target, verb: str, pretty: bool
+    ) -> web.StreamResponse:
         rt, query = target.rt, request.query
         wants_table = "as=Table" in request.headers.get("Accept", "")
         if verb == "get":
@@ -368,7 +365,7 @@ class ResourceHandler:
                 initial_events=None if initial is None else initial in _TRUE,
             )
             stream = WatchStream(self.api.store, req, self.bookmark_interval)
-            return stream.run(request, self.closing)
+            return await stream.run(request, self.closing)
         try:
             limit = int(query.get("limit") or 0)
         except ValueError as exc:
@@ -397,7 +394,7 @@ class ResourceHandler:
             return stored.raw
         return encode({**stored.obj, "apiVersion": rt.api_version})
 
-    def _object_response(self, rt: ResourceType, stored: Stored, pretty: bool) -> Response:
+    def _object_response(self, rt: ResourceType, stored: Stored, pretty: bool) -> web.Response:
         if pretty:
             return json_response(json.loads(self._raw_for(rt, stored)), 200, pretty=True)
         return raw_response(self._raw_for(rt, stored))

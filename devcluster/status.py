@@ -150,6 +150,13 @@ def unsupported_media_type(content_type: str) -> ApiError:
     )
 
 
+def too_large(limit: int) -> ApiError:
+    """413 RequestEntityTooLarge: the body is over the server's limit."""
+    return ApiError(
+        413, "RequestEntityTooLarge", f"Request entity too large: limit is {limit} bytes"
+    )
+
+
 def gone(message: str) -> ApiError:
     """410 Gone (reason Expired): a watch or continue token is older than retained history."""
     return ApiError(410, "Expired", message)

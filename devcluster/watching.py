@@ -20,7 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from devcluster.httpmessages import Request, StreamResponse
+from aiohttp import web
+
 from devcluster.resources import ResourceType
 from devcluster.selectors import FieldSelector, LabelSelector
 from devcluster.status import ApiError
@@ -96,7 +97,7 @@ class WatchStream:
     def _initial(self, items: Iterable[Stored]) -> list[bytes]:
         return [_line("ADDED", s.raw) for s in items if self._matches(s.obj)]
 
-    async def run(self, request: Request, closing: asyncio.Event) -> StreamResponse:
+    async def run(self, request: web.Request, closing: asyncio.Event) -> web.StreamResponse:
         rt = self._req.rt
         resource = (rt.group, rt.plural)
         queue = self._store.subscribe()
@@ -123,7 +124,7 @@ class WatchStream:
                         error = exc
                     else:
                         first = [b for b in (self._translate(e) for e in events) if b]
-            response = StreamResponse(
+            response = web.StreamResponse(
                 headers={"Content-Type": "application/json", "Cache-Control": "no-cache"}
             )
             await response.prepare(request)
@@ -139,7 +140,7 @@ class WatchStream:
 
     async def _follow(
         self,
-        response: StreamResponse,
+        response: web.StreamResponse,
         queue: asyncio.Queue[Event],
         resource: tuple[str, str],
         last_rv: int,
@@ -148,15 +149,14 @@ class WatchStream:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._req.timeout
         closed = asyncio.ensure_future(closing.wait())
-        gone = response.disconnected
         try:
-            while not closing.is_set() and not gone.done():
+            while not closing.is_set():
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     return
                 wait = min(remaining, self._bookmark_interval) if self._req.bookmarks else remaining
                 getter = asyncio.ensure_future(queue.get())
-                waiters: set[asyncio.Future[Any]] = {getter, closed, gone}
+                waiters: set[asyncio.Future[Any]] = {getter, closed}
                 done, _ = await asyncio.wait(
                     waiters, timeout=wait, return_when=asyncio.FIRST_COMPLETED
                 )
@@ -164,7 +164,7 @@ class WatchStream:
                     getter.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await getter
-                    if self._req.bookmarks and not closing.is_set() and not gone.done():
+                    if self._req.bookmarks and not closing.is_set():
                         await response.write(self._bookmark(self._store.resource_version))
                     continue
                 chunks = []
