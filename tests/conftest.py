@@ -1,7 +1,9 @@
-"""The test bench: a real Kafka-protocol broker and a real Git server, on 127.0.0.1.
+"""The test bench: the real test bed (kube-apiserver, Apache Kafka), a real Git server,
+and the embedded broker (Tansu) for the tests that are about it, all on 127.0.0.1.
 
-Each fixture starts its server in well under two seconds and stops it even when the
-test fails, so no process outlives the run.
+The bed is started once per run and shared (see `tests/support/bed.py`); each test is
+isolated by its own namespaces, topic prefix and consumer group id. Per-test servers stop
+even when the test fails, so no process outlives the run.
 """
 
 from __future__ import annotations
@@ -15,15 +17,53 @@ import pytest
 
 from gitops.broker import EmbeddedBroker
 from gitops.gitserver import GitHttpServer
+from testbed.bed import Bed
+from tests.support.bed import RealCluster, RealKafka, ensure_bed, stop_if_owned, unique_name
 from tests.support.git import WorkingCopy
 from tests.support.threaded import in_thread
 
 os.environ.setdefault("GIT_CONFIG_NOSYSTEM", "1")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
+        os.environ.setdefault("GITOPS_TESTBED_OWNER", f"pytest-{os.getpid()}")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if not hasattr(session.config, "workerinput"):
+        stop_if_owned(os.environ.get("GITOPS_TESTBED_OWNER", ""))
+
+
+@pytest.fixture(scope="session")
+def bed() -> Bed:
+    """The run's real test bed, started on first use (`python -m testbed up` by hand)."""
+    return ensure_bed()
+
+
 @pytest.fixture
-async def kafka(tmp_path: Path) -> AsyncIterator[EmbeddedBroker]:
-    """A fresh Tansu broker per test: its bootstrap address is `kafka.bootstrap`."""
+def kafka(bed: Bed) -> RealKafka:
+    """The bed's Apache Kafka: `kafka.bootstrap`, and `kafka.topic_prefix` for this test."""
+    assert bed.kafka_bootstrap, "the test bed runs without Kafka"
+    return RealKafka(bed.kafka_bootstrap, unique_name("t"))
+
+
+@pytest.fixture
+def real_cluster(bed: Bed) -> RealCluster:
+    """The bed's kube-apiserver v1.37 with controllers, scheduler and kwok nodes."""
+    assert bed.kubeconfig, "the test bed runs without Kubernetes"
+    return RealCluster(bed.kubeconfig)
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A namespace name of this test's own (created by whoever applies into it)."""
+    return unique_name("ns")
+
+
+@pytest.fixture
+async def tansu(tmp_path: Path) -> AsyncIterator[EmbeddedBroker]:
+    """A fresh Tansu broker per test, for tests of the embedded default or of outages."""
     async with EmbeddedBroker(log_path=tmp_path / "tansu.log") as broker:
         yield broker
 

@@ -1,4 +1,4 @@
-"""Raw reads of the Kubernetes API emulator, as a user with kubectl would check."""
+"""Raw reads of a Kubernetes API server, as a user with kubectl would check."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from kubernetes_asyncio.client import ApiClient
 class K8s:
     """GETs through the real kubernetes_asyncio client, answers as plain dicts."""
 
-    def __init__(self, api: ApiClient) -> None:
+    def __init__(self, api: ApiClient, inventory_namespace: str = "gitops-system") -> None:
         self.api = api
+        self.inventory_namespace = inventory_namespace
 
     async def get(self, path: str) -> dict[str, Any] | None:
         response = await self.api.call_api(
@@ -40,7 +41,7 @@ class K8s:
 
     async def inventory(self, app: str) -> tuple[str, set[tuple[str, str, str]]]:
         """(applied commit, {(kind, namespace, name)}) of the app's inventory ConfigMap."""
-        path = f"/api/v1/namespaces/gitops-system/configmaps/gitops-inventory-{app}"
+        path = f"/api/v1/namespaces/{self.inventory_namespace}/configmaps/gitops-inventory-{app}"
         found = await self.get(path)
         assert found is not None, f"no inventory for app {app}"
         data = found["data"]

@@ -1,8 +1,10 @@
-"""Syncer test bench: the emulator cluster, a config builder, and request/outcome helpers.
+"""Syncer test bench: the real cluster, a config builder, and request/outcome helpers.
 
-Everything is real at the network boundary: Tansu (the `kafka` fixture), `git
-http-backend` (`working_copy`), and the Kubernetes API emulator serving on the test's
-own loop (so tests only await while it serves).
+Everything is real at the network boundary: Apache Kafka and kube-apiserver v1.37 of the
+test bed (`kafka`, `cluster`), and `git http-backend` (`working_copy`). The cluster is
+reached through a proxy that forwards every request and injects faults only when a test
+asks (`cluster.faults`), and records what reached the server (`cluster.writes()`). Each
+test has its own namespace (`bench.ns`), inventory namespace, topic prefix and group id.
 """
 
 from __future__ import annotations
@@ -17,8 +19,6 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from kubernetes_asyncio.client import ApiClient, Configuration
 
-from devcluster import DevCluster
-from gitops.broker import EmbeddedBroker
 from gitops.topics import ensure_topics
 from schemas import GitopsConfig, Topics
 from schemas.events import (
@@ -30,6 +30,8 @@ from schemas.events import (
     parse_event,
 )
 from schemas.types import AppName, CommitSha
+from tests.support.apiproxy import ApiProxy
+from tests.support.bed import RealCluster, RealKafka, unique_name
 from tests.support.git import WorkingCopy
 from tests.support.k8s import K8s
 from tests.support.kafka import read_topic
@@ -39,20 +41,26 @@ _ids = itertools.count()
 
 
 @pytest.fixture
-async def cluster() -> AsyncIterator[DevCluster]:
-    async with DevCluster(ready_delay=0.2, bookmark_interval=0.3) as running:
-        yield running
+async def cluster(real_cluster: RealCluster) -> AsyncIterator[ApiProxy]:
+    """The bed's API server behind this test's own fault-injecting proxy."""
+    async with ApiProxy(real_cluster.kubeconfig) as proxy:
+        yield proxy
 
 
 @pytest.fixture
-def kubeconfig(cluster: DevCluster, tmp_path: Path) -> Path:
+def kubeconfig(cluster: ApiProxy, tmp_path: Path) -> Path:
     return cluster.write_kubeconfig(tmp_path / "kubeconfig")
 
 
 @pytest.fixture
-async def k8s(cluster: DevCluster) -> AsyncIterator[K8s]:
+def inventory_namespace() -> str:
+    return unique_name("inv")
+
+
+@pytest.fixture
+async def k8s(cluster: ApiProxy, inventory_namespace: str) -> AsyncIterator[K8s]:
     async with ApiClient(Configuration(host=cluster.url)) as api:
-        yield K8s(api)
+        yield K8s(api, inventory_namespace)
 
 
 @dataclass
@@ -62,6 +70,8 @@ class Bench:
     config: GitopsConfig
     repo: WorkingCopy
     bootstrap: str
+    ns: str
+    """This test's namespace: the default app's, and free for the test's own objects."""
 
     @property
     def topics(self) -> Topics:
@@ -122,13 +132,18 @@ MakeBench = Callable[..., Any]
 
 @pytest.fixture
 async def bench(
-    kafka: EmbeddedBroker,
+    kafka: RealKafka,
     kubeconfig: Path,
     working_copy: Callable[..., WorkingCopy],
     group_id: str,
+    namespace: str,
+    inventory_namespace: str,
     tmp_path: Path,
 ) -> Callable[..., Any]:
-    """`await bench(apps={...}, syncer={...})`: topics created, a repository to push to."""
+    """`await bench(apps={...}, syncer={...})`: topics created, a repository to push to.
+
+    The default app `web` deploys `apps/web` into `bench.ns`.
+    """
 
     async def make(
         apps: dict[str, dict[str, Any]] | None = None,
@@ -138,9 +153,8 @@ async def bench(
         raw = {
             "kafka": {
                 "bootstrap": kafka.bootstrap,
-                "topic_prefix": "t",
+                "topic_prefix": kafka.topic_prefix,
                 "partitions": 4,
-                "idempotence": False,
             },
             "clusters": {"dev": {"kubeconfig": str(kubeconfig)}},
             "repositories": {"platform": {"url": repo.remote_url}},
@@ -150,7 +164,7 @@ async def bench(
                     "repo": "platform",
                     "path": "apps/web",
                     "cluster": "dev",
-                    "namespace": "web",
+                    "namespace": namespace,
                 }
             },
             "syncer": {
@@ -160,12 +174,13 @@ async def bench(
                 "session_timeout": "6s",
                 "heartbeat_interval": "1s",
                 "max_attempts": 2,
+                "inventory_namespace": inventory_namespace,
                 **(syncer or {}),
             },
         }
         config = GitopsConfig.model_validate(raw)
         await ensure_topics(config.kafka)
-        return Bench(config, repo, kafka.bootstrap)
+        return Bench(config, repo, kafka.bootstrap, namespace)
 
     return make
 
@@ -195,4 +210,5 @@ spec:
 """
 
 
-NAMESPACE_WEB = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: web\n"
+def namespace_yaml(name: str) -> str:
+    return f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n"
