@@ -8,7 +8,7 @@ from typing import Any
 
 from schemas.events import SyncFailed, SyncSkipped, SyncSucceeded
 from syncer.service import Syncer
-from tests.syncer.conftest import NAMESPACE_WEB, K8s, configmap, deployment
+from tests.syncer.conftest import K8s, configmap, deployment, namespace_yaml
 
 MakeBench = Callable[..., Any]
 
@@ -23,7 +23,7 @@ async def test_pushed_objects_exist_with_our_field_manager_and_success_lists_the
     b = await bench()
     sha = b.repo.commit_and_push(
         {
-            "apps/web/ns.yaml": NAMESPACE_WEB,
+            "apps/web/ns.yaml": namespace_yaml(b.ns),
             "apps/web/config.yaml": configmap("settings", mode="prod"),
             "apps/web/deploy.yaml": deployment("api"),
             "README.md": "not a manifest",
@@ -38,11 +38,11 @@ async def test_pushed_objects_exist_with_our_field_manager_and_success_lists_the
     assert event.data.request_id == request.id
     assert event.data.health == "healthy"
     assert actions(event) == {
-        "Namespace/web": "created",
+        f"Namespace/{b.ns}": "created",
         "ConfigMap/settings": "created",
         "Deployment/api": "created",
     }
-    cm = await k8s.get("/api/v1/namespaces/web/configmaps/settings")
+    cm = await k8s.get(f"/api/v1/namespaces/{b.ns}/configmaps/settings")
     assert cm is not None
     assert cm["data"] == {"mode": "prod"}
     managers = {m["manager"] for m in cm["metadata"]["managedFields"]}
@@ -55,7 +55,7 @@ async def test_change_and_delete_report_configured_pruned_unchanged_across_resta
     b = await bench()
     b.repo.commit_and_push(
         {
-            "apps/web/ns.yaml": NAMESPACE_WEB,
+            "apps/web/ns.yaml": namespace_yaml(b.ns),
             "apps/web/a.yaml": configmap("a", x="1"),
             "apps/web/b.yaml": configmap("b", x="1"),
             "apps/web/c.yaml": configmap("c", x="1"),
@@ -76,12 +76,12 @@ async def test_change_and_delete_report_configured_pruned_unchanged_across_resta
     assert isinstance(second, SyncSucceeded), second
     assert second.data.commit == sha
     assert actions(second) == {
-        "Namespace/web": "unchanged",
+        f"Namespace/{b.ns}": "unchanged",
         "ConfigMap/a": "configured",
         "ConfigMap/b": "pruned",
         "ConfigMap/c": "unchanged",
     }
-    names = await k8s.names("/api/v1/namespaces/web/configmaps")
+    names = await k8s.names(f"/api/v1/namespaces/{b.ns}/configmaps")
     assert "b" not in names
     assert {"a", "c"} <= set(names)
 
@@ -90,7 +90,7 @@ async def test_one_invalid_object_among_ten_fails_naming_it_and_writes_nothing(
     bench: MakeBench, k8s: K8s
 ) -> None:
     b = await bench()
-    files: dict[str, str | bytes | None] = {"apps/web/ns.yaml": NAMESPACE_WEB}
+    files: dict[str, str | bytes | None] = {"apps/web/ns.yaml": namespace_yaml(b.ns)}
     for i in range(9):
         files[f"apps/web/cm{i}.yaml"] = configmap(f"cm{i}")
     files["apps/web/broken.yaml"] = deployment("broken").replace("replicas: 1", "replicas: -3")
@@ -98,7 +98,7 @@ async def test_one_invalid_object_among_ten_fails_naming_it_and_writes_nothing(
     await k8s.api.call_api(
         "/api/v1/namespaces",
         "POST",
-        body={"metadata": {"name": "web"}},
+        body={"metadata": {"name": b.ns}},
         auth_settings=["BearerToken"],
         _preload_content=False,
     )
@@ -108,10 +108,10 @@ async def test_one_invalid_object_among_ten_fails_naming_it_and_writes_nothing(
 
     assert isinstance(event, SyncFailed), event
     assert event.data.error is not None
-    assert "Deployment web/broken" in event.data.error
+    assert f"Deployment {b.ns}/broken" in event.data.error
     assert actions(event) == {"Deployment/broken": "failed"}
-    assert await k8s.names("/api/v1/namespaces/web/configmaps") == ["kube-root-ca.crt"] or (
-        await k8s.names("/api/v1/namespaces/web/configmaps") == []
+    assert await k8s.names(f"/api/v1/namespaces/{b.ns}/configmaps") == ["kube-root-ca.crt"] or (
+        await k8s.names(f"/api/v1/namespaces/{b.ns}/configmaps") == []
     )
 
 
@@ -120,7 +120,7 @@ async def test_burst_of_twenty_applies_only_the_newest_and_older_commit_is_skipp
 ) -> None:
     b = await bench()
     first = b.repo.commit_and_push(
-        {"apps/web/ns.yaml": NAMESPACE_WEB, "apps/web/a.yaml": configmap("a", v="0")}
+        {"apps/web/ns.yaml": namespace_yaml(b.ns), "apps/web/a.yaml": configmap("a", v="0")}
     )
     shas = [first]
     for i in range(1, 20):
@@ -140,7 +140,7 @@ async def test_burst_of_twenty_applies_only_the_newest_and_older_commit_is_skipp
     late = events[20]
     assert isinstance(late, SyncSkipped), late
     assert late.data.error == f"commit {shas[3][:12]} is older than applied {shas[-1][:12]}"
-    cm = await k8s.get("/api/v1/namespaces/web/configmaps/a")
+    cm = await k8s.get(f"/api/v1/namespaces/{b.ns}/configmaps/a")
     assert cm is not None and cm["data"] == {"v": "19"}
 
 
