@@ -11,8 +11,6 @@ import json
 import sys
 from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaProducer
-
 from gitops.display import format_event, short
 from gitops.reading import read_events
 from schemas import GitopsConfig, SyncRequested, Topics
@@ -142,8 +140,9 @@ async def request_sync(
         ready = asyncio.create_task(positioned.wait())
         await asyncio.wait([ready, outcome_task], return_when=asyncio.FIRST_COMPLETED)
         ready.cancel()
-    producer = AIOKafkaProducer(**config.kafka.producer_options())
-    await producer.start()
+    from syncer.service import start_producer  # its one conversion of an idempotence refusal
+
+    producer = await start_producer(config.kafka)
     try:
         await producer.send_and_wait(topics.sync_requests, request.to_bytes(), key=app.encode())
     finally:

@@ -1,5 +1,5 @@
-"""A broker that refuses idempotent producers stops `gitops receiver` and `gitops syncer`
-with one line that says to set `kafka.idempotence: false`, exit 2, no traceback.
+"""A broker that refuses idempotent producers stops `gitops receiver`, `gitops syncer`
+and `gitops sync` with one line that says to set `kafka.idempotence: false`, exit 2, no traceback.
 
 Tansu is such a broker: it answers InitProducerId with an error, so the configurations
 here leave `kafka.idempotence` at its default, `true`.
@@ -101,6 +101,16 @@ async def test_syncer_exits_2_saying_to_turn_off_kafka_idempotence(
     assert code == 2, stderr
     assert f"gitops: {config}: kafka.idempotence:" in stderr
     assert "set 'kafka.idempotence: false'" in stderr
+    assert "Traceback" not in stderr
+
+
+async def test_gitops_sync_exits_2_saying_to_turn_off_kafka_idempotence(
+    refusing_broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    config = write_config(refusing_broker.bootstrap, tmp_path)
+    code, stderr = await gitops("sync", "web", "--config", str(config))
+    assert code == 2, stderr
+    assert f"gitops: {config}: kafka.idempotence:" in stderr
     assert "Traceback" not in stderr
 
 
