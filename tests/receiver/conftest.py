@@ -1,4 +1,6 @@
-"""A receiver on 127.0.0.1 in front of the real broker, configured for the sample payloads.
+"""A receiver on 127.0.0.1 in front of the bed's Apache Kafka (topics under the test's own
+prefix), configured for the sample payloads. Tests of broker outages give it a Tansu of
+their own instead (`tansu_config`).
 
 The registered URLs are deliberately written in other forms than the samples use (ssh
 vs https, `.git`, case, trailing slash, default port) so every test also exercises URL
@@ -16,16 +18,17 @@ import pytest
 from gitops.broker import EmbeddedBroker
 from gitops.topics import ensure_topics
 from receiver.service import Receiver
-from schemas import GitopsConfig, parse_config
+from schemas import GitopsConfig, Topics, parse_config
+from tests.support.bed import RealKafka
 
 GITLAB_SIGNING_TOKEN = "whsec_" + "c2lnbmluZy10b2tlbi1mb3ItdGVzdHMtMzJieXRlcyE="
 
 CONFIG = """
 kafka:
   bootstrap: {bootstrap}
+  topic_prefix: {topic_prefix}
   partitions: 3
-  idempotence: false
-  request_timeout: {request_timeout}
+  request_timeout: {request_timeout}{kafka_extra}
 clusters:
   local: {{in_cluster: true}}
 receiver:
@@ -78,16 +81,48 @@ apps:
 """
 
 
-def make_config(bootstrap: str, *, request_timeout: str = "5s", extra: str = "") -> GitopsConfig:
-    text = CONFIG.format(
-        bootstrap=bootstrap, request_timeout=request_timeout, signing_token=GITLAB_SIGNING_TOKEN
+def config_text(
+    bootstrap: str, topic_prefix: str, *, request_timeout: str = "5s", tansu: bool = False
+) -> str:
+    """The receiver's configuration; Tansu refuses idempotent producers, Apache Kafka does not."""
+    return CONFIG.format(
+        bootstrap=bootstrap,
+        topic_prefix=topic_prefix,
+        request_timeout=request_timeout,
+        kafka_extra="\n  idempotence: false" if tansu else "",
+        signing_token=GITLAB_SIGNING_TOKEN,
     )
+
+
+def make_config(
+    bootstrap: str,
+    topic_prefix: str,
+    *,
+    request_timeout: str = "5s",
+    tansu: bool = False,
+    extra: str = "",
+) -> GitopsConfig:
+    text = config_text(bootstrap, topic_prefix, request_timeout=request_timeout, tansu=tansu)
     return parse_config(text + extra, source="<receiver tests>", environ={})
 
 
 @pytest.fixture
-async def config(kafka: EmbeddedBroker) -> GitopsConfig:
-    config = make_config(kafka.bootstrap)
+def topics(kafka: RealKafka) -> Topics:
+    """The names of this test's topics on the bed's Kafka."""
+    return Topics(kafka.topic_prefix)
+
+
+@pytest.fixture
+async def config(kafka: RealKafka) -> GitopsConfig:
+    config = make_config(kafka.bootstrap, kafka.topic_prefix)
+    await ensure_topics(config.kafka)
+    return config
+
+
+@pytest.fixture
+async def tansu_config(tansu: EmbeddedBroker) -> GitopsConfig:
+    """For tests that pause the broker: a Tansu of the test's own, idempotence off for it."""
+    config = make_config(tansu.bootstrap, "gitops", tansu=True)
     await ensure_topics(config.kafka)
     return config
 

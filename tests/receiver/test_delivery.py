@@ -11,8 +11,10 @@ import aiohttp
 from gitops.broker import EmbeddedBroker
 from gitops.topics import ensure_topics
 from receiver.service import Receiver
+from schemas import Topics
 from tests.receiver import hosts
 from tests.receiver.conftest import Post, make_config, wait_ready
+from tests.support.bed import RealKafka
 from tests.support.kafka import read_topic
 
 PUSH = "github/push-branch-update.json"
@@ -23,7 +25,7 @@ def deliveries(records: list) -> Counter[str]:  # type: ignore[type-arg]
 
 
 async def test_redelivery_with_the_same_id_is_acknowledged_and_published_once(
-    post: Post, kafka: EmbeddedBroker
+    post: Post, kafka: RealKafka, topics: Topics
 ) -> None:
     body = hosts.sample(PUSH)
     headers = hosts.github(body, "hello-new", delivery="redelivered-1")
@@ -33,25 +35,28 @@ async def test_redelivery_with_the_same_id_is_acknowledged_and_published_once(
     assert first[0] == again[0] == 202
     assert again[1] == {**first[1], "duplicate": True}
     await asyncio.sleep(0.3)
-    pushes = await read_topic(kafka.bootstrap, "gitops.push-events", idle=0.5)
-    requests = await read_topic(kafka.bootstrap, "gitops.sync-requests", idle=0.5)
+    pushes = await read_topic(kafka.bootstrap, topics.push_events, idle=0.5)
+    requests = await read_topic(kafka.bootstrap, topics.sync_requests, idle=0.5)
     assert deliveries(pushes) == deliveries(requests) == {"redelivered-1": 1}
 
 
-async def test_concurrent_duplicates_are_published_once(post: Post, kafka: EmbeddedBroker) -> None:
+async def test_concurrent_duplicates_are_published_once(
+    post: Post, kafka: RealKafka, topics: Topics
+) -> None:
     body = hosts.sample(PUSH)
     headers = hosts.github(body, "hello-new", delivery="burst-1")
     answers = await asyncio.gather(*(post("github", body, headers) for _ in range(20)))
 
     assert [status for status, _, _ in answers] == [202] * 20
-    pushes = await read_topic(kafka.bootstrap, "gitops.push-events", idle=0.5)
+    pushes = await read_topic(kafka.bootstrap, topics.push_events, idle=0.5)
     assert deliveries(pushes) == {"burst-1": 1}
 
 
 async def test_broker_outage_answers_503_then_every_accepted_delivery_is_published_once(
-    kafka: EmbeddedBroker, http: aiohttp.ClientSession
+    tansu: EmbeddedBroker, http: aiohttp.ClientSession
 ) -> None:
-    config = make_config(kafka.bootstrap, request_timeout="1s")
+    """On a Tansu of the test's own: pausing the shared Kafka would stall every other test."""
+    config = make_config(tansu.bootstrap, "gitops", request_timeout="1s", tansu=True)
     await ensure_topics(config.kafka)
     body = hosts.sample(PUSH)
     accepted: list[str] = []
@@ -71,12 +76,12 @@ async def test_broker_outage_answers_503_then_every_accepted_delivery_is_publish
                 return r.status
 
         assert await deliver("before-outage") == (202, None)
-        kafka.pause()
+        tansu.pause()
         try:
             assert await deliver("during-outage") == (503, "5")
             assert await ready() == 503
         finally:
-            kafka.resume()
+            tansu.resume()
 
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 20
@@ -87,7 +92,7 @@ async def test_broker_outage_answers_503_then_every_accepted_delivery_is_publish
         assert (await deliver("during-outage"))[0] == 202
         assert await deliver("after-outage") == (202, None)
 
-    pushes = await read_topic(kafka.bootstrap, "gitops.push-events", idle=1.0)
-    requests = await read_topic(kafka.bootstrap, "gitops.sync-requests", idle=1.0)
+    pushes = await read_topic(tansu.bootstrap, "gitops.push-events", idle=1.0)
+    requests = await read_topic(tansu.bootstrap, "gitops.sync-requests", idle=1.0)
     expected = dict.fromkeys(accepted, 1)
     assert deliveries(pushes) == deliveries(requests) == expected

@@ -17,7 +17,8 @@ from gitops.logs import JsonFormatter
 from receiver.service import Receiver
 from schemas import GitopsConfig
 from tests.receiver import hosts
-from tests.receiver.conftest import CONFIG, GITLAB_SIGNING_TOKEN, Post
+from tests.receiver.conftest import GITLAB_SIGNING_TOKEN, Post, config_text, wait_ready
+from tests.support.bed import RealKafka
 from tests.support.kafka import read_topic
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -70,43 +71,38 @@ async def test_logs_are_json_with_the_delivery_id_and_never_contain_a_secret(
 
 
 async def test_shutdown_finishes_an_in_flight_publish_before_closing(
-    config: GitopsConfig, kafka: EmbeddedBroker, http: aiohttp.ClientSession
+    tansu_config: GitopsConfig, tansu: EmbeddedBroker, http: aiohttp.ClientSession
 ) -> None:
+    """On a Tansu of the test's own: pausing the shared Kafka would stall every other test."""
     body = hosts.sample("github/push-branch-update.json")
     headers = hosts.github(body, "hello-new", delivery="in-flight")
-    receiver = Receiver(config, probe_interval=0.2)
+    receiver = Receiver(tansu_config, probe_interval=0.2)
     await receiver.start()
-    from tests.receiver.conftest import wait_ready
-
     await wait_ready(receiver)
 
     async def deliver() -> int:
         async with http.post(f"{receiver.url}/hooks/github", data=body, headers=headers) as r:
             return r.status
 
-    kafka.pause()
+    tansu.pause()
     try:
         request = asyncio.create_task(deliver())
         await asyncio.sleep(0.5)
         closing = asyncio.create_task(receiver.close())
         await asyncio.sleep(0.3)
     finally:
-        kafka.resume()
+        tansu.resume()
     assert await request == 202
     await closing
     await receiver.close()  # closing twice is harmless
-    assert len(await read_topic(kafka.bootstrap, "gitops.push-events", expect=1)) == 1
+    assert len(await read_topic(tansu.bootstrap, "gitops.push-events", expect=1)) == 1
 
 
 async def test_gitops_receiver_command_serves_and_exits_0_on_sigterm(
-    kafka: EmbeddedBroker, config: GitopsConfig, tmp_path: Path
+    kafka: RealKafka, config: GitopsConfig, tmp_path: Path
 ) -> None:
     config_file = tmp_path / "gitops.yaml"
-    config_file.write_text(
-        CONFIG.format(
-            bootstrap=kafka.bootstrap, request_timeout="5s", signing_token=GITLAB_SIGNING_TOKEN
-        )
-    )
+    config_file.write_text(config_text(kafka.bootstrap, kafka.topic_prefix))
     port = free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gitops", "receiver", "--config", str(config_file),

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from gitops.broker import EmbeddedBroker
-from schemas import PushReceived, SyncRequested, parse_event
+from schemas import PushReceived, SyncRequested, Topics, parse_event
 from tests.receiver import hosts
 from tests.receiver.conftest import GITLAB_SIGNING_TOKEN, Post
+from tests.support.bed import RealKafka
 from tests.support.kafka import read_topic
 
 ZERO = "0" * 40
@@ -118,7 +118,7 @@ def expected_ref_and_shas(case: Case) -> tuple[str, str | None, str | None]:
 
 @pytest.mark.parametrize("case", CASES, ids=str)
 async def test_signed_push_sample_publishes_the_documented_events(
-    case: Case, post: Post, kafka: EmbeddedBroker
+    case: Case, post: Post, kafka: RealKafka, topics: Topics
 ) -> None:
     body = hosts.sample(case.file)
     delivery = f"delivery-{case.file}"
@@ -131,7 +131,7 @@ async def test_signed_push_sample_publishes_the_documented_events(
     assert answer["apps"] == list(case.apps)
     ref, before, after = expected_ref_and_shas(case)
 
-    pushes = await read_topic(kafka.bootstrap, "gitops.push-events", expect=1)
+    pushes = await read_topic(kafka.bootstrap, topics.push_events, expect=1)
     assert len(pushes) == 1
     assert pushes[0].key == case.repo_url.encode()
     event = parse_event(pushes[0].value)
@@ -144,7 +144,7 @@ async def test_signed_push_sample_publishes_the_documented_events(
     assert event.data.apps == list(case.apps)
 
     requests = await read_topic(
-        kafka.bootstrap, "gitops.sync-requests", expect=len(case.apps) or None
+        kafka.bootstrap, topics.sync_requests, expect=len(case.apps) or None
     )
     assert sorted(r.key for r in requests) == [app.encode() for app in case.apps]
     for record in requests:

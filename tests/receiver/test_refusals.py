@@ -7,16 +7,18 @@ import time
 import aiohttp
 import pytest
 
-from gitops.broker import EmbeddedBroker
 from receiver.service import Receiver
+from schemas import Topics
 from tests.receiver import hosts
 from tests.receiver.conftest import GITLAB_SIGNING_TOKEN, Post
 from tests.receiver.test_pushes import CASES
+from tests.support.bed import RealKafka
 from tests.support.kafka import read_topic
 
 
-async def assert_nothing_published(kafka: EmbeddedBroker) -> None:
-    for topic in ("gitops.push-events", "gitops.sync-requests"):
+async def assert_nothing_published(kafka: RealKafka) -> None:
+    topics = Topics(kafka.topic_prefix)
+    for topic in (topics.push_events, topics.sync_requests):
         assert await read_topic(kafka.bootstrap, topic, idle=0.3) == []
 
 
@@ -28,7 +30,7 @@ def tamper(body: bytes) -> bytes:
 
 @pytest.mark.parametrize("provider", ["github", "gitlab", "gitea", "bitbucket"])
 async def test_push_with_one_byte_changed_after_signing_is_refused_401(
-    provider: str, post: Post, kafka: EmbeddedBroker
+    provider: str, post: Post, kafka: RealKafka
 ) -> None:
     for case in (c for c in CASES if c.provider == provider and c.sign is not hosts.gitlab):
         body = hosts.sample(case.file)
@@ -44,7 +46,7 @@ async def test_gitlab_token_that_differs_by_one_byte_is_refused_401(post: Post) 
     assert status == 401
 
 
-async def test_push_without_signature_is_refused_401(post: Post, kafka: EmbeddedBroker) -> None:
+async def test_push_without_signature_is_refused_401(post: Post, kafka: RealKafka) -> None:
     body = hosts.sample("github/push-branch-update.json")
     headers = hosts.github(body, "hello-new")
     del headers["X-Hub-Signature-256"]
@@ -96,7 +98,7 @@ IGNORED = [
 
 
 async def test_pings_other_events_and_unregistered_repositories_are_answered_200(
-    post: Post, kafka: EmbeddedBroker
+    post: Post, kafka: RealKafka
 ) -> None:
     for provider, file, sign, secret, event, reason in IGNORED:
         body = hosts.sample(file)
@@ -106,7 +108,7 @@ async def test_pings_other_events_and_unregistered_repositories_are_answered_200
 
 
 async def test_system_hook_with_a_malformed_event_kind_is_ignored_not_a_500(
-    post: Post, kafka: EmbeddedBroker
+    post: Post, kafka: RealKafka
 ) -> None:
     """Found by the fuzzer: a list where GitLab puts the event name."""
     body = b'{"object_kind": ["push"], "ref": "refs/heads/main"}'
@@ -167,7 +169,7 @@ async def test_signed_but_malformed_push_is_refused_400_naming_the_problem(
     assert (status, answer) == (400, {"error": "malformed", "detail": detail})
 
 
-async def test_github_form_encoded_push_is_accepted(post: Post, kafka: EmbeddedBroker) -> None:
+async def test_github_form_encoded_push_is_accepted(post: Post, kafka: RealKafka) -> None:
     from urllib.parse import urlencode
 
     body = urlencode({"payload": hosts.sample("github/push-branch-update.json")}).encode()
@@ -177,7 +179,8 @@ async def test_github_form_encoded_push_is_accepted(post: Post, kafka: EmbeddedB
     }
     status, answer, _ = await post("github", body, headers)
     assert (status, answer["apps"]) == (202, ["hello-web"])
-    assert len(await read_topic(kafka.bootstrap, "gitops.sync-requests", expect=1)) == 1
+    requests = Topics(kafka.topic_prefix).sync_requests
+    assert len(await read_topic(kafka.bootstrap, requests, expect=1)) == 1
 
 
 async def test_unknown_provider_and_wrong_method_get_short_answers(
