@@ -53,10 +53,16 @@ def _deployment(obj: JsonObj) -> None:
     spec.setdefault("replicas", 1)
     spec.setdefault("revisionHistoryLimit", 10)
     spec.setdefault("progressDeadlineSeconds", 600)
-    spec.setdefault(
-        "strategy",
-        {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
-    )
+    # kubectl create deployment sends "strategy": {}; an empty type is defaulted as well.
+    strategy = spec.setdefault("strategy", {})
+    if isinstance(strategy, dict):
+        if not strategy.get("type"):
+            strategy["type"] = "RollingUpdate"
+        if strategy["type"] == "RollingUpdate":
+            rolling = strategy.setdefault("rollingUpdate", {})
+            if isinstance(rolling, dict):
+                rolling.setdefault("maxUnavailable", "25%")
+                rolling.setdefault("maxSurge", "25%")
     _template(spec)
 
 
@@ -114,7 +120,9 @@ def _service(obj: JsonObj) -> None:
     spec.setdefault("ipFamilies", ["IPv4"])
     _ports(spec.get("ports"))
     for port in spec.get("ports") or []:
-        if isinstance(port, dict) and "targetPort" not in port:
+        # kubectl's JSON carries "targetPort": 0 for "the same as port", as the real
+        # server reads it.
+        if isinstance(port, dict) and port.get("targetPort") in (None, 0, ""):
             port["targetPort"] = port.get("port")
     obj.setdefault("status", {"loadBalancer": {}})
 

@@ -4,7 +4,9 @@ Every ``/api/...`` and ``/apis/...`` request lands in :meth:`ResourceHandler.han
 which maps (method, URL shape) to a verb as kube-apiserver does
 (api-concepts.md#standard-api-terminology), runs the fault rules, and renders results and
 :class:`~devcluster.status.ApiError` alike as JSON. Discovery documents are served here
-too because their paths share the same prefixes.
+too because their paths share the same prefixes. Bodies arrive as JSON, YAML (apply) or
+Kubernetes protobuf (:mod:`devcluster.protobuf`, what kubectl's ``create`` sends); answers
+are always JSON, which every client lists in its ``Accept``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import orjson
 import yaml
 from aiohttp import web
 
-from devcluster import discovery, status
+from devcluster import discovery, protobuf, status
 from devcluster.faults import Faults
 from devcluster.operations import Api, WriteOptions
 from devcluster.resources import ResourceType
@@ -298,6 +300,8 @@ class ResourceHandler:
         if not raw:
             raise status.bad_request("the request body is empty")
         ctype = request.content_type
+        if ctype == protobuf.MEDIA_TYPE and request.method in ("POST", "PUT"):
+            return protobuf.decode(raw, request.headers.get("Kubectl-Command"))
         if ctype in _JSON_TYPES:
             try:
                 return orjson.loads(raw)

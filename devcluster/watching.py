@@ -15,7 +15,6 @@ subscription until the timeout).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -149,6 +148,7 @@ class WatchStream:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._req.timeout
         closed = asyncio.ensure_future(closing.wait())
+        getter: asyncio.Future[Event] | None = None
         try:
             while not closing.is_set():
                 remaining = deadline - loop.time()
@@ -162,8 +162,6 @@ class WatchStream:
                 )
                 if getter not in done:
                     getter.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await getter
                     if self._req.bookmarks and not closing.is_set():
                         await response.write(self._bookmark(self._store.resource_version))
                     continue
@@ -182,4 +180,7 @@ class WatchStream:
         except ConnectionResetError:
             return
         finally:
+            # Also when the handler is cancelled (the client hung up) mid-wait.
             closed.cancel()
+            if getter is not None:
+                getter.cancel()

@@ -56,14 +56,16 @@ def kubeconfig(devcluster: DevCluster, tmp_path: Path) -> Path:
 def kubectl(kubeconfig: Path, tmp_path: Path) -> Kubectl:
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HOME": str(tmp_path)}
 
-    async def run(*args: str, stdin: str | None = None) -> KubectlResult:
+    async def run(
+        *args: str, stdin: str | None = None, extra_env: dict[str, str] | None = None
+    ) -> KubectlResult:
         proc = await asyncio.create_subprocess_exec(
             "kubectl",
             *args,
             stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env=env,
+            env={**env, **(extra_env or {})},
         )
         out, err = await asyncio.wait_for(
             proc.communicate(stdin.encode() if stdin is not None else None), 30

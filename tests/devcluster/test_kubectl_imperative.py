@@ -1,0 +1,234 @@
+"""What a user types while trying ``gitops up``: kubectl's imperative commands against the
+emulator, checked by what kubectl prints and by the object read back.
+
+``kubectl create <kind>`` sends protobuf bodies (``run``, ``edit`` and ``delete`` send
+JSON); each created object must be the one the same command sends as JSON gives.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.devcluster.conftest import Kubectl
+
+# (kubectl create arguments after the name, what kubectl prints, resource to read back)
+CREATES = {
+    "namespace": (["namespace"], "namespace/{name} created", "namespace"),
+    "configmap": (
+        ["configmap", "--from-literal=a=b", "--from-literal=color=blue"],
+        "configmap/{name} created",
+        "configmap",
+    ),
+    "secret": (
+        ["secret", "generic", "--from-literal=a=b"],
+        "secret/{name} created",
+        "secret",
+    ),
+    "deployment": (
+        ["deployment", "--image=nginx", "--port=80"],
+        "deployment.apps/{name} created",
+        "deployment",
+    ),
+    "service": (["service", "clusterip", "--tcp=80:8080"], "service/{name} created", "service"),
+    "nodeport": (
+        ["service", "nodeport", "--tcp=80:http", "--node-port=30080"],
+        "service/{name} created",
+        "service",
+    ),
+    "serviceaccount": (["serviceaccount"], "serviceaccount/{name} created", "serviceaccount"),
+    "job": (["job", "--image=busybox", "--", "echo", "hi"], "job.batch/{name} created", "job"),
+    "cronjob": (
+        ["cronjob", "--image=busybox", "--schedule=*/5 * * * *"],
+        "cronjob.batch/{name} created",
+        "cronjob",
+    ),
+    "role": (
+        ["role", "--verb=get,list", "--resource=pods,configmaps"],
+        "role.rbac.authorization.k8s.io/{name} created",
+        "role",
+    ),
+    "rolebinding": (
+        ["rolebinding", "--role=reader", "--serviceaccount=default:robot"],
+        "rolebinding.rbac.authorization.k8s.io/{name} created",
+        "rolebinding",
+    ),
+}
+
+
+def _create_args(what: str, name: str) -> list[str]:
+    args = CREATES[what][0]
+    head = 2 if args[0] in ("secret", "service") else 1
+    return ["create", *args[:head], name, *args[head:]]
+
+
+async def _get(kubectl: Kubectl, *args: str) -> Any:
+    result = await kubectl("get", *args, "-o", "json")
+    assert result.code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def _comparable(obj: dict[str, Any]) -> dict[str, Any]:
+    """The object without what differs between any two writes: identity, times, the
+    namespace it is in, status, and the cluster IP the emulator allocates."""
+    metadata = {
+        k: v
+        for k, v in obj["metadata"].items()
+        if k
+        not in (
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+            "managedFields",
+            "namespace",
+            "generation",
+        )
+    }
+    spec = dict(obj.get("spec") or {})
+    for key in ("clusterIP", "clusterIPs"):
+        spec.pop(key, None)
+    rest = {k: v for k, v in obj.items() if k not in ("metadata", "status", "spec")}
+    return {**rest, "metadata": metadata, "spec": spec}
+
+
+@pytest.mark.parametrize("what", sorted(CREATES))
+async def test_kubectl_create_prints_created_and_the_object_is_stored(
+    kubectl: Kubectl, what: str
+) -> None:
+    result = await kubectl(*_create_args(what, "sample"))
+    assert result.code == 0, result.stderr
+    assert result.stdout.strip() == CREATES[what][1].format(name="sample")
+    obj = await _get(kubectl, CREATES[what][2], "sample")
+    assert obj["metadata"]["name"] == "sample"
+
+
+@pytest.mark.parametrize("what", sorted(set(CREATES) - {"namespace"}))
+async def test_kubectl_create_over_protobuf_stores_what_the_json_request_stores(
+    kubectl: Kubectl, what: str
+) -> None:
+    """The same command, once as kubectl sends it (protobuf) into namespace `pb`, once
+    printed with --dry-run=client -o json and created from that (JSON) into `js`: both
+    stored objects are the same but for identity, times and namespace."""
+    for namespace in ("pb", "js"):
+        assert (await kubectl("create", "namespace", namespace)).code == 0
+    args = _create_args(what, "same")
+    created = await kubectl("-n", "pb", *args)
+    assert created.code == 0, created.stderr
+    printed = await kubectl("-n", "js", "--dry-run=client", "-o", "json", *args)
+    assert printed.code == 0, printed.stderr
+    from_json = await kubectl("-n", "js", "create", "-f", "-", stdin=printed.stdout)
+    assert from_json.code == 0, from_json.stderr
+    resource = CREATES[what][2]
+    over_protobuf = await _get(kubectl, resource, "same", "-n", "pb")
+    over_json = await _get(kubectl, resource, "same", "-n", "js")
+    assert _comparable(over_protobuf) == _comparable(over_json)
+
+
+async def test_kubectl_create_namespace_is_active(kubectl: Kubectl) -> None:
+    result = await kubectl("create", "namespace", "x")
+    assert (result.code, result.stdout.strip()) == (0, "namespace/x created"), result.stderr
+    namespace = await _get(kubectl, "namespace", "x")
+    assert namespace["status"]["phase"] == "Active"
+    listed = await kubectl("get", "namespaces")
+    assert "x " in listed.stdout
+
+
+async def test_kubectl_create_configmap_and_secret_data(kubectl: Kubectl) -> None:
+    assert (await kubectl("create", "configmap", "c", "--from-literal=a=b")).code == 0
+    assert (await _get(kubectl, "configmap", "c"))["data"] == {"a": "b"}
+    assert (await kubectl("create", "secret", "generic", "s", "--from-literal=a=b")).code == 0
+    secret = await _get(kubectl, "secret", "s")
+    assert secret["data"] == {"a": "Yg=="}
+    assert secret["type"] == "Opaque"
+    decoded = await kubectl("get", "secret", "s", "-o", "go-template={{.data.a | base64decode}}")
+    assert decoded.stdout == "b"
+
+
+async def test_kubectl_run_creates_a_pod(kubectl: Kubectl) -> None:
+    result = await kubectl("run", "p", "--image=nginx")
+    assert (result.code, result.stdout.strip()) == (0, "pod/p created"), result.stderr
+    pod = await _get(kubectl, "pod", "p")
+    assert pod["metadata"]["labels"] == {"run": "p"}
+    assert [(c["name"], c["image"]) for c in pod["spec"]["containers"]] == [("p", "nginx")]
+    listed = await kubectl("get", "pods")
+    assert [line.split()[0] for line in listed.stdout.splitlines()] == ["NAME", "p"]
+
+
+async def test_kubectl_create_deployment_becomes_available(kubectl: Kubectl) -> None:
+    result = await kubectl("create", "deployment", "d", "--image=nginx")
+    assert (result.code, result.stdout.strip()) == (0, "deployment.apps/d created"), result.stderr
+    deployment = await _get(kubectl, "deployment", "d")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["selector"] == {"matchLabels": {"app": "d"}}
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx"
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    waited = await kubectl("wait", "--for=condition=Available", "deployment/d", "--timeout=10s")
+    assert waited.code == 0, waited.stderr
+
+
+async def test_kubectl_create_deployment_with_zero_replicas_keeps_zero(kubectl: Kubectl) -> None:
+    """replicas is a pointer: a protobuf 0 is written (and kept), not defaulted to 1."""
+    result = await kubectl("create", "deployment", "idle", "--image=nginx", "--replicas=0")
+    assert result.code == 0, result.stderr
+    assert (await _get(kubectl, "deployment", "idle"))["spec"]["replicas"] == 0
+
+
+async def test_kubectl_edit_changes_the_object(kubectl: Kubectl, tmp_path: Path) -> None:
+    """`kubectl edit` with EDITOR set to a script: the change is saved and shown."""
+    assert (await kubectl("create", "configmap", "c", "--from-literal=a=b")).code == 0
+    editor = tmp_path / "editor.sh"
+    editor.write_text("#!/bin/sh\nsed -i 's/^  a: b$/  a: edited/' \"$1\"\n")
+    editor.chmod(0o755)
+    result = await kubectl("edit", "configmap", "c", extra_env={"EDITOR": str(editor)})
+    assert (result.code, result.stdout.strip()) == (0, "configmap/c edited"), result.stderr
+    assert (await _get(kubectl, "configmap", "c"))["data"] == {"a": "edited"}
+    unchanged = await kubectl("edit", "configmap", "c", extra_env={"EDITOR": "true"})
+    assert unchanged.code == 0, unchanged.stderr
+    assert "Edit cancelled, no changes made." in unchanged.stderr
+
+
+async def test_kubectl_delete_removes_what_create_made(kubectl: Kubectl) -> None:
+    for args in (
+        ["create", "namespace", "x"],
+        ["create", "configmap", "c", "--from-literal=a=b"],
+        ["run", "p", "--image=nginx"],
+        ["create", "deployment", "d", "--image=nginx"],
+    ):
+        assert (await kubectl(*args)).code == 0
+    result = await kubectl("delete", "configmap", "c")
+    assert result.code == 0, result.stderr
+    assert result.stdout.strip() == 'configmap "c" deleted from default namespace'
+    result = await kubectl("delete", "pod/p", "deployment/d", "--timeout=10s")
+    assert result.code == 0, result.stderr
+    assert 'pod "p" deleted' in result.stdout
+    assert 'deployment.apps "d" deleted' in result.stdout
+    result = await kubectl("delete", "namespace", "x", "--timeout=10s")
+    assert (result.code, result.stdout.strip()) == (0, 'namespace "x" deleted'), result.stderr
+    for kind, name in (("configmap", "c"), ("pod", "p"), ("deployment", "d"), ("namespace", "x")):
+        gone = await kubectl("get", kind, name)
+        assert gone.code != 0
+        assert "NotFound" in gone.stderr
+
+
+async def test_kubectl_create_of_a_kind_not_read_from_protobuf_says_what_to_do(
+    kubectl: Kubectl,
+) -> None:
+    """A 415 that names the kind and gives a command that works; that command works."""
+    args = ["create", "poddisruptionbudget", "pdb", "--selector=app=x", "--min-available=1"]
+    refused = await kubectl(*args)
+    assert refused.code != 0
+    assert "PodDisruptionBudget" in refused.stderr
+    assert (
+        "kubectl create poddisruptionbudget ... --dry-run=client -o yaml | kubectl apply -f -"
+        in refused.stderr
+    )
+    printed = await kubectl(*args, "--dry-run=client", "-o", "yaml")
+    assert printed.code == 0, printed.stderr
+    applied = await kubectl("apply", "-f", "-", stdin=printed.stdout)
+    assert applied.code == 0, applied.stderr
+    assert applied.stdout.strip() == "poddisruptionbudget.policy/pdb created"
+    pdb = await _get(kubectl, "poddisruptionbudget", "pdb")
+    assert pdb["spec"]["minAvailable"] == 1
