@@ -1,4 +1,4 @@
-"""`gitops events tail`, `gitops apps` and `gitops sync` work against the real broker."""
+"""`gitops events tail`, `gitops apps` and `gitops sync` work against the bed's Apache Kafka."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
-from gitops.broker import EmbeddedBroker
 from gitops.topics import ensure_topics
-from schemas import SyncRequested, parse_config, parse_event
+from schemas import SyncRequested, Topics, parse_config, parse_event
 from schemas.events import ObjectResult, SyncFailed, SyncResultData, SyncSucceeded
 from schemas.types import AppName, CommitSha
+from tests.support.bed import RealKafka
 from tests.support.kafka import read_topic
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = """
-kafka: {{bootstrap: "{bootstrap}", idempotence: false, partitions: 2}}
+kafka: {{bootstrap: "{bootstrap}", topic_prefix: "{topic_prefix}", partitions: 2}}
 clusters: {{prod: {{kubeconfig: /nonexistent}}}}
 repositories: {{platform: {{url: "https://git.example/acme/platform.git"}}}}
 apps:
@@ -42,9 +42,9 @@ async def gitops(*args: str) -> tuple[int, str, str]:
     return process.returncode, out.decode(), err.decode()
 
 
-async def _setup(kafka: EmbeddedBroker, tmp_path: Path) -> Path:
+async def _setup(kafka: RealKafka, tmp_path: Path) -> Path:
     path = tmp_path / "gitops.yaml"
-    path.write_text(CONFIG.format(bootstrap=kafka.bootstrap))
+    path.write_text(CONFIG.format(bootstrap=kafka.bootstrap, topic_prefix=kafka.topic_prefix))
     config = parse_config(path.read_text())
     await ensure_topics(config.kafka)
     producer = AIOKafkaProducer(**config.kafka.producer_options())
@@ -76,7 +76,9 @@ async def _setup(kafka: EmbeddedBroker, tmp_path: Path) -> Path:
         )
         for event in (ok, bad):
             await producer.send_and_wait(
-                "gitops.sync-events", event.to_bytes(), key=event.data.app.encode()
+                Topics(kafka.topic_prefix).sync_events,
+                event.to_bytes(),
+                key=event.data.app.encode(),
             )
     finally:
         await producer.stop()
@@ -84,7 +86,7 @@ async def _setup(kafka: EmbeddedBroker, tmp_path: Path) -> Path:
 
 
 async def test_events_tail_prints_one_readable_line_per_outcome(
-    kafka: EmbeddedBroker, tmp_path: Path
+    kafka: RealKafka, tmp_path: Path
 ) -> None:
     config = await _setup(kafka, tmp_path)
     code, out, err = await gitops("events", "tail", "--config", str(config))
@@ -99,7 +101,7 @@ async def test_events_tail_prints_one_readable_line_per_outcome(
     ), out
 
 
-async def test_events_tail_filters_by_app_and_type(kafka: EmbeddedBroker, tmp_path: Path) -> None:
+async def test_events_tail_filters_by_app_and_type(kafka: RealKafka, tmp_path: Path) -> None:
     config = await _setup(kafka, tmp_path)
     code, out, _ = await gitops("events", "tail", "--config", str(config), "--app", "api", "--json")
     assert code == 0
@@ -111,9 +113,7 @@ async def test_events_tail_filters_by_app_and_type(kafka: EmbeddedBroker, tmp_pa
     assert [parse_event(line).data.app for line in out.splitlines()] == ["web"]
 
 
-async def test_apps_lists_every_app_with_its_last_outcome(
-    kafka: EmbeddedBroker, tmp_path: Path
-) -> None:
+async def test_apps_lists_every_app_with_its_last_outcome(kafka: RealKafka, tmp_path: Path) -> None:
     config = await _setup(kafka, tmp_path)
     code, out, err = await gitops("apps", "--config", str(config), "--json")
     assert code == 0, err
@@ -125,13 +125,15 @@ async def test_apps_lists_every_app_with_its_last_outcome(
 
 
 async def test_sync_publishes_a_manual_request_keyed_by_app(
-    kafka: EmbeddedBroker, tmp_path: Path
+    kafka: RealKafka, tmp_path: Path
 ) -> None:
     config = await _setup(kafka, tmp_path)
     code, out, err = await gitops("sync", "web", "--config", str(config), "--commit", "c" * 40)
     assert code == 0, err
     assert "requested sync of web (ccccccc)" in out
-    (record,) = await read_topic(kafka.bootstrap, "gitops.sync-requests", expect=1)
+    (record,) = await read_topic(
+        kafka.bootstrap, Topics(kafka.topic_prefix).sync_requests, expect=1
+    )
     request = parse_event(record.value)
     assert isinstance(request, SyncRequested)
     assert record.key == b"web"
@@ -144,7 +146,7 @@ async def test_sync_publishes_a_manual_request_keyed_by_app(
 
 
 async def test_sync_of_an_unknown_app_names_the_known_ones(
-    kafka: EmbeddedBroker, tmp_path: Path
+    kafka: RealKafka, tmp_path: Path
 ) -> None:
     config = await _setup(kafka, tmp_path)
     code, _, err = await gitops("sync", "wbe", "--config", str(config))
@@ -152,7 +154,7 @@ async def test_sync_of_an_unknown_app_names_the_known_ones(
     assert "unknown app 'wbe' (known: api, web)" in err
 
 
-async def test_sync_refuses_a_short_commit(kafka: EmbeddedBroker, tmp_path: Path) -> None:
+async def test_sync_refuses_a_short_commit(kafka: RealKafka, tmp_path: Path) -> None:
     config = await _setup(kafka, tmp_path)
     code, _, err = await gitops("sync", "web", "--config", str(config), "--commit", "abc123")
     assert code == 2
