@@ -1,8 +1,9 @@
 """The rendered chart as a cluster sees it: every object accepted by a server-side
-dry-run apply, the way `helm install --dry-run=server` or Flux would first check it.
+dry-run apply on the bed's real kube-apiserver (v1.37, admission and strict field
+validation on), the way `helm install --dry-run=server` or Flux would first check it.
 
-The API emulator validates names, labels, selectors against pod templates, containers,
-ports and immutable fields, and stores nothing on a dry run.
+Each test renders the chart under a release name of its own into a namespace of its own;
+every apply is a dry run, so nothing of the chart is stored.
 """
 
 from __future__ import annotations
@@ -17,18 +18,15 @@ import pytest
 import yaml
 from kubernetes_asyncio.dynamic import DynamicClient
 
-from devcluster import DevCluster
-from tests.deploy.rendering import ALL_OPTIONS, NAMESPACE, Obj, Rendered, render
+from tests.deploy.rendering import ALL_OPTIONS, Obj, Rendered, render
+from tests.support.bed import RealCluster
 
 FIELD_MANAGER = "chart-test"
 
 
-async def _create_namespace(dynamic: DynamicClient, name: str) -> None:
-    namespaces = await dynamic.resources.get(api_version="v1", kind="Namespace")
-    await dynamic.create(namespaces, body={"metadata": {"name": name}})
-
-
-async def _dry_run_apply(cluster: DevCluster, dynamic: DynamicClient, obj: Obj) -> str | None:
+async def _dry_run_apply(
+    http: aiohttp.ClientSession, dynamic: DynamicClient, namespace: str, obj: Obj
+) -> str | None:
     """Server-side apply with dryRun=All; the API's refusal, or None when accepted.
 
     A raw PATCH, because kubernetes_asyncio's dynamic client returns error bodies instead
@@ -36,23 +34,22 @@ async def _dry_run_apply(cluster: DevCluster, dynamic: DynamicClient, obj: Obj) 
     """
     resource = await dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
     name = obj["metadata"]["name"]
-    path = resource.path(name=name, namespace=NAMESPACE if resource.namespaced else None)
-    async with (
-        aiohttp.ClientSession() as http,
-        http.patch(
-            f"{cluster.url}{path}",
-            params={"fieldManager": FIELD_MANAGER, "dryRun": "All", "fieldValidation": "Strict"},
-            data=json.dumps(obj),
-            headers={"Content-Type": "application/apply-patch+yaml"},
-        ) as response,
-    ):
+    path = resource.path(name=name, namespace=namespace if resource.namespaced else None)
+    async with http.patch(
+        path,
+        params={"fieldManager": FIELD_MANAGER, "dryRun": "All", "fieldValidation": "Strict"},
+        data=json.dumps(obj),
+        headers={"Content-Type": "application/apply-patch+yaml"},
+    ) as response:
         if response.status in (200, 201):
             return None
         return f"{obj['kind']}/{name}: {response.status} {await response.text()}"
 
 
-async def _refusals(cluster: DevCluster, dynamic: DynamicClient, rendered: Rendered) -> list[str]:
-    results = [await _dry_run_apply(cluster, dynamic, obj) for obj in rendered.objects]
+async def _refusals(
+    http: aiohttp.ClientSession, dynamic: DynamicClient, namespace: str, rendered: Rendered
+) -> list[str]:
+    results = [await _dry_run_apply(http, dynamic, namespace, obj) for obj in rendered.objects]
     return [r for r in results if r is not None]
 
 
@@ -60,53 +57,66 @@ async def _refusals(cluster: DevCluster, dynamic: DynamicClient, rendered: Rende
     "values", [{}, ALL_OPTIONS], ids=["defaults", "ingress-hpa-secrets-everything"]
 )
 async def test_server_side_dry_run_accepts_every_rendered_object(
-    cluster: DevCluster, dynamic: DynamicClient, values: Obj
+    http: aiohttp.ClientSession,
+    dynamic: DynamicClient,
+    release: str,
+    release_namespace: str,
+    values: Obj,
 ) -> None:
-    rendered = render(values)
-    await _create_namespace(dynamic, NAMESPACE)
+    rendered = render(values, release=release, namespace=release_namespace)
 
-    assert await _refusals(cluster, dynamic, rendered) == []
+    assert await _refusals(http, dynamic, release_namespace, rendered) == []
 
 
 async def test_dry_run_leaves_the_cluster_untouched(
-    cluster: DevCluster, dynamic: DynamicClient
+    http: aiohttp.ClientSession, dynamic: DynamicClient, release: str, release_namespace: str
 ) -> None:
-    rendered = render()
-    await _create_namespace(dynamic, NAMESPACE)
+    rendered = render(release=release, namespace=release_namespace)
 
-    await _refusals(cluster, dynamic, rendered)
+    assert await _refusals(http, dynamic, release_namespace, rendered) == []
 
-    deployments = await dynamic.resources.get(api_version="apps/v1", kind="Deployment")
-    listed = await dynamic.get(deployments, namespace=NAMESPACE)
-    assert listed.items == []
+    for obj in rendered.objects:
+        resource = await dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+        path = resource.path(
+            name=obj["metadata"]["name"],
+            namespace=release_namespace if resource.namespaced else None,
+        )
+        async with http.get(path) as response:
+            assert response.status == 404, f"{obj['kind']}/{obj['metadata']['name']} was stored"
 
 
 async def test_dry_run_refuses_what_a_cluster_would_refuse(
-    cluster: DevCluster, dynamic: DynamicClient
+    http: aiohttp.ClientSession, dynamic: DynamicClient, release: str, release_namespace: str
 ) -> None:
-    # Uppercase and underscores are not valid in most Kubernetes object names (RBAC names
-    # are only path segments): proof that the dry run validates instead of echoing.
-    rendered = render({"fullnameOverride": "GitOps_Pipeline"})
-    await _create_namespace(dynamic, NAMESPACE)
-
-    refusals = await _refusals(cluster, dynamic, rendered)
-
-    refused = sorted(r.split("/")[0] for r in refusals)
-    expected = sorted(
-        o["kind"]
-        for o in rendered.objects
-        if o["kind"] not in ("ClusterRole", "ClusterRoleBinding")
+    # Uppercase and underscores are not valid in most Kubernetes object names: proof that
+    # the dry run validates instead of echoing. What kube-apiserver v1.37 does not refuse:
+    # RBAC names (only path segments) and PodDisruptionBudget names (upstream validates no
+    # PDB metadata, kubernetes/kubernetes#133726). The ClusterRoleBinding is refused for
+    # its subject, the ServiceAccount of the same invalid name.
+    rendered = render(
+        {"fullnameOverride": f"GitOps_{release}"}, release=release, namespace=release_namespace
     )
-    assert refused == expected
-    assert all(" 422 " in r and "metadata.name" in r for r in refusals)
+
+    refusals = await _refusals(http, dynamic, release_namespace, rendered)
+
+    refused = {r.split(": ", 1)[0]: r for r in refusals}
+    expected = sorted(
+        f"{o['kind']}/{o['metadata']['name']}"
+        for o in rendered.objects
+        if o["kind"] not in ("ClusterRole", "PodDisruptionBudget")
+    )
+    assert sorted(refused) == expected
+    for key, refusal in refused.items():
+        field = "subjects[0].name" if key.startswith("ClusterRoleBinding/") else "metadata.name"
+        assert " 422 " in refusal, refusal
+        assert f"{field}: Invalid value" in refusal, refusal
 
 
 async def test_kubectl_server_side_dry_run_applies_the_whole_chart(
-    cluster: DevCluster, dynamic: DynamicClient, tmp_path: Path
+    real_cluster: RealCluster, release: str, release_namespace: str, tmp_path: Path
 ) -> None:
-    rendered = render(ALL_OPTIONS)
-    await _create_namespace(dynamic, NAMESPACE)
-    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+    rendered = render(ALL_OPTIONS, release=release, namespace=release_namespace)
+    kubeconfig = real_cluster.write_kubeconfig(tmp_path / "kubeconfig")
     stream = yaml.safe_dump_all(rendered.objects, sort_keys=False)
 
     proc = await asyncio.create_subprocess_exec(
@@ -115,7 +125,7 @@ async def test_kubectl_server_side_dry_run_applies_the_whole_chart(
         "--server-side",
         "--dry-run=server",
         f"--field-manager={FIELD_MANAGER}",
-        f"--namespace={NAMESPACE}",
+        f"--namespace={release_namespace}",
         "-f",
         "-",
         stdin=asyncio.subprocess.PIPE,
