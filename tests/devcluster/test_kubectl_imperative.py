@@ -51,12 +51,36 @@ CREATES = {
         "role.rbac.authorization.k8s.io/{name} created",
         "role",
     ),
+    "clusterrole": (
+        ["clusterrole", "--verb=get", "--resource=namespaces"],
+        "clusterrole.rbac.authorization.k8s.io/{name} created",
+        "clusterrole",
+    ),
+    "clusterrolebinding": (
+        ["clusterrolebinding", "--clusterrole=viewer", "--user=alice"],
+        "clusterrolebinding.rbac.authorization.k8s.io/{name} created",
+        "clusterrolebinding",
+    ),
+    "registry-secret": (
+        [
+            "secret",
+            "docker-registry",
+            "--docker-server=registry.example",
+            "--docker-username=u",
+            "--docker-password=p",
+        ],
+        "secret/{name} created",
+        "secret",
+    ),
     "rolebinding": (
         ["rolebinding", "--role=reader", "--serviceaccount=default:robot"],
         "rolebinding.rbac.authorization.k8s.io/{name} created",
         "rolebinding",
     ),
 }
+
+
+CLUSTER_SCOPED = frozenset({"namespace", "clusterrole", "clusterrolebinding"})
 
 
 def _create_args(what: str, name: str) -> list[str]:
@@ -72,13 +96,14 @@ async def _get(kubectl: Kubectl, *args: str) -> Any:
 
 
 def _comparable(obj: dict[str, Any]) -> dict[str, Any]:
-    """The object without what differs between any two writes: identity, times, the
-    namespace it is in, status, and the cluster IP the emulator allocates."""
+    """The object without what differs between any two writes: identity, times, where
+    it is (name and namespace), status, and the cluster IP the emulator allocates."""
     metadata = {
         k: v
         for k, v in obj["metadata"].items()
         if k
         not in (
+            "name",
             "uid",
             "resourceVersion",
             "creationTimestamp",
@@ -87,6 +112,13 @@ def _comparable(obj: dict[str, Any]) -> dict[str, Any]:
             "generation",
         )
     }
+    labels = {
+        k: v
+        for k, v in (metadata.pop("labels", None) or {}).items()
+        if k != "kubernetes.io/metadata.name"  # a namespace's own name
+    }
+    if labels:
+        metadata["labels"] = labels
     spec = dict(obj.get("spec") or {})
     for key in ("clusterIP", "clusterIPs"):
         spec.pop(key, None)
@@ -105,25 +137,33 @@ async def test_kubectl_create_prints_created_and_the_object_is_stored(
     assert obj["metadata"]["name"] == "sample"
 
 
-@pytest.mark.parametrize("what", sorted(set(CREATES) - {"namespace"}))
+@pytest.mark.parametrize("what", sorted(CREATES))
 async def test_kubectl_create_over_protobuf_stores_what_the_json_request_stores(
     kubectl: Kubectl, what: str
 ) -> None:
-    """The same command, once as kubectl sends it (protobuf) into namespace `pb`, once
-    printed with --dry-run=client -o json and created from that (JSON) into `js`: both
-    stored objects are the same but for identity, times and namespace."""
-    for namespace in ("pb", "js"):
-        assert (await kubectl("create", "namespace", namespace)).code == 0
-    args = _create_args(what, "same")
-    created = await kubectl("-n", "pb", *args)
-    assert created.code == 0, created.stderr
-    printed = await kubectl("-n", "js", "--dry-run=client", "-o", "json", *args)
-    assert printed.code == 0, printed.stderr
-    from_json = await kubectl("-n", "js", "create", "-f", "-", stdin=printed.stdout)
-    assert from_json.code == 0, from_json.stderr
+    """The same command, once as kubectl sends it (protobuf), once printed with
+    --dry-run=client -o json and created from that (JSON): both stored objects are the
+    same but for identity and times. Namespaced objects keep their name (labels carry it)
+    in namespaces `pb` and `js`; cluster-scoped ones are named `pb` and `js`."""
     resource = CREATES[what][2]
-    over_protobuf = await _get(kubectl, resource, "same", "-n", "pb")
-    over_json = await _get(kubectl, resource, "same", "-n", "js")
+    if resource in CLUSTER_SCOPED:
+        names = {"pb": "pb", "js": "js"}
+        scope: dict[str, list[str]] = {"pb": [], "js": []}
+    else:
+        names = {"pb": "same", "js": "same"}
+        scope = {"pb": ["-n", "pb"], "js": ["-n", "js"]}
+        for namespace in ("pb", "js"):
+            assert (await kubectl("create", "namespace", namespace)).code == 0
+    created = await kubectl(*scope["pb"], *_create_args(what, names["pb"]))
+    assert created.code == 0, created.stderr
+    printed = await kubectl(
+        *scope["js"], "--dry-run=client", "-o", "json", *_create_args(what, names["js"])
+    )
+    assert printed.code == 0, printed.stderr
+    from_json = await kubectl(*scope["js"], "create", "-f", "-", stdin=printed.stdout)
+    assert from_json.code == 0, from_json.stderr
+    over_protobuf = await _get(kubectl, resource, names["pb"], *scope["pb"])
+    over_json = await _get(kubectl, resource, names["js"], *scope["js"])
     assert _comparable(over_protobuf) == _comparable(over_json)
 
 
