@@ -192,7 +192,8 @@ class Ours:
 
 
 class Kubectl:
-    """`kubectl apply --server-side -f DIR`, as a user runs it (warm discovery cache)."""
+    """`kubectl apply --server-side -n NAMESPACE -f DIR`, as a user runs it (warm
+    discovery cache)."""
 
     label = "kubectl"
 
@@ -228,12 +229,14 @@ class Kubectl:
         for name, data in files.items():
             (folder / name).write_bytes(data)
         cpu_before, server_before = children_cpu(), server.cpu()
-        out, elapsed = await self._kubectl("apply", "--server-side", "-f", str(folder))
+        # `-n`: the Namespace objects without one land in, as the app's `namespace` for us.
+        command = ("apply", "--server-side", "-n", namespace, "-f", str(folder))
+        out, elapsed = await self._kubectl(*command)
         figures.first.append(elapsed)
         figures.client_cpu.append(children_cpu() - cpu_before)
         figures.server_cpu.append(server.cpu() - server_before)
         count = len(out.splitlines())
-        out, elapsed = await self._kubectl("apply", "--server-side", "-f", str(folder))
+        out, elapsed = await self._kubectl(*command)
         figures.resync.append(elapsed)
         if len(out.splitlines()) != count:
             raise RuntimeError("kubectl's re-apply reported a different number of objects")
@@ -241,6 +244,21 @@ class Kubectl:
 
 
 Side = Ours | Kubectl
+
+
+async def check_landed(
+    cluster: Cluster, kinds: tuple[str, ...], objects: int, namespace: str
+) -> None:
+    """Every object of the app is in `namespace` (not, say, in `default`)."""
+    found = 0
+    for kind in kinds:
+        info = await cluster.resource("apps/v1" if kind == "Deployment" else "v1", kind)
+        listed = await cluster.request(
+            "GET", info.path(namespace), query=[("labelSelector", "app=bench")]
+        )
+        found += len(listed.get("items") or [])
+    if found != objects:
+        raise RuntimeError(f"{namespace} holds {found} of the app's {objects} objects")
 
 
 # ------------------------------------------------------------------------- clean-up
@@ -363,6 +381,7 @@ async def main(folder: Path, apps: list[str], objects: int, rounds: int) -> None
                             )
                             files = build_app(kinds, objects, namespace, run)
                             count = await side.run(files, namespace, server, figures[side.label])
+                            await check_landed(cluster, kinds, objects, namespace)
                         # A quiet server for the next round: its Namespaces emptied and gone.
                         await delete_namespaces(cluster, rounds_only)
                     report(app, count, rounds, sides, figures)
