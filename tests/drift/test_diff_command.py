@@ -1,4 +1,4 @@
-"""`gitops diff APP`: the real command, run as a user runs it, against the emulator."""
+"""`gitops diff APP`: the real command, run as a user runs it, against the real cluster."""
 
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ from typing import Any
 
 from schemas import GitopsConfig
 from syncer.service import Syncer
-from tests.drift.conftest import edit, eventually
-from tests.syncer.conftest import NAMESPACE_WEB, K8s, configmap, deployment
+from tests.drift.conftest import edit, eventually, synced
+from tests.syncer.conftest import K8s, configmap, deployment, namespace_yaml
 
 MakeBench = Callable[..., Any]
-DEPLOY = "/apis/apps/v1/namespaces/web/deployments/api"
 
 
 async def gitops(config: GitopsConfig, tmp_path: Path, *args: str) -> tuple[int, str, str]:
@@ -37,36 +36,35 @@ async def gitops(config: GitopsConfig, tmp_path: Path, *args: str) -> tuple[int,
 
 
 async def test_diff_names_the_drifted_object_and_field_and_exits_1(
-    bench: MakeBench, k8s: K8s, tmp_path: Path
+    bench: MakeBench, k8s: K8s, tmp_path: Path, namespace: str
 ) -> None:
     apps = {
         "web": {
             "repo": "platform",
             "path": "apps/web",
             "cluster": "dev",
-            "namespace": "web",
+            "namespace": namespace,
             "self_heal": False,
         }
     }
     b = await bench(apps=apps)
     files = {
-        "apps/web/ns.yaml": NAMESPACE_WEB,
+        "apps/web/ns.yaml": namespace_yaml(b.ns),
         "apps/web/api.yaml": deployment("api", replicas=2),
         "apps/web/cm.yaml": configmap("settings", color="blue"),
     }
     await asyncio.to_thread(b.repo.commit_and_push, files)
     async with Syncer(b.config, syncer_id="s1", periodic_checks=True):
-        await eventually(lambda: k8s.get(DEPLOY), timeout=20)
-        await asyncio.sleep(0.5)
+        await eventually(lambda: synced(b.bootstrap, b.topics.sync_events), timeout=30)
 
     code, out, err = await gitops(b.config, tmp_path, "diff", "web")
     assert (code, err) == (0, ""), out
     assert "no drift: 3 objects match Git" in out
 
-    await edit(k8s, DEPLOY, {"spec": {"replicas": 7}})
+    await edit(k8s, f"/apis/apps/v1/namespaces/{b.ns}/deployments/api", {"spec": {"replicas": 7}})
     code, out, err = await gitops(b.config, tmp_path, "diff", "web")
     assert code == 1, err
-    assert "Deployment web/api: changed spec.replicas" in out
+    assert f"Deployment {b.ns}/api: changed spec.replicas" in out
     assert "-  replicas: 7\n+  replicas: 2\n" in out
     assert "1 of 3 objects differ from Git" in out
 

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 from aiokafka import AIOKafkaProducer
 
-from gitops.broker import EmbeddedBroker
 from gitops.topics import ensure_topics
 from schemas import KafkaSettings, Topics
 from syncer.ownership import Ownership, partition_of
+from tests.support.bed import RealKafka
 from tests.support.kafka import read_topic
 
 PARTITIONS = 6
 
 
 async def test_an_apps_partition_is_where_the_producer_puts_its_requests(
-    kafka: EmbeddedBroker,
+    kafka: RealKafka,
 ) -> None:
     settings = KafkaSettings(
-        bootstrap=kafka.bootstrap, topic_prefix="own", partitions=PARTITIONS, idempotence=False
+        bootstrap=kafka.bootstrap, topic_prefix=kafka.topic_prefix, partitions=PARTITIONS
     )
     await ensure_topics(settings)
-    topic = Topics("own").sync_requests
+    topic = Topics(kafka.topic_prefix).sync_requests
     apps = [f"app-{i}" for i in range(40)]
     producer = AIOKafkaProducer(**settings.producer_options())
     await producer.start()

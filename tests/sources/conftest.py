@@ -58,5 +58,11 @@ def by_identity(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     )
 
 
-# The syncer bench (emulator cluster, broker-backed config builder) for end-to-end tests.
-from tests.syncer.conftest import bench, cluster, k8s, kubeconfig  # noqa: E402, F401
+# The syncer bench (the bed's cluster and Kafka, a config builder) for end-to-end tests.
+from tests.syncer.conftest import (  # noqa: E402, F401
+    bench,
+    cluster,
+    inventory_namespace,
+    k8s,
+    kubeconfig,
+)
