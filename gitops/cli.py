@@ -18,7 +18,13 @@ from typing import Any
 
 from gitops.eventloop import event_loop_factory
 from gitops.logs import configure_logging
-from schemas import ConfigError, GitopsConfig, IdempotenceRefused, load_config
+from schemas import (
+    ConfigError,
+    GitopsConfig,
+    IdempotenceRefused,
+    SessionTimeoutRefused,
+    load_config,
+)
 
 EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
 CONFIG_ENV = "GITOPS_CONFIG"
@@ -290,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"gitops: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except IdempotenceRefused as exc:
+    except (IdempotenceRefused, SessionTimeoutRefused) as exc:
         # The configuration asks for what this broker cannot do: say which file to edit.
         print(f"gitops: {_config_path(args)}: {exc}", file=sys.stderr)
         return EXIT_USAGE

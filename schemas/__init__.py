@@ -15,7 +15,7 @@ from schemas.config import (
     SecretRef,
     SyncerSettings,
 )
-from schemas.errors import ConfigError, ConfigIssue, IdempotenceRefused
+from schemas.errors import ConfigError, ConfigIssue, IdempotenceRefused, SessionTimeoutRefused
 from schemas.events import (
     AnyEvent,
     DeadLetter,
@@ -49,6 +49,7 @@ __all__ = [
     "ReceiverSettings",
     "RepositoryConfig",
     "SecretRef",
+    "SessionTimeoutRefused",
     "SyncFailed",
     "SyncRequested",
     "SyncSkipped",

@@ -1,6 +1,7 @@
 """Configuration errors that point at the file, line and key a user has to fix."""
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 
 @dataclass(frozen=True)
@@ -41,4 +42,25 @@ class IdempotenceRefused(Exception):
         super().__init__(
             f"kafka.idempotence: the broker at {bootstrap} refused an idempotent producer"
             f" (InitProducerId answered {answer}); set 'kafka.idempotence: false' for this broker"
+        )
+
+
+class SessionTimeoutRefused(Exception):
+    """The broker refused the consumer group session timeout `syncer.session_timeout` asks.
+
+    Brokers bound it by `group.min.session.timeout.ms` and `group.max.session.timeout.ms`
+    (6 s and 30 min on Apache Kafka unless its operator changed them; Tansu accepts any).
+    A configuration error like `IdempotenceRefused`: the syncer stops with this text
+    (exit 2) instead of ending in the client library's traceback.
+    """
+
+    def __init__(self, bootstrap: str, group_id: str, session_timeout: timedelta) -> None:
+        self.bootstrap = bootstrap
+        self.session_timeout = session_timeout
+        seconds = f"{session_timeout.total_seconds():g}s"
+        super().__init__(
+            f"syncer.session_timeout: the broker at {bootstrap} refused {seconds} for consumer"
+            f" group {group_id} (outside its group.min.session.timeout.ms .."
+            " group.max.session.timeout.ms, 6s .. 30min on Apache Kafka by default);"
+            " choose a session timeout inside the broker's bounds"
         )

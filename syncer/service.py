@@ -25,9 +25,20 @@ from types import TracebackType
 from typing import Any, Self
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import BrokerResponseError, IncompatibleBrokerVersion, KafkaError
+from aiokafka.errors import (
+    BrokerResponseError,
+    IncompatibleBrokerVersion,
+    InvalidSessionTimeoutError,
+    KafkaError,
+)
 
-from schemas import GitopsConfig, IdempotenceRefused, KafkaSettings, Topics
+from schemas import (
+    GitopsConfig,
+    IdempotenceRefused,
+    KafkaSettings,
+    SessionTimeoutRefused,
+    Topics,
+)
 from syncer.consuming import Dispatcher, Rebalance
 from syncer.gitcache import GitCache
 from syncer.inventory import InventoryStore
@@ -163,7 +174,15 @@ class Syncer:
 
         listener = Rebalance(dispatcher, on_assigned=on_assigned)
         consumer.subscribe([self.topics.sync_requests], listener=listener)
-        await consumer.start()
+        try:
+            await consumer.start()
+        except InvalidSessionTimeoutError as exc:
+            # The join answered with the broker's bounds: a setting to change, not an outage.
+            with contextlib.suppress(KafkaError, OSError):
+                await consumer.stop()
+            raise SessionTimeoutRefused(
+                kafka.bootstrap, self.group_id, settings.session_timeout
+            ) from exc
         stack.push_async_callback(consumer.stop)
         stack.push_async_callback(dispatcher.close)
         self.poller = build_poller(
