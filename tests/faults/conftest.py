@@ -1,16 +1,18 @@
 """Fault bench: the real parts of the pipeline, and the means to break them on purpose.
 
-Everything here is real at the network boundary (Tansu, `git http-backend`, the Kubernetes
-API emulator); faults are injected from outside the code under test: SIGSTOP/SIGKILL of
-processes, a broker restarted on S3 storage, a git proxy that hangs or answers garbage,
-and the emulator's fault rules. Each helper bounds its waits so a broken pipeline fails
-the test with a message instead of hanging the suite.
+Everything here is real at the network boundary: the test bed's kube-apiserver v1.37 and
+Apache Kafka, `git http-backend`, and Tansu for the tests that stop or restart a broker
+(the bed's Kafka is shared by every test, so it is never paused). Faults are injected from
+outside the code under test: SIGSTOP/SIGKILL of processes, a broker restarted on S3
+storage, a git proxy that hangs or answers garbage, and the fault rules of an API proxy
+in front of the real server (`cluster.faults`). Each test has its own namespace,
+inventory namespace, topic prefix and consumer group. Each helper bounds its waits so a
+broken pipeline fails the test with a message instead of hanging the suite.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import os
 import signal
@@ -24,9 +26,8 @@ from typing import Any
 import pytest
 import yaml
 from aiokafka import AIOKafkaProducer
-from kubernetes_asyncio.client import ApiClient, Configuration
+from kubernetes_asyncio.client import CoreV1Api, V1Namespace, V1ObjectMeta
 
-from devcluster import DevCluster
 from gitops.topics import ensure_topics
 from schemas import GitopsConfig, Topics
 from schemas.events import (
@@ -38,42 +39,78 @@ from schemas.events import (
     parse_event,
 )
 from schemas.types import AppName, CommitSha
+from tests.support.apiproxy import ApiProxy
+from tests.support.bed import RealCluster, unique_name
+from tests.support.k8s import K8s
 from tests.support.kafka import read_topic
 
 Outcome = SyncSucceeded | SyncFailed | SyncSkipped
-_ids = itertools.count()
+
+ROOT_CA = "kube-root-ca.crt"
+"""The ConfigMap the controller-manager publishes into every namespace; no app owns it."""
 
 
 @pytest.fixture
-async def cluster() -> AsyncIterator[DevCluster]:
-    """The emulator on the test's loop: only for tests whose syncers run in-process."""
-    async with DevCluster(ready_delay=0.2, bookmark_interval=0.3) as running:
-        yield running
+async def cluster(real_cluster: RealCluster) -> AsyncIterator[ApiProxy]:
+    """The bed's API server behind this test's own fault-injecting proxy.
+
+    It runs on the test's event loop: syncers in the test process and `python -m gitops
+    syncer` subprocesses (given `cluster.write_kubeconfig(...)`) reach it while the test
+    awaits.
+    """
+    async with ApiProxy(real_cluster.kubeconfig) as proxy:
+        yield proxy
 
 
-async def k8s_client(url: str) -> ApiClient:
-    return ApiClient(Configuration(host=url))
+@pytest.fixture
+def inventory_namespace() -> str:
+    return unique_name("inv")
+
+
+@pytest.fixture
+async def k8s(real_cluster: RealCluster, inventory_namespace: str) -> AsyncIterator[K8s]:
+    """Reads straight from the API server as its admin, past the proxy and its faults."""
+    api = await real_cluster.client()
+    try:
+        yield K8s(api, inventory_namespace)
+    finally:
+        await api.close()
+
+
+async def create_namespace(k8s: K8s, name: str) -> str:
+    """Create a namespace of the test's own before the app syncs into it."""
+    await CoreV1Api(k8s.api).create_namespace(V1Namespace(metadata=V1ObjectMeta(name=name)))
+    return name
 
 
 def gitops_config(
     *,
     bootstrap: str,
+    prefix: str,
     kubeconfig: Path,
     repositories: dict[str, str],
     apps: dict[str, dict[str, Any]],
     cache_dir: Path,
     group_id: str,
-    prefix: str = "t",
+    inventory_namespace: str,
     partitions: int = 4,
+    idempotence: bool = True,
+    session_timeout: str = "6s",
+    heartbeat_interval: str = "1s",
     syncer: dict[str, Any] | None = None,
 ) -> GitopsConfig:
-    """A config with short group timeouts: Tansu joins a group in about half its session."""
+    """A config for one test.
+
+    The group timeouts default to the shortest real Kafka accepts
+    (`group.min.session.timeout.ms` is 6 s); Tansu, which joins a group in about half its
+    session, takes shorter ones. Tansu also needs `idempotence=False`.
+    """
     raw = {
         "kafka": {
             "bootstrap": bootstrap,
             "topic_prefix": prefix,
             "partitions": partitions,
-            "idempotence": False,
+            "idempotence": idempotence,
         },
         "clusters": {"dev": {"kubeconfig": str(kubeconfig)}},
         "repositories": {name: {"url": url} for name, url in repositories.items()},
@@ -81,9 +118,10 @@ def gitops_config(
         "syncer": {
             "cache_dir": str(cache_dir),
             "group_id": group_id,
+            "inventory_namespace": inventory_namespace,
             "health_timeout": "5s",
-            "session_timeout": "2s",
-            "heartbeat_interval": "500ms",
+            "session_timeout": session_timeout,
+            "heartbeat_interval": heartbeat_interval,
             **(syncer or {}),
         },
     }
@@ -198,10 +236,6 @@ async def start_syncer(name: str, config_path: Path, group_id: str, log_dir: Pat
     return SyncerProcess(name, process, log)
 
 
-def unique(prefix: str) -> str:
-    return f"{prefix}-{os.getpid()}-{next(_ids)}"
-
-
 async def create_topics(config: GitopsConfig) -> None:
     await ensure_topics(config.kafka)
 
@@ -220,3 +254,8 @@ def configmaps_yaml(names: Iterable[str], namespace: str, **data: str) -> str:
 
 def namespace_yaml(name: str) -> str:
     return f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n"
+
+
+async def app_configmaps(k8s: K8s, namespace: str) -> dict[str, dict[str, str]]:
+    """name -> data of every ConfigMap in `namespace` but the cluster's own `ROOT_CA`."""
+    return {n: d for n, d in (await k8s.configmaps(namespace)).items() if n != ROOT_CA}

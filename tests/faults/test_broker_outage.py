@@ -6,6 +6,9 @@ resumes (SIGCONT) the same receiver process is ready again, the refused deliveri
 accepted when the host retries them, and every delivery is on the topic exactly once —
 none lost, none doubled (a publish that was refused in time but written late is
 recognised when the host retries, so it is not published twice).
+
+The broker is a Tansu of this test's own (`tansu`, with `kafka.idempotence: false`): a
+freeze of the test bed's Kafka would stall every other test of the run.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import pytest
 from gitops.broker import EmbeddedBroker
 from gitops.topics import ensure_topics
 from receiver.service import Receiver
+from schemas import Topics
 from tests.receiver import hosts
 from tests.receiver.conftest import make_config, wait_ready
 from tests.security.figures import record
@@ -35,10 +39,11 @@ SPACING = 0.07  # one new delivery every 70 ms: the stream spans the whole outag
 
 
 async def test_broker_freeze_during_200_webhooks_loses_and_doubles_nothing(
-    kafka: EmbeddedBroker,
+    tansu: EmbeddedBroker,
 ) -> None:
-    config = make_config(kafka.bootstrap, request_timeout="1s")
+    config = make_config(tansu.bootstrap, "gitops", request_timeout="1s", tansu=True)
     await ensure_topics(config.kafka)
+    topic = Topics(config.kafka.topic_prefix).push_events
     body = hosts.sample(PUSH)
     answers: dict[str, tuple[int, str | None]] = {}
     readiness: list[tuple[float, int]] = []
@@ -68,11 +73,11 @@ async def test_broker_freeze_during_200_webhooks_loses_and_doubles_nothing(
         stream = asyncio.gather(*(one(i) for i in range(DELIVERIES)))
         await asyncio.sleep(1.0)
         frozen_at = time.monotonic()
-        kafka.pause()
+        tansu.pause()
         try:
             await asyncio.sleep(OUTAGE)
         finally:
-            kafka.resume()
+            tansu.resume()
         resumed_at = time.monotonic()
         await stream
         deadline = time.monotonic() + 20
@@ -94,8 +99,8 @@ async def test_broker_freeze_during_200_webhooks_loses_and_doubles_nothing(
     assert during and set(during) == {503}, readiness
     assert readiness[-1][1] == 200
 
-    records = await read_topic(kafka.bootstrap, "gitops.push-events", expect=DELIVERIES)
-    records = max(records, await read_topic(kafka.bootstrap, "gitops.push-events"), key=len)
+    records = await read_topic(tansu.bootstrap, topic, expect=DELIVERIES)
+    records = max(records, await read_topic(tansu.bootstrap, topic), key=len)
     published = Counter(json.loads(r.value)["data"]["delivery_id"] for r in records)
     lost = sorted(set(answers) - set(published))
     doubled = sorted(d for d, n in published.items() if n > 1)

@@ -1,9 +1,12 @@
 """The broker restarts while syncers are consuming; its data survives on S3 storage.
 
-Tansu's memory storage forgets everything on restart, so this broker stores on S3 (a
-local `moto` server, same port across the restart). What a user observes: the syncers
-reconnect by themselves, every sync request published before and after the restart gets
-a final outcome, and every app ends at its newest commit.
+The broker is a Tansu of this test's own (the test bed's Kafka is shared by the whole
+run and is never restarted), with `kafka.idempotence: false` as Tansu needs. Its memory
+storage forgets everything on restart, so this broker stores on S3 (a local `moto`
+server, same port across the restart). The cluster is the test bed's kube-apiserver.
+What a user observes: the syncers reconnect by themselves, every sync request published
+before and after the restart gets a final outcome, and every app ends at its newest
+commit.
 
 Delivery is at-least-once (DESIGN: offsets are committed after the outcome is published,
 applies are idempotent): a request whose offset commit was lost in the restart may be
@@ -23,20 +26,21 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from devcluster import DevCluster
 from gitops.broker import EmbeddedBroker, free_port
 from schemas.events import SyncFailed
 from syncer.service import Syncer
 from tests.faults.conftest import (
+    app_configmaps,
     configmaps_yaml,
     create_topics,
     gitops_config,
-    k8s_client,
+    namespace_yaml,
     outcomes_for,
     publish_requests,
-    unique,
 )
 from tests.security.figures import record
+from tests.support.apiproxy import ApiProxy
+from tests.support.bed import unique_name
 from tests.support.git import WorkingCopy
 from tests.support.k8s import K8s
 
@@ -97,29 +101,44 @@ async def broker(s3: str, tmp_path: Path) -> AsyncIterator[EmbeddedBroker]:
 
 async def test_syncers_reconnect_after_a_broker_restart_and_every_request_gets_an_outcome(
     broker: EmbeddedBroker,
-    cluster: DevCluster,
+    cluster: ApiProxy,
+    k8s: K8s,
+    namespace: str,
+    inventory_namespace: str,
     working_copy: Callable[..., WorkingCopy],
     tmp_path: Path,
 ) -> None:
     repo = working_copy("platform")
+    ns = {name: f"{namespace}-{name}" for name in APPS}
     config = gitops_config(
         bootstrap=broker.bootstrap,
+        prefix="t",
+        idempotence=False,
+        session_timeout="2s",
+        heartbeat_interval="500ms",
         kubeconfig=cluster.write_kubeconfig(tmp_path / "kubeconfig"),
         repositories={"platform": repo.remote_url},
         apps={
-            name: {"repo": "platform", "path": f"apps/{name}", "cluster": "dev", "namespace": name}
+            name: {
+                "repo": "platform",
+                "path": f"apps/{name}",
+                "cluster": "dev",
+                "namespace": ns[name],
+            }
             for name in APPS
         },
         cache_dir=tmp_path / "cache",
-        group_id=unique("restart"),
+        group_id=unique_name("restart"),
+        inventory_namespace=inventory_namespace,
     )
     await create_topics(config)
 
     def files(version: int) -> dict[str, str | bytes | None]:
         return {
             f"apps/{name}/cms.yaml": (
-                f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n---\n"
-                + configmaps_yaml([f"{name}-{i}" for i in range(10)], name, v=str(version))
+                namespace_yaml(ns[name])
+                + "---\n"
+                + configmaps_yaml([f"{name}-{i}" for i in range(10)], ns[name], v=str(version))
             )
             for name in APPS
         }
@@ -150,17 +169,9 @@ async def test_syncers_reconnect_after_a_broker_restart_and_every_request_gets_a
     for request_id in ids:
         kinds = {(type(e).__name__, e.data.commit) for e in answers[request_id]}
         assert len(kinds) == 1, f"request {request_id} got disagreeing outcomes: {kinds}"
-    api = await k8s_client(cluster.url)
-    try:
-        k8s = K8s(api)
-        for name in APPS:
-            live = await k8s.configmaps(name)
-            assert {n: d for n, d in live.items() if n.startswith(name)} == {
-                f"{name}-{i}": {"v": "2"} for i in range(10)
-            }
-            assert (await k8s.inventory(name))[0] == newest
-    finally:
-        await api.close()
+    for name in APPS:
+        assert await app_configmaps(k8s, ns[name]) == {f"{name}-{i}": {"v": "2"} for i in range(10)}
+        assert (await k8s.inventory(name))[0] == newest
     twice = sum(len(answers[i]) > 1 for i in ids)
     record(
         "broker restarted while syncers consume (S3 storage)",

@@ -23,21 +23,23 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from devcluster import DevCluster
-from gitops.broker import EmbeddedBroker, free_port
+from gitops.broker import free_port
 from gitops.gitserver import GitHttpServer
 from schemas import GitopsConfig, Topics
 from schemas.events import SyncFailed, SyncSucceeded, parse_dead_letter
 from syncer.service import Syncer
 from tests.faults.conftest import (
     Outcome,
+    create_namespace,
     create_topics,
     gitops_config,
     outcomes_for,
     publish_requests,
-    unique,
 )
+from tests.support.apiproxy import ApiProxy
+from tests.support.bed import RealKafka, unique_name
 from tests.support.git import WorkingCopy
+from tests.support.k8s import K8s
 from tests.support.kafka import read_topic
 from tests.support.threaded import in_thread
 
@@ -117,11 +119,15 @@ class TwoApps:
 
 @pytest.fixture
 async def two_apps(
-    kafka: EmbeddedBroker,
-    cluster: DevCluster,
+    kafka: RealKafka,
+    cluster: ApiProxy,
+    k8s: K8s,
+    namespace: str,
+    inventory_namespace: str,
     working_copy: Callable[..., WorkingCopy],
     tmp_path: Path,
 ) -> TwoApps:
+    await create_namespace(k8s, namespace)
     good, bad = working_copy("good"), working_copy("bad")
     good.commit_and_push({"apps/good/cm.yaml": CM.format(name="good", v=1)})
     bad.commit_and_push({"apps/bad/cm.yaml": CM.format(name="bad", v=1)})
@@ -130,6 +136,7 @@ async def two_apps(
     def make(faulty_url: str) -> GitopsConfig:
         return gitops_config(
             bootstrap=kafka.bootstrap,
+            prefix=kafka.topic_prefix,
             kubeconfig=kubeconfig,
             repositories={"good": good.remote_url, "bad": faulty_url},
             apps={
@@ -137,12 +144,13 @@ async def two_apps(
                     "repo": name,
                     "path": f"apps/{name}",
                     "cluster": "dev",
-                    "namespace": "default",
+                    "namespace": namespace,
                 }
                 for name in ("good", "bad")
             },
             cache_dir=tmp_path / "cache",
-            group_id=unique("git-faults"),
+            group_id=unique_name("git-faults"),
+            inventory_namespace=inventory_namespace,
             syncer={"max_attempts": ATTEMPTS},
         )
 
