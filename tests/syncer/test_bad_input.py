@@ -10,7 +10,7 @@ import pytest
 
 from schemas.events import SyncFailed, SyncSucceeded
 from syncer.service import Syncer
-from tests.syncer.conftest import Bench, configmap
+from tests.syncer.conftest import Bench, K8s, configmap, namespace_yaml
 
 MakeBench = Callable[..., Any]
 
@@ -52,18 +52,9 @@ async def sync_once(b: Bench, expect: int) -> Any:
     ids=["yaml-bomb", "symlink-escape", "50MB-file"],
 )
 async def test_bad_commit_fails_clearly_and_the_next_good_commit_syncs(
-    bench: MakeBench, make_bad: Callable[[Bench], None], message: str
+    bench: MakeBench, k8s: K8s, make_bad: Callable[[Bench], None], message: str
 ) -> None:
-    b = await bench(
-        apps={
-            "web": {
-                "repo": "platform",
-                "path": "apps/web",
-                "cluster": "dev",
-                "namespace": "default",
-            }
-        }
-    )
+    b = await bench()
     make_bad(b)
     async with Syncer(b.config, syncer_id="s1") as syncer:
         failed = await sync_once(b, 1)
@@ -71,15 +62,18 @@ async def test_bad_commit_fails_clearly_and_the_next_good_commit_syncs(
         assert message in (failed.data.error or ""), failed.data.error
 
         b.repo.git("rm", "-r", "--quiet", "apps/web")
-        b.repo.commit_and_push({"apps/web/ok.yaml": configmap("ok")})
+        b.repo.commit_and_push(
+            {"apps/web/ns.yaml": namespace_yaml(b.ns), "apps/web/ok.yaml": configmap("ok")}
+        )
         healthy = await sync_once(b, 2)
         assert isinstance(healthy, SyncSucceeded), healthy
         assert syncer.syncer_id == "s1"
+    assert await k8s.get(f"/api/v1/namespaces/{b.ns}/configmaps/ok") is not None
 
 
 async def test_app_path_escaping_the_repository_fails_the_sync(bench: MakeBench) -> None:
     b = await bench()
-    b.repo.commit_and_push({"apps/web/ok.yaml": configmap("ok", namespace="default")})
+    b.repo.commit_and_push({"apps/web/ok.yaml": configmap("ok", namespace=b.ns)})
     # The config loader refuses such a path; this checks the git cache refuses it too.
     app = b.config.apps["web"].model_copy(update={"path": "apps/../../outside"})
     config = b.config.model_copy(update={"apps": {"web": app}})

@@ -1,8 +1,9 @@
 """Several syncer processes share the work; killing one mid-sync loses nothing.
 
-The syncers run as real `python -m gitops syncer` processes. Tansu moves a SIGKILLed
-member's partitions only after the session timeout (6 s here) plus a few seconds, so
-this test takes about half a minute.
+The syncers run as real `python -m gitops syncer` processes against the bed's Kafka, and
+reach the cluster through this test's proxy (it lives in the test process). Kafka moves
+a SIGKILLed member's partitions only after the session timeout (6 s here), so this test
+takes about twenty seconds.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from typing import Any
 
 import yaml
 
-from devcluster import DevCluster
 from schemas.events import SyncSkipped, SyncSucceeded
-from tests.syncer.conftest import K8s, configmap, deployment
+from tests.support.apiproxy import ApiProxy
+from tests.syncer.conftest import K8s, configmap, create_namespace, deployment
 
 MakeBench = Callable[..., Any]
 APPS = [f"app{i}" for i in range(4)]
@@ -60,14 +61,51 @@ async def wait_for_line(paths: list[Path], text: str, timeout: float) -> Path:
     raise AssertionError(f"no {text!r} in syncer logs within {timeout}s: {logs}")
 
 
+def assigned(path: Path, topic: str) -> set[int]:
+    """The partitions of `topic` the syncer logging to `path` holds after its last rebalance."""
+    found = re.findall(r"partitions assigned: \[([^\]]*)\]", path.read_text(errors="replace"))
+    if not found:
+        return set()
+    return {int(p) for p in re.findall(rf"'{re.escape(topic)}:(\d+)'", found[-1])}
+
+
+async def wait_for_assignment(
+    paths: list[Path], topic: str, partitions: int, timeout: float
+) -> None:
+    """Until every syncer holds some of `topic`'s partitions and together they hold all."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        held = [assigned(path, topic) for path in paths if path.exists()]
+        if (
+            len(held) == len(paths)
+            and all(held)
+            and sum(len(h) for h in held) == partitions
+            and set().union(*held) == set(range(partitions))
+        ):
+            return
+        await asyncio.sleep(0.05)
+    logs = {p.name: p.read_text(errors="replace")[-2000:] for p in paths if p.exists()}
+    raise AssertionError(f"{topic} not shared out within {timeout}s: {logs}")
+
+
+def finished(events: list[Any], requests: set[str], commit: str) -> bool:
+    """Every request answered, and every app applied at `commit` (by it or a later poll)."""
+    applied = {
+        e.data.app for e in events if isinstance(e, SyncSucceeded) and e.data.commit == commit
+    }
+    answered = {e.data.request_id for e in events}
+    return requests <= answered and applied == set(APPS)
+
+
 async def test_killed_syncer_work_is_finished_by_the_other_with_one_outcome_each(
-    bench: MakeBench, cluster: DevCluster, k8s: K8s, tmp_path: Path
+    bench: MakeBench, cluster: ApiProxy, k8s: K8s, tmp_path: Path, namespace: str
 ) -> None:
     apps = {
-        name: {"repo": "platform", "path": f"apps/{name}", "cluster": "dev", "namespace": "default"}
+        name: {"repo": "platform", "path": f"apps/{name}", "cluster": "dev", "namespace": namespace}
         for name in APPS
     }
     b = await bench(apps=apps, syncer={"health_timeout": "20s"})
+    await create_namespace(k8s, b.ns)
     files: dict[str, str | bytes | None] = {}
     for name in APPS:
         files[f"apps/{name}/cm.yaml"] = configmap(f"{name}-settings", v="1")
@@ -76,7 +114,8 @@ async def test_killed_syncer_work_is_finished_by_the_other_with_one_outcome_each
     newest = b.repo.commit_and_push(
         {f"apps/{name}/cm.yaml": configmap(f"{name}-settings", v="2") for name in APPS}
     )
-    cluster.settings.ready_delay = 4.0  # every sync waits ~4 s for health: time to kill one
+    # Every write to the apps' namespace (dry run, then apply) takes 2 s: time to kill one.
+    cluster.faults.add("patch", "*", count=1000, code=0, delay=2.0, namespace=b.ns)
     logs = [tmp_path / "s1.log", tmp_path / "s2.log"]
     procs = {}
     for name, log in zip(("s1", "s2"), logs, strict=True):
@@ -87,9 +126,7 @@ async def test_killed_syncer_work_is_finished_by_the_other_with_one_outcome_each
         config_path.write_text(yaml.safe_dump(raw))
         procs[name] = await start_syncer(name, config_path, log)
     try:
-        for path in logs:
-            await wait_for_line([path], "partitions assigned: ['t.sync-requests", 30)
-        await asyncio.sleep(1.0)  # let the second join's rebalance settle
+        await wait_for_assignment(logs, b.topics.sync_requests, partitions=4, timeout=30)
         sent = []
         for name in APPS:
             sent += await b.request(name, newest)
@@ -102,9 +139,9 @@ async def test_killed_syncer_work_is_finished_by_the_other_with_one_outcome_each
         events = await b.outcomes(len(APPS), timeout=60)
         mine = {r.id for r in sent}
         deadline = time.monotonic() + 60
-        while {e.data.request_id for e in events} & mine != mine and time.monotonic() < deadline:
+        while not finished(events, mine, newest) and time.monotonic() < deadline:
             events = await b.outcomes(len(events) + 1, timeout=10)
-        await asyncio.sleep(2.0)
+        await asyncio.sleep(2.0)  # time for a duplicate outcome to show up, if there were one
         events = await b.outcomes(len(events), timeout=5)
     finally:
         for proc in procs.values():
@@ -116,7 +153,12 @@ async def test_killed_syncer_work_is_finished_by_the_other_with_one_outcome_each
     answers = defaultdict(list)
     for event in events:
         answers[event.data.request_id].append(event)
-    assert all(len(answers[r.id]) == 1 for r in sent), answers
+    wrong = {
+        r.id: [(type(e).__name__, e.source, e.data.error) for e in answers[r.id]]
+        for r in sent
+        if len(answers[r.id]) != 1
+    }
+    assert not wrong, (wrong, [(type(e).__name__, e.data.app, e.source) for e in events])
     appliers: dict[str, set[str]] = defaultdict(set)
     for event in events:
         if isinstance(event, SyncSucceeded):
@@ -125,12 +167,10 @@ async def test_killed_syncer_work_is_finished_by_the_other_with_one_outcome_each
             assert isinstance(event, SyncSkipped), event  # superseded by a poll, never failed
     for name in APPS:
         assert len(appliers[name]) == 1, appliers
-        cm = await k8s.get(f"/api/v1/namespaces/default/configmaps/{name}-settings")
+        cm = await k8s.get(f"/api/v1/namespaces/{b.ns}/configmaps/{name}-settings")
         assert cm is not None and cm["data"] == {"v": "2"}
-        inventory = await k8s.get(
-            f"/api/v1/namespaces/gitops-system/configmaps/gitops-inventory-{name}"
-        )
-        assert inventory is not None and inventory["data"]["commit"] == newest
+        commit, _ = await k8s.inventory(name)
+        assert commit == newest
     survivor = "s2" if victim == "s1" else "s1"
     assert interrupted
     for name in interrupted:  # the killed member published nothing for what it was doing

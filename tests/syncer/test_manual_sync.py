@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from syncer.service import Syncer
-from tests.syncer.conftest import NAMESPACE_WEB, K8s, configmap
+from tests.syncer.conftest import K8s, configmap, namespace_yaml
 
 MakeBench = Callable[..., Any]
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,7 +22,7 @@ async def test_sync_wait_applies_the_branch_head_and_prints_the_outcome(
 ) -> None:
     b = await bench()
     sha = b.repo.commit_and_push(
-        {"apps/web/ns.yaml": NAMESPACE_WEB, "apps/web/a.yaml": configmap("a", x="1")}
+        {"apps/web/ns.yaml": namespace_yaml(b.ns), "apps/web/a.yaml": configmap("a", x="1")}
     )
     config_file = tmp_path / "gitops.yaml"
     config_file.write_text(yaml.safe_dump(b.config.model_dump(mode="json", exclude_none=True)))
@@ -46,4 +46,4 @@ async def test_sync_wait_applies_the_branch_head_and_prints_the_outcome(
     assert lines[0].startswith("requested sync of web (branch head)")
     assert "web" in lines[1] and sha[:7] in lines[1] and "succeeded" in lines[1]
     assert "created 2" in lines[1]
-    assert await k8s.get("/api/v1/namespaces/web/configmaps/a") is not None
+    assert await k8s.get(f"/api/v1/namespaces/{b.ns}/configmaps/a") is not None

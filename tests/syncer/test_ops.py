@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 
 from syncer.service import Syncer
-from tests.syncer.conftest import NAMESPACE_WEB, configmap
+from tests.syncer.conftest import configmap, namespace_yaml
 
 MakeBench = Callable[..., Any]
 
@@ -23,7 +23,7 @@ async def _get(url: str) -> tuple[int, str]:
 async def test_syncer_is_ready_after_joining_and_exposes_sync_metrics(bench: MakeBench) -> None:
     b = await bench()
     b.repo.commit_and_push(
-        {"apps/web/ns.yaml": NAMESPACE_WEB, "apps/web/a.yaml": configmap("a", x="1")}
+        {"apps/web/ns.yaml": namespace_yaml(b.ns), "apps/web/a.yaml": configmap("a", x="1")}
     )
     async with Syncer(b.config, syncer_id="s1", http_port=0) as syncer:
         assert syncer.ops is not None

@@ -5,33 +5,39 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from devcluster import DevCluster
 from schemas.events import SyncFailed, SyncSucceeded, parse_dead_letter
 from syncer.service import Syncer
-from tests.syncer.conftest import configmap
+from tests.support.apiproxy import ApiProxy
+from tests.syncer.conftest import K8s, configmap, namespace_yaml
 
 MakeBench = Callable[..., Any]
-APP = {"web": {"repo": "platform", "path": "apps/web", "cluster": "dev", "namespace": "default"}}
 
 
 async def test_brief_api_outage_is_retried_and_the_sync_succeeds(
-    bench: MakeBench, cluster: DevCluster
+    bench: MakeBench, cluster: ApiProxy, k8s: K8s
 ) -> None:
-    b = await bench(apps=APP)
-    b.repo.commit_and_push({"apps/web/a.yaml": configmap("a")})
-    cluster.faults.add("patch", "configmaps", count=2, code=503, delay=0.0)
+    b = await bench()
+    b.repo.commit_and_push(
+        {"apps/web/ns.yaml": namespace_yaml(b.ns), "apps/web/a.yaml": configmap("a")}
+    )
+    cluster.faults.add("patch", "configmaps", count=2, code=503, namespace=b.ns)
     async with Syncer(b.config, syncer_id="s1", retry_max_delay=0.2):
         await b.request("web")
         (event,) = await b.outcomes(1)
     assert isinstance(event, SyncSucceeded), event
+    assert not cluster.faults.pending()  # both injected 503s were met, and retried past
+    cm = await k8s.get(f"/api/v1/namespaces/{b.ns}/configmaps/a")
+    assert cm is not None and cm["data"] == {"k": "v"}
 
 
 async def test_persistent_api_errors_send_the_request_to_the_dead_letter_topic(
-    bench: MakeBench, cluster: DevCluster
+    bench: MakeBench, cluster: ApiProxy, k8s: K8s
 ) -> None:
-    b = await bench(apps=APP)
-    b.repo.commit_and_push({"apps/web/a.yaml": configmap("a")})
-    cluster.faults.add("patch", "configmaps", count=1000, code=503, delay=0.0)
+    b = await bench()
+    b.repo.commit_and_push(
+        {"apps/web/ns.yaml": namespace_yaml(b.ns), "apps/web/a.yaml": configmap("a")}
+    )
+    cluster.faults.add("patch", "configmaps", count=1000, code=503, namespace=b.ns)
     async with Syncer(b.config, syncer_id="s1", retry_max_delay=0.2):
         (request,) = await b.request("web")
         (event,) = await b.outcomes(1)
@@ -44,3 +50,4 @@ async def test_persistent_api_errors_send_the_request_to_the_dead_letter_topic(
     assert letter.id == request.id
     assert letter.dlqattempts == 2
     assert "503" in letter.dlqerror
+    assert await k8s.get(f"/api/v1/namespaces/{b.ns}/configmaps/a") is None

@@ -8,7 +8,7 @@ from typing import Any
 
 from schemas.events import SyncFailed, SyncSkipped, SyncSucceeded
 from syncer.service import Syncer
-from tests.syncer.conftest import K8s, configmap, deployment, namespace_yaml
+from tests.syncer.conftest import K8s, configmap, create_namespace, deployment, namespace_yaml
 
 MakeBench = Callable[..., Any]
 
@@ -95,13 +95,7 @@ async def test_one_invalid_object_among_ten_fails_naming_it_and_writes_nothing(
         files[f"apps/web/cm{i}.yaml"] = configmap(f"cm{i}")
     files["apps/web/broken.yaml"] = deployment("broken").replace("replicas: 1", "replicas: -3")
     b.repo.commit_and_push(files)
-    await k8s.api.call_api(
-        "/api/v1/namespaces",
-        "POST",
-        body={"metadata": {"name": b.ns}},
-        auth_settings=["BearerToken"],
-        _preload_content=False,
-    )
+    await create_namespace(k8s, b.ns)
     async with Syncer(b.config, syncer_id="s1"):
         await b.request("web")
         (event,) = await b.outcomes(1)
@@ -146,10 +140,13 @@ async def test_burst_of_twenty_applies_only_the_newest_and_older_commit_is_skipp
 
 async def test_push_that_changes_nothing_under_the_path_is_skipped(bench: MakeBench) -> None:
     b = await bench()
-    before = b.repo.commit_and_push({"apps/web/a.yaml": configmap("a", namespace="default")})
+    before = b.repo.commit_and_push(
+        {"apps/web/ns.yaml": namespace_yaml(b.ns), "apps/web/a.yaml": configmap("a")}
+    )
     async with Syncer(b.config, syncer_id="s1"):
         await b.request("web", before)
-        await b.outcomes(1)
+        (applied,) = await b.outcomes(1)
+        assert isinstance(applied, SyncSucceeded), applied
         after = b.repo.commit_and_push({"docs/readme.md": "hello"})
         await b.request("web", after, before=before)
         events = await b.outcomes(2)
