@@ -1,4 +1,5 @@
-"""Hostile-input bench: a receiver registering `webhooks.REPOS`, in front of the real broker."""
+"""Hostile-input bench: a receiver registering `webhooks.REPOS`, in front of the bed's Kafka
+(with this test's own topic prefix)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gitops.broker import EmbeddedBroker
 from gitops.topics import ensure_topics
 from receiver.service import Receiver
 from schemas import GitopsConfig
 from tests.security import webhooks
+from tests.support.bed import RealKafka
 
 StartReceiver = Callable[..., Awaitable[Receiver]]
 
@@ -28,12 +29,14 @@ async def wait_ready(running: Receiver, timeout: float = 15.0) -> None:
 
 
 @pytest.fixture
-async def start_receiver(kafka: EmbeddedBroker) -> AsyncIterator[StartReceiver]:
+async def start_receiver(kafka: RealKafka) -> AsyncIterator[StartReceiver]:
     """`await start_receiver(rate_limit_per_minute=5)`: receiver settings as keywords."""
     running: list[Receiver] = []
 
     async def start(**receiver: Any) -> Receiver:
-        config = GitopsConfig.model_validate(webhooks.config_dict(kafka.bootstrap, **receiver))
+        config = GitopsConfig.model_validate(
+            webhooks.config_dict(kafka.bootstrap, kafka.topic_prefix, **receiver)
+        )
         await ensure_topics(config.kafka)
         instance = Receiver(config, probe_interval=0.2)
         await instance.start()
@@ -52,6 +55,13 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-# The syncer bench (emulator cluster, config builder, request/outcome helpers) is the one
-# the syncer's own tests use; importing its fixtures keeps one definition of it.
-from tests.syncer.conftest import bench, cluster, k8s, kubeconfig  # noqa: E402, F401
+# The syncer bench (the bed's cluster behind a fault-injecting proxy, a config builder,
+# request/outcome helpers) is the one the syncer's own tests use; importing its fixtures
+# keeps one definition of it.
+from tests.syncer.conftest import (  # noqa: E402, F401
+    bench,
+    cluster,
+    inventory_namespace,
+    k8s,
+    kubeconfig,
+)

@@ -23,9 +23,9 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from kubernetes_asyncio.client import CoreV1Api
 
-from devcluster import DevCluster
-from gitops.broker import EmbeddedBroker, free_port
+from gitops.broker import free_port
 from gitops.gitserver import GitHttpServer
 from gitops.topics import ensure_topics
 from receiver.service import Receiver
@@ -36,6 +36,7 @@ from tests.security import webhooks
 from tests.security.conftest import wait_ready
 from tests.security.figures import record
 from tests.security.processes import receiver_process, write_config
+from tests.support.bed import RealCluster, RealKafka, unique_name
 from tests.support.kafka import read_topic
 from tests.syncer.conftest import configmap
 
@@ -44,7 +45,6 @@ WEBHOOK_NEW = "whk-new-Lm42RtY7sW"
 GITLAB_TOKEN = "glt-Qw93EeR5tT"
 GIT_TOKEN = "gtk-Vb27NnM4kJ"
 WRONG_GIT_TOKEN = "gtk-wrong-Pp61HhG8dF"
-APP = {"path": "apps", "cluster": "dev", "namespace": "default"}
 SECRETS = (WEBHOOK_OLD, WEBHOOK_NEW, GITLAB_TOKEN, GIT_TOKEN, WRONG_GIT_TOKEN)
 
 
@@ -99,7 +99,9 @@ def outcomes_by_app(events: list[Any]) -> dict[str, list[Any]]:
 
 
 async def test_no_secret_appears_in_logs_events_answers_or_metrics(
-    kafka: EmbeddedBroker,
+    kafka: RealKafka,
+    real_cluster: RealCluster,
+    namespace: str,
     git_server: GitHttpServer,
     tmp_path: Path,
     group_id: str,
@@ -124,22 +126,19 @@ async def test_no_secret_appears_in_logs_events_answers_or_metrics(
         "GIT_TOKEN": GIT_TOKEN,
         "WRONG_GIT_TOKEN": WRONG_GIT_TOKEN,
     }
-    async with DevCluster(ready_delay=0.2, bookmark_interval=0.3) as cluster:
-        await _run_pipeline(kafka, git_server, cluster, tmp_path, group_id, env)
-
-
-async def _run_pipeline(
-    kafka: EmbeddedBroker,
-    git_server: GitHttpServer,
-    cluster: DevCluster,
-    tmp_path: Path,
-    group_id: str,
-    env: dict[str, str],
-) -> None:
+    api = await real_cluster.client()
+    async with api:
+        await CoreV1Api(api).create_namespace({"metadata": {"name": namespace}})
+    app = {"path": "apps", "cluster": "dev", "namespace": namespace}
     async with auth_proxy(git_server.url, GIT_TOKEN) as private_git:
-        kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+        # The syncer talks to the bed's API server directly, over TLS with the admin cert.
+        kubeconfig = real_cluster.write_kubeconfig(tmp_path / "kubeconfig")
         raw = {
-            "kafka": {"bootstrap": kafka.bootstrap, "partitions": 2, "idempotence": False},
+            "kafka": {
+                "bootstrap": kafka.bootstrap,
+                "partitions": 2,
+                "topic_prefix": kafka.topic_prefix,
+            },
             "clusters": {"dev": {"kubeconfig": str(kubeconfig)}},
             "repositories": {
                 "platform": {
@@ -154,12 +153,13 @@ async def _run_pipeline(
                 },
             },
             "apps": {
-                "web": {"repo": "platform", **APP},
-                "priv": {"repo": "private", **APP},
+                "web": {"repo": "platform", **app},
+                "priv": {"repo": "private", **app},
             },
             "syncer": {
                 "cache_dir": str(tmp_path / "cache"),
                 "group_id": group_id,
+                "inventory_namespace": unique_name("inv"),
                 "max_attempts": 1,
                 "session_timeout": "6s",
                 "heartbeat_interval": "1s",
@@ -169,7 +169,7 @@ async def _run_pipeline(
         config_path = write_config(tmp_path / "gitops.yaml", raw)
         # Topics only need the kafka section (the secrets resolve in the processes' env).
         await ensure_topics(GitopsConfig.model_validate({"kafka": raw["kafka"]}).kafka)
-        topics = Topics("gitops")
+        topics = Topics(kafka.topic_prefix)
         receiver_log = tmp_path / "receiver.log"
         syncer_port = free_port()
         answers: list[str] = []
@@ -317,10 +317,10 @@ URL_TOKEN = "urltok-Hx72KkP9qZ"
 
 
 async def test_credentials_written_into_a_repository_url_stay_out_of_events(
-    kafka: EmbeddedBroker,
+    kafka: RealKafka,
 ) -> None:
     """Some users put `user:token@` in a clone URL instead of `auth:`; events omit it."""
-    raw = webhooks.config_dict(kafka.bootstrap)
+    raw = webhooks.config_dict(kafka.bootstrap, kafka.topic_prefix)
     raw["repositories"]["platform"]["url"] = (
         f"https://deploy:{URL_TOKEN}@github.com/acme/platform-manifests.git"
     )

@@ -1,4 +1,4 @@
-"""Ten thousand hostile webhook requests against `gitops receiver` and the real broker.
+"""Ten thousand hostile webhook requests against `gitops receiver` and the bed's Kafka.
 
 The promise, checked by reading the topics back: no request gets a 5xx; nothing reaches
 Kafka unless a secret registered for the repository it names signed its exact bytes;
@@ -20,7 +20,6 @@ from typing import Any
 
 import aiohttp
 
-from gitops.broker import EmbeddedBroker
 from gitops.topics import ensure_topics
 from schemas import GitopsConfig, Topics
 from schemas.events import PushReceived, SyncRequested, parse_event
@@ -28,6 +27,7 @@ from tests.security import webhooks
 from tests.security.figures import record
 from tests.security.generator import Case, Generator
 from tests.security.processes import receiver_process, write_config
+from tests.support.bed import RealKafka
 from tests.support.kafka import read_topic
 
 REQUESTS = int(os.environ.get("GITOPS_FUZZ_REQUESTS", "10000"))
@@ -77,9 +77,9 @@ def accepted(reply: Reply) -> bool:
 
 
 async def test_ten_thousand_hostile_webhooks_publish_nothing_unsigned_and_never_fail_5xx(
-    kafka: EmbeddedBroker, tmp_path: Path
+    kafka: RealKafka, tmp_path: Path
 ) -> None:
-    raw = webhooks.config_dict(kafka.bootstrap)
+    raw = webhooks.config_dict(kafka.bootstrap, kafka.topic_prefix)
     # Secrets come from the environment, as in production.
     env: dict[str, str] = {}
     for name, repo in raw["repositories"].items():
@@ -90,7 +90,12 @@ async def test_ten_thousand_hostile_webhooks_publish_nothing_unsigned_and_never_
             ref["env"] = variable
     config_path = write_config(tmp_path / "gitops.yaml", raw)
     config = GitopsConfig.model_validate(
-        {**raw, "repositories": webhooks.config_dict(kafka.bootstrap)["repositories"]}
+        {
+            **raw,
+            "repositories": webhooks.config_dict(kafka.bootstrap, kafka.topic_prefix)[
+                "repositories"
+            ],
+        }
     )
     await ensure_topics(config.kafka)
     topics = Topics(config.kafka.topic_prefix)

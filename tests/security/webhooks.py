@@ -52,19 +52,15 @@ UNSIGNED = Repo("unsigned", "github", "github.com", "acme/unsigned", (), "unsign
 ALL_SECRETS = tuple(s for repo in REPOS for s in repo.secrets)
 
 
-def config_dict(bootstrap: str, **receiver: Any) -> dict[str, Any]:
-    """A configuration registering `REPOS` (secrets inline) and one app following each."""
+def config_dict(bootstrap: str, topic_prefix: str, **receiver: Any) -> dict[str, Any]:
+    """A configuration registering `REPOS` (secrets inline) and one app following each,
+    publishing under the test's own `topic_prefix`."""
     repositories: dict[str, Any] = {
         r.name: {"url": r.url, "webhook_secret": [{"value": s} for s in r.secrets]} for r in REPOS
     }
     repositories[UNSIGNED.name] = {"url": UNSIGNED.url}
     return {
-        "kafka": {
-            "bootstrap": bootstrap,
-            "partitions": 3,
-            "idempotence": False,
-            "topic_prefix": "sec",
-        },
+        "kafka": {"bootstrap": bootstrap, "partitions": 3, "topic_prefix": topic_prefix},
         "clusters": {"local": {"in_cluster": True}},
         "repositories": repositories,
         "apps": {
