@@ -279,6 +279,26 @@ class Conflict:
     manager: str
     api_version: str
     path: Path
+    operation: str = "Apply"
+    subresource: str = ""
+
+    def owner(self) -> str:
+        """The owning manager as kube-apiserver prints it: ``"gitops"`` for an applier,
+        ``"kubectl" with subresource "scale" using apps/v1`` for an updater."""
+        text = json.dumps(self.manager)
+        if self.subresource:
+            text += f" with subresource {json.dumps(self.subresource)}"
+        if self.operation == "Update":
+            text += f" using {self.api_version}"
+        return text
+
+    def owner_key(self) -> str:
+        """The manager's identifier (kube-apiserver's sort key for conflict messages)."""
+        key = {"manager": self.manager, "operation": self.operation}
+        key["apiVersion"] = self.api_version
+        if self.subresource:
+            key["subresource"] = self.subresource
+        return json.dumps(key, separators=(",", ":"))
 
 
 def dotted(path: Path) -> str:
@@ -324,7 +344,9 @@ def apply(
         ),
         None,
     )
-    others = [e for e in entries if e is not mine and e.subresource == subresource]
+    # Every other manager, whatever subresource it wrote through: `kubectl scale` owns
+    # spec.replicas through /scale, and a main-resource apply conflicts with it.
+    others = [e for e in entries if e is not mine]
 
     conflicts = []
     for path in sorted(new_set):
@@ -332,7 +354,11 @@ def apply(
             continue
         for entry in others:
             if path in entry.fields and value_at(base, path) != value_at(applied, path):
-                conflicts.append(Conflict(entry.manager, entry.api_version, path))
+                conflicts.append(
+                    Conflict(
+                        entry.manager, entry.api_version, path, entry.operation, entry.subresource
+                    )
+                )
     if conflicts and not force:
         return base, conflicts
     for conflict in conflicts:
@@ -407,10 +433,8 @@ def record_update(
         write_entries(new, entries)
         return
     mine = None
-    for entry in entries:
-        if entry.subresource != subresource:
-            continue
-        if (entry.manager, entry.operation) == (manager, "Update"):
+    for entry in entries:  # a write through /scale takes spec.replicas from its appliers
+        if (entry.manager, entry.operation, entry.subresource) == (manager, "Update", subresource):
             mine = entry
             continue
         before = len(entry.fields)

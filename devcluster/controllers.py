@@ -6,6 +6,9 @@
   ``kubectl rollout status``/``kubectl wait`` look for.
 * Jobs complete (``Complete`` and ``SuccessCriteriaMet`` conditions) after the delay, or
   fail when annotated ``devcluster.gitops.dev/fail: "true"``.
+* Every new namespace gets what kube-controller-manager gives it: the ``default``
+  ServiceAccount and the ``kube-root-ca.crt`` ConfigMap (its ``ca.crt`` empty: the
+  emulator serves plain HTTP, there is no CA to publish).
 * CustomResourceDefinitions report ``NamesAccepted``/``Established`` and their resources
   become servable; deleting the CRD removes the resources and their objects.
 
@@ -31,6 +34,12 @@ NEVER_READY = "devcluster.gitops.dev/never-ready"
 FAIL = "devcluster.gitops.dev/fail"
 MANAGER = "kube-controller-manager"
 _WORKLOADS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"})
+ROOT_CA = "kube-root-ca.crt"
+ROOT_CA_DESCRIPTION = (
+    "Contains a CA bundle that can be used to verify the kube-apiserver when using internal "
+    "endpoints such as the internal service IP or kubernetes.default.svc. No other usage is "
+    "guaranteed across distributions of Kubernetes clusters."
+)
 log = logging.getLogger(__name__)
 
 
@@ -239,6 +248,33 @@ class Controllers:
             self._crd(stored, old)
         elif rt.kind in _WORKLOADS and not rt.custom and rt.group in ("apps", "batch"):
             self._workload(rt, stored, old)
+        elif rt.kind == "Namespace" and not rt.group and stored is not None and old is None:
+            self._namespace_defaults(stored.name)
+
+    # -------------------------------------------------------------- namespaces
+    def _namespace_defaults(self, namespace: str) -> None:
+        """What the service-account and root-CA publisher controllers add (at once here:
+        the real ones take a moment, which clients must not rely on either way)."""
+        registry = self.api.registry
+        for plural, body in (
+            ("serviceaccounts", {"metadata": {"name": "default"}}),
+            (
+                "configmaps",
+                {
+                    "metadata": {
+                        "name": ROOT_CA,
+                        "annotations": {"kubernetes.io/description": ROOT_CA_DESCRIPTION},
+                    },
+                    "data": {"ca.crt": ""},
+                },
+            ),
+        ):
+            rt = registry.lookup("", "v1", plural)
+            assert rt is not None  # noqa: S101 - built-in
+            try:
+                self.api.create(rt, namespace, body, WriteOptions(manager=MANAGER))
+            except ApiError:
+                log.warning("devcluster could not add %s to namespace %s", plural, namespace)
 
     # --------------------------------------------------------------- workloads
     def _workload(self, rt: ResourceType, stored: Stored | None, old: JsonObj | None) -> None:

@@ -98,7 +98,33 @@ def _job(obj: JsonObj) -> None:
     spec.setdefault("backoffLimit", 6)
     spec.setdefault("completionMode", "NonIndexed")
     spec.setdefault("suspend", False)
+    spec.setdefault("manualSelector", False)
+    spec.setdefault("podReplacementPolicy", "TerminatingOrFailed")
     _template(spec)
+
+
+def _job_selector(obj: JsonObj) -> None:
+    """The selector a Job gets from its uid unless it asks for a manual one, and the pod
+    template labels that match it; a Job without labels of its own takes the template's."""
+    spec, metadata = obj.get("spec"), obj["metadata"]
+    if not isinstance(spec, dict) or spec.get("manualSelector") is True:
+        return
+    uid, name = metadata["uid"], metadata.get("name", "")
+    spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
+    template = spec.setdefault("template", {})
+    if not isinstance(template, dict):
+        return
+    labels = template.setdefault("metadata", {}).setdefault("labels", {})
+    labels.update(
+        {
+            "batch.kubernetes.io/controller-uid": uid,
+            "batch.kubernetes.io/job-name": name,
+            "controller-uid": uid,
+            "job-name": name,
+        }
+    )
+    if not metadata.get("labels"):
+        metadata["labels"] = dict(labels)
 
 
 def _cluster_ip(obj: JsonObj) -> str:
@@ -157,6 +183,16 @@ _DEFAULTERS: dict[str, Callable[[JsonObj], None]] = {
     "Namespace": _namespace,
     "PersistentVolumeClaim": _pvc,
 }
+
+
+_GENERATORS: dict[str, Callable[[JsonObj], None]] = {"Job": _job_selector}
+
+
+def generate_on_create(kind: str, obj: JsonObj, custom: bool) -> None:
+    """What the server derives from a new object's uid (set before this runs)."""
+    generator = None if custom else _GENERATORS.get(kind)
+    if generator is not None:
+        generator(obj)
 
 
 def apply_defaults(kind: str, obj: JsonObj, custom: bool) -> None:

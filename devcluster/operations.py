@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from devcluster import apply as ssa
-from devcluster import patching, status
-from devcluster.defaults import apply_defaults
+from devcluster import nodeports, patching, status
+from devcluster.defaults import apply_defaults, generate_on_create
 from devcluster.resources import Registry, ResourceType
 from devcluster.selectors import FieldSelector, LabelSelector
 from devcluster.store import Store, Stored, clone
@@ -237,7 +237,12 @@ class Api:
         owned: bool,
     ) -> tuple[int, JsonObj]:
         if not opts.manager:
-            raise status.bad_request("PATCH /apply requires fieldManager to be set")
+            raise status.invalid_options(
+                "PatchOptions",
+                "fieldManager",
+                "FieldValueRequired",
+                "Required value: is required for apply patch",
+            )
         if not isinstance(body, dict):
             raise status.bad_request("apply body must be an object")
         if body.get("apiVersion") != rt.api_version or body.get("kind") != rt.kind:
@@ -263,10 +268,7 @@ class Api:
         )
         if conflicts:
             raise status.apply_conflict(
-                rt.group,
-                rt.plural,
-                name,
-                [(c.manager, c.api_version, ssa.dotted(c.path)) for c in conflicts],
+                [(c.owner_key(), c.owner(), ssa.dotted(c.path)) for c in conflicts]
             )
         merged["apiVersion"], merged["kind"] = rt.api_version, rt.kind
         merged["metadata"]["name"] = name
@@ -477,19 +479,9 @@ class Api:
     ) -> JsonObj:
         metadata = new["metadata"]
         name = metadata.get("name") or ""
-        if not rt.namespaced and metadata.get("namespace"):
-            raise status.invalid(
-                rt.group,
-                rt.kind,
-                name,
-                [
-                    (
-                        "metadata.namespace",
-                        "FieldValueForbidden",
-                        "Forbidden: not allowed on this type",
-                    )
-                ],
-            )
+        if not rt.namespaced:
+            # kube-apiserver drops a namespace sent for a cluster-scoped kind, silently.
+            metadata.pop("namespace", None)
         if old is None:
             self._check_namespace(rt, metadata.get("namespace", ""), name)
         has_status = "status" in rt.subresources
@@ -512,11 +504,14 @@ class Api:
                 new.pop("status", None)
         apply_defaults(rt.kind, new, rt.custom)
         validate(rt, new, old)
+        if rt.kind == "Service" and not rt.custom and opts.subresource != "status":
+            nodeports.allocate(self.store, new, old)
         if old is None:
             metadata["uid"] = str(uuid.uuid4())
             metadata["creationTimestamp"] = now_rfc3339()
             if rt.has_generation:
                 metadata["generation"] = 1
+            generate_on_create(rt.kind, new, rt.custom)
         else:
             for key in (
                 "uid",

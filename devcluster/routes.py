@@ -102,6 +102,16 @@ def _manager_from(request: web.Request) -> str:
     return agent.split("/", 1)[0][:128] or "unknown"
 
 
+_OPTIONS = {
+    "create": "CreateOptions",
+    "update": "UpdateOptions",
+    "patch": "PatchOptions",
+    "delete": "DeleteOptions",
+    "deletecollection": "DeleteOptions",
+}
+"""The options kind whose validation names a write's bad query parameter."""
+
+
 class ResourceHandler:
     """Serves the API surface of one cluster."""
 
@@ -203,7 +213,8 @@ class ResourceHandler:
         if verb in ("get", "list", "watch") and target.subresource != "scale":
             return await self._read(request, target, verb, pretty)
         raw = await read_body(request)
-        dry_run = self._dry_run(request)
+        options_kind = _OPTIONS.get(verb, "GetOptions")
+        dry_run = self._dry_run(request, options_kind)
         opts = WriteOptions(
             manager=(
                 query.get("fieldManager", "")
@@ -215,11 +226,11 @@ class ResourceHandler:
             subresource=target.subresource,
         )
         if len(opts.manager) > 128:
-            raise status.invalid(
-                rt.group,
-                rt.kind,
-                name,
-                [("fieldManager", "FieldValueTooLong", "Too long: may not be more than 128 bytes")],
+            raise status.invalid_options(
+                options_kind,
+                "fieldManager",
+                "FieldValueTooLong",
+                "Too long: may not be more than 128 bytes",
             )
         if target.subresource == "scale":
             if verb == "get":
@@ -286,11 +297,16 @@ class ResourceHandler:
         return verb
 
     @staticmethod
-    def _dry_run(request: web.Request) -> bool:
+    def _dry_run(request: web.Request, options_kind: str) -> bool:
         values = request.query.getall("dryRun", [])
-        for value in values:
-            if value != "All":
-                raise status.bad_request(f"Invalid dryRun value: {value!r}: supported: All")
+        if any(value != "All" for value in values):
+            listed = json.dumps(values, separators=(",", ":"))
+            raise status.invalid_options(
+                options_kind,
+                "dryRun",
+                "FieldValueNotSupported",
+                f'Unsupported value: {listed}: supported values: "All"',
+            )
         return bool(values)
 
     @staticmethod

@@ -80,6 +80,7 @@ def write_scale(
     patch: JsonObj = {"spec": {"replicas": replicas}}
     if wanted_rv:
         patch["metadata"] = {"resourceVersion": wanted_rv}
-    main = WriteOptions(manager=opts.manager, dry_run=opts.dry_run)
+    # A write of the parent, recorded in managedFields as made through /scale.
+    main = WriteOptions(manager=opts.manager, dry_run=opts.dry_run, subresource="scale")
     _, obj = api.patch(rt, namespace, name, "application/merge-patch+json", patch, main)
     return to_scale(obj)

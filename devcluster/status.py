@@ -90,28 +90,43 @@ def conflict(group: str, plural: str, name: str, why: str) -> ApiError:
     )
 
 
-def apply_conflict(
-    group: str, plural: str, name: str, conflicts: list[tuple[str, str, str]]
-) -> ApiError:
-    """409 Conflict of server-side apply, one cause per (manager, apiVersion, field)."""
+def apply_conflict(conflicts: list[tuple[str, str, str]]) -> ApiError:
+    """409 Conflict of server-side apply, one cause per (owner key, owner, field), the
+    owner as kube-apiserver prints it; the message groups fields by owner, sorted by key.
+    Its details carry the causes only (no name or kind), as kube-apiserver's do."""
     count = len(conflicts)
-    noun = "conflict" if count == 1 else "conflicts"
-    lines = [f'conflict with "{m}" using {v}: {f}' for m, v, f in conflicts]
-    message = (
-        f"Apply failed with {count} {noun}: " + "; ".join(lines)
-        if count == 1
-        else f"Apply failed with {count} {noun}: " + "\n".join(lines)
-    )
-    details = _details(name, group, plural)
-    details["causes"] = [
-        {
-            "reason": "FieldManagerConflict",
-            "message": f'conflict with "{m}" using {v}',
-            "field": f,
-        }
-        for m, v, f in conflicts
+    if count == 1:
+        _, owner, field = conflicts[0]
+        message = f"Apply failed with 1 conflict: conflict with {owner}: {field}"
+    else:
+        grouped: dict[str, tuple[str, list[str]]] = {}
+        for key, owner, field in conflicts:
+            grouped.setdefault(key, (owner, []))[1].append(field)
+        lines = []
+        for key in sorted(grouped):
+            owner, fields = grouped[key]
+            lines += [f"conflicts with {owner}:", *(f"- {f}" for f in fields)]
+        message = f"Apply failed with {count} conflicts: " + "\n".join(lines)
+    causes = [
+        {"reason": "FieldManagerConflict", "message": f"conflict with {owner}", "field": field}
+        for _, owner, field in conflicts
     ]
-    return ApiError(409, "Conflict", message, details=details)
+    return ApiError(409, "Conflict", message, details={"causes": causes})
+
+
+def invalid_options(options: str, field: str, reason: str, message: str) -> ApiError:
+    """422 Invalid for a query parameter, as kube-apiserver validates them: ``options`` is
+    ``CreateOptions``, ``UpdateOptions``, ``PatchOptions`` or ``DeleteOptions``."""
+    return ApiError(
+        422,
+        "Invalid",
+        f'{options}.meta.k8s.io "" is invalid: {field}: {message}',
+        details={
+            "group": "meta.k8s.io",
+            "kind": options,
+            "causes": [{"reason": reason, "message": message, "field": field}],
+        },
+    )
 
 
 def invalid(group: str, kind: str, name: str, causes: list[tuple[str, str, str]]) -> ApiError:

@@ -9,7 +9,8 @@ def deployment(
     name: str = "web",
     image: str = "nginx:1.27",
     replicas: int = 2,
-    namespace: str = "default",
+    *,
+    namespace: str,
     **labels: str,
 ) -> dict[str, Any]:
     match = {"app": name}
@@ -34,7 +35,8 @@ def deployment(
 
 def configmap(
     name: str = "cfg",
-    namespace: str = "default",
+    *,
+    namespace: str,
     data: dict[str, str] | None = None,
     labels: dict[str, str] | None = None,
 ) -> dict[str, Any]:
@@ -49,9 +51,8 @@ def configmap(
     }
 
 
-def crd(
-    group: str = "example.com", plural: str = "widgets", kind: str = "Widget"
-) -> dict[str, Any]:
+def crd(group: str, plural: str = "widgets", kind: str = "Widget") -> dict[str, Any]:
+    """A namespaced CRD; on the shared bed ``group`` must be the test's own."""
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",

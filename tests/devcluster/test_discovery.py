@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 
 import pytest
 from kubernetes_asyncio.client import (
@@ -16,6 +18,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.dynamic import DynamicClient
 from kubernetes_asyncio.dynamic.exceptions import ResourceNotFoundError
 
+from tests.devcluster.conftest import Server, fresh_dynamic
 from tests.devcluster.manifests import crd
 
 
@@ -100,48 +103,79 @@ async def _established(dynamic: DynamicClient, name: str) -> None:
     raise AssertionError("CRD never became Established")
 
 
+def _group(server: Server) -> str:
+    return f"{server.name('g')}.example.com"
+
+
 async def test_crd_resources_are_served_once_established(
-    dynamic: DynamicClient, k8s_api: ApiClient
+    dynamic: DynamicClient, k8s_api: ApiClient, server: Server, ns: str, tmp_path: Path
 ) -> None:
     """CRDs (custom-resource-definitions docs): once Established, /apis/{group}/{version}
     lists the resource and objects of the new kind can be created and read."""
+    group = _group(server)
     crds = await dynamic.resources.get(
         api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition"
     )
-    await dynamic.create(crds, body=crd())
-    await _established(dynamic, "widgets.example.com")
-    fresh = await DynamicClient(k8s_api)
-    widgets = await fresh.resources.get(api_version="example.com/v1", kind="Widget")
+    await dynamic.create(crds, body=crd(group))
+    await _established(dynamic, f"widgets.{group}")
+    fresh = await fresh_dynamic(k8s_api, tmp_path)
+    widgets = await fresh.resources.get(api_version=f"{group}/v1", kind="Widget")
     await fresh.create(
         widgets,
-        namespace="default",
+        namespace=ns,
         body={
-            "apiVersion": "example.com/v1",
+            "apiVersion": f"{group}/v1",
             "kind": "Widget",
             "metadata": {"name": "w1"},
             "spec": {"size": 3},
         },
     )
-    got = await fresh.get(widgets, name="w1", namespace="default")
+    got = await fresh.get(widgets, name="w1", namespace=ns)
     assert got.spec.size == 3
     assert got.metadata.generation == 1
 
 
 async def test_deleting_a_crd_removes_its_resources(
-    dynamic: DynamicClient, k8s_api: ApiClient
+    dynamic: DynamicClient, k8s_api: ApiClient, server: Server, ns: str, tmp_path: Path
 ) -> None:
     """Deleting a CRD removes its API endpoints (and its objects) from the server."""
+    group = _group(server)
     crds = await dynamic.resources.get(
         api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition"
     )
-    await dynamic.create(crds, body=crd())
-    await _established(dynamic, "widgets.example.com")
-    await dynamic.delete(crds, name="widgets.example.com")
-    fresh = await DynamicClient(k8s_api)
-    with pytest.raises(ResourceNotFoundError):
-        await fresh.resources.get(api_version="example.com/v1", kind="Widget")
+    await dynamic.create(crds, body=crd(group))
+    await _established(dynamic, f"widgets.{group}")
+    await dynamic.delete(crds, name=f"widgets.{group}")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while True:  # kube-apiserver removes the API a moment later (Terminating first)
+        fresh = await fresh_dynamic(k8s_api, tmp_path)
+        try:
+            await fresh.resources.get(api_version=f"{group}/v1", kind="Widget")
+        except ResourceNotFoundError:
+            break
+        assert loop.time() < deadline, "the CRD's API is still served"
+        await asyncio.sleep(0.1)
     with pytest.raises(ApiException) as info:
-        await CustomObjectsApi(k8s_api).list_namespaced_custom_object(
-            "example.com", "v1", "default", "widgets"
-        )
+        await CustomObjectsApi(k8s_api).list_namespaced_custom_object(group, "v1", ns, "widgets")
     assert info.value.status == 404
+
+
+async def test_openapi_v3_advertises_field_validation(k8s_api: ApiClient) -> None:
+    """kubectl decides on server-side field validation from /openapi/v3: the PATCH
+    operation of each kind lists the fieldValidation query parameter."""
+    pool, host = k8s_api.rest_client.pool_manager, k8s_api.configuration.host
+    # kube-apiserver labels the index text/plain; its body is JSON all the same.
+    index = json.loads(await (await pool.get(f"{host}/openapi/v3")).text())
+    url = index["paths"]["apis/apps/v1"]["serverRelativeURL"]
+    doc = json.loads(await (await pool.get(host + url)).text())
+    patch = doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"]
+    assert patch["x-kubernetes-group-version-kind"]["kind"] == "Deployment"
+    assert "fieldValidation" in [p["name"] for p in patch["parameters"]]
+
+
+async def test_pretty_output_is_indented(k8s_api: ApiClient) -> None:
+    """?pretty=true indents the JSON response."""
+    pool, host = k8s_api.rest_client.pool_manager, k8s_api.configuration.host
+    text = await (await pool.get(f"{host}/api/v1/namespaces/default?pretty=true")).text()
+    assert text.startswith("{\n")

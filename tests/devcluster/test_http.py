@@ -10,6 +10,11 @@ from collections.abc import AsyncIterator
 import pytest
 
 from devcluster import DevCluster
+from tests.devcluster.conftest import emulator_only
+
+pytestmark = emulator_only(
+    "the emulator's own HTTP layer over raw plain-HTTP sockets (kube-apiserver serves TLS)"
+)
 
 CM_PATH = "/api/v1/namespaces/default/configmaps"
 
@@ -99,13 +104,17 @@ async def test_http10_request_is_answered_and_closed(conn: Conn) -> None:
 
 
 async def test_http10_watch_streams_until_close(conn: Conn) -> None:
-    """HTTP/1.0 has no chunked encoding: the stream is the body and ends with the close."""
+    """HTTP/1.0 has no chunked encoding: the stream is the body and ends with the close
+    (the one event: the namespace's kube-root-ca.crt ConfigMap, ADDED)."""
     conn.send(f"GET {CM_PATH}?watch=true&timeoutSeconds=0.2 HTTP/1.0\r\n\r\n".encode())
     status, headers, _ = await conn.response(head_only=True)
     assert status == 200
     assert "transfer-encoding" not in headers
     assert headers.get("connection", "close") == "close"
-    assert await asyncio.wait_for(conn.reader.read(), 5) == b""
+    events = (await asyncio.wait_for(conn.reader.read(), 5)).splitlines()
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in map(json.loads, events)] == [
+        ("ADDED", "kube-root-ca.crt")
+    ]
 
 
 async def test_chunked_request_body(conn: Conn, devcluster: DevCluster) -> None:
@@ -136,7 +145,9 @@ async def test_malformed_chunk_is_400_and_closes(conn: Conn, devcluster: DevClus
     status, _, _ = await conn.response()
     assert status == 400
     assert await conn.closed()
-    assert devcluster.store.objects(("", "configmaps"), "default") == []
+    assert [stored.name for stored in devcluster.store.objects(("", "configmaps"), "default")] == [
+        "kube-root-ca.crt"
+    ]
 
 
 async def test_expect_100_continue(conn: Conn) -> None:
@@ -231,7 +242,8 @@ async def test_stop_ends_watches_and_closes_idle_connections() -> None:
     try:
         idle.send(request("GET", "/healthz"))
         assert (await idle.response())[0] == 200
-        watch.send(request("GET", f"{CM_PATH}?watch=true"))
+        since = cluster.store.resource_version  # no initial events: the stream stays quiet
+        watch.send(request("GET", f"{CM_PATH}?watch=true&resourceVersion={since}"))
         status, headers, _ = await watch.response(head_only=True)
         assert (status, headers["transfer-encoding"]) == (200, "chunked")
         loop = asyncio.get_running_loop()

@@ -12,6 +12,11 @@ import pytest
 
 from devcluster import DevCluster, protobuf
 from devcluster.resources import Registry
+from tests.devcluster.conftest import emulator_only
+
+pytestmark = emulator_only(
+    "the emulator's protobuf table and refusals (kube-apiserver reads every kind)"
+)
 
 PODS = "/api/v1/namespaces/default/pods"
 

@@ -1,4 +1,4 @@
-"""The DevCluster object itself: kubeconfig, lifecycle, serve(), scale, OpenAPI."""
+"""The DevCluster object itself: kubeconfig, lifecycle, serve()."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ from pathlib import Path
 
 import aiohttp
 from kubernetes_asyncio import config
-from kubernetes_asyncio.client import ApiClient, AppsV1Api, Configuration, CoreV1Api
+from kubernetes_asyncio.client import ApiClient, Configuration, CoreV1Api
 
 from devcluster import DevCluster
 from devcluster.cli import serve
-from tests.devcluster.conftest import Kubectl
-from tests.devcluster.manifests import deployment
+from tests.devcluster.conftest import emulator_only
+
+pytestmark = emulator_only("the DevCluster object: its kubeconfig, start/stop and serve()")
 
 
 async def test_kubeconfig_loads_into_kubernetes_asyncio(
@@ -41,7 +42,10 @@ async def test_stop_is_safe_twice() -> None:
 async def test_stop_ends_open_watches() -> None:
     """Stopping the cluster ends open watch streams instead of hanging."""
     async with DevCluster() as cluster, aiohttp.ClientSession() as session:
-        resp = await session.get(f"{cluster.url}/api/v1/configmaps?watch=true")
+        since = cluster.store.resource_version  # no initial events: the stream stays quiet
+        resp = await session.get(
+            f"{cluster.url}/api/v1/configmaps?watch=true&resourceVersion={since}"
+        )
         await cluster.stop()
         assert await asyncio.wait_for(resp.read(), 5) == b""
 
@@ -63,44 +67,3 @@ async def test_serve_runs_until_cancelled(tmp_path: Path) -> None:
     with contextlib.suppress(asyncio.CancelledError):
         await task
     assert task.done()
-
-
-async def test_scale_subresource(k8s_api: ApiClient) -> None:
-    """/scale reads and writes spec.replicas as an autoscaling/v1 Scale."""
-    apps = AppsV1Api(k8s_api)
-    await apps.create_namespaced_deployment("default", deployment())
-    scale = await apps.read_namespaced_deployment_scale("web", "default")
-    assert scale.spec.replicas == 2
-    assert scale.status.selector == "app=web"
-    await apps.patch_namespaced_deployment_scale("web", "default", {"spec": {"replicas": 4}})
-    assert (await apps.read_namespaced_deployment("web", "default")).spec.replicas == 4
-
-
-async def test_kubectl_scale(kubectl: Kubectl, k8s_api: ApiClient) -> None:
-    """`kubectl scale` works through the scale subresource."""
-    await AppsV1Api(k8s_api).create_namespaced_deployment("default", deployment())
-    result = await kubectl("scale", "deployment/web", "--replicas=3")
-    assert result.code == 0, result.stderr
-    assert (
-        await AppsV1Api(k8s_api).read_namespaced_deployment("web", "default")
-    ).spec.replicas == 3
-
-
-async def test_openapi_v3_advertises_field_validation(devcluster: DevCluster) -> None:
-    """kubectl decides on server-side field validation from /openapi/v3: the PATCH
-    operation of each kind lists the fieldValidation query parameter."""
-    async with aiohttp.ClientSession() as session:
-        index = await (await session.get(f"{devcluster.url}/openapi/v3")).json()
-        url = index["paths"]["apis/apps/v1"]["serverRelativeURL"]
-        doc = await (await session.get(devcluster.url + url)).json()
-    patch = doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"]
-    assert patch["x-kubernetes-group-version-kind"]["kind"] == "Deployment"
-    assert "fieldValidation" in [p["name"] for p in patch["parameters"]]
-
-
-async def test_pretty_output_is_indented(devcluster: DevCluster) -> None:
-    """?pretty=true indents the JSON response."""
-    async with aiohttp.ClientSession() as session:
-        resp = await session.get(f"{devcluster.url}/api/v1/namespaces/default?pretty=true")
-        text = await resp.text()
-    assert text.startswith("{\n")
