@@ -152,7 +152,12 @@ class ApiProxy:
                 return web.json_response(
                     error.to_status(), status=error.code, headers=error.headers
                 )
-        body = await request.read()
+        try:
+            body = await request.read()
+        except ConnectionError:  # the client went away (a killed syncer): nothing to forward
+            return web.Response(status=499)
+        if request.transport is None or request.transport.is_closing():
+            return web.Response(status=499)  # it went away while a delay fault held it
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
         async with self._session.request(
             request.method, request.path_qs, data=body or None, headers=headers
@@ -164,8 +169,11 @@ class ApiProxy:
                 status=upstream.status,
                 headers={k: v for k, v in upstream.headers.items() if k.lower() not in _HOP},
             )
-            await response.prepare(request)
-            async for chunk in upstream.content.iter_any():
-                await response.write(chunk)
-            await response.write_eof()
+            try:
+                await response.prepare(request)
+                async for chunk in upstream.content.iter_any():
+                    await response.write(chunk)
+                await response.write_eof()
+            except ConnectionError:
+                pass  # the client hung up mid-answer, e.g. a watch it stopped
             return response
