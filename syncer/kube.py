@@ -12,7 +12,8 @@ stay with whoever set them.
 
 Errors: 5xx, 429 and network failures are retried here a few times (bounded, short), then
 surface as `TransientSyncError`; 404 is `NotFound`; other 4xx are `ApiRejected`
-(permanent, with the server's message).
+(permanent, with the server's message), and so is the 500 a real API server answers to an
+apply that does not fit the schema.
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ APPLY_PATCH = "application/apply-patch+yaml"
 JsonObj = dict[str, Any]
 _APPLY_QUERY = urlencode([("fieldManager", FIELD_MANAGER), ("force", "true")])
 _DRY_APPLY_QUERY = _APPLY_QUERY + "&dryRun=All"
+# kube-apiserver answers an apply whose body does not fit the schema (a wrong type, a field
+# not declared, duplicate list keys) with a bare 500 (kubernetes/kubernetes#139253): the
+# commit is wrong, not the server, and retrying cannot fix it.
+_SCHEMA_ERROR = "failed to create typed patch object"
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,6 +369,8 @@ class Cluster:
             return status, doc if isinstance(doc, dict) else {}
         message = str(doc.get("message") or f"HTTP {status}") if isinstance(doc, dict) else ""
         reason = str(doc.get("reason") or "") if isinstance(doc, dict) else ""
+        if status == 500 and message.startswith(_SCHEMA_ERROR):
+            raise ApiRejected(status, reason or "BadRequest", message)
         if status == 429 or status >= 500:
             raise _Retry(f"HTTP {status} {reason}: {message}".replace("  ", " "))
         if status == 409 and reason == "Conflict":

@@ -15,7 +15,7 @@ from typing import Any
 from schemas import GitopsConfig
 from schemas.events import SyncFailed, SyncSucceeded
 from syncer.service import Syncer
-from tests.sources.conftest import kubectl_kustomize
+from tests.sources.conftest import create_namespace, kubectl_kustomize
 from tests.sources.test_helm import CHART, helm_directly
 from tests.sources.test_kustomize import BASE
 from tests.sources.test_verification import FILES, ssh_key, ssh_signed_commit
@@ -100,6 +100,47 @@ async def test_helm_chart_objects_in_the_cluster_match_the_helm_sdk(
     deploy = live(await k8s.get(f"/apis/apps/v1/namespaces/{b.ns}/deployments/shop"))
     assert deploy["spec"]["replicas"] == 3
     assert deploy["metadata"]["labels"]["app.kubernetes.io/instance"] == "shop"
+
+
+async def test_a_chart_rendering_a_wrong_type_fails_at_once_naming_the_object_and_field(
+    bench: MakeBench, k8s: K8s, cluster: ApiProxy, namespace: str
+) -> None:
+    # The classic Helm slip: an unquoted value renders `true`, and an env value is a string.
+    env = """\
+          env:
+            {{- range $k, $v := .Values.env }}
+            - {name: {{ $k }}, value: {{ $v }}}
+            {{- end }}
+"""
+    chart = {**CHART}
+    chart["charts/web/templates/deployment.yaml"] += env
+    values = {"env": {"DEBUG": True}}
+    b = await bench(apps={"shop": app("charts/web", namespace, helm={"values": values})})
+    await create_namespace(k8s, b.ns)
+    mark = len(cluster.seen)
+    sha = b.repo.commit_and_push(chart)
+    rendered = helm_directly(b.repo.path / "charts/web", values, "shop", b.ns)
+    deploy = next(o for o in rendered if o["kind"] == "Deployment")
+    container = deploy["spec"]["template"]["spec"]["containers"][0]
+    assert container["env"] == [{"name": "DEBUG", "value": True}], "Helm renders a boolean"
+
+    async with Syncer(b.config, syncer_id="s1"):
+        await b.request("shop")
+        (event,) = await b.outcomes(1)
+
+    assert isinstance(event, SyncFailed), event
+    assert event.data.commit == sha
+    assert [(o.kind, o.name, o.action) for o in event.data.objects] == [
+        ("Deployment", "shop", "failed")
+    ]
+    assert event.data.error is not None
+    assert f"Deployment {b.ns}/shop" in event.data.error
+    assert '.env[name="DEBUG"].value: expected string' in event.data.error
+    # Refused for what it is, not retried as a server error: one dry run, no write.
+    seen = cluster.seen[mark:]
+    dry_runs = [s for s in seen if s.resource == "deployments" and s.dry_run]
+    assert len(dry_runs) == 1, dry_runs
+    assert [s for s in seen if s.write and s.status < 400] == []
 
 
 async def test_broken_overlay_fails_the_sync_and_writes_nothing(
