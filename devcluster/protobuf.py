@@ -1,7 +1,8 @@
 """Kubernetes protobuf request bodies, read as the JSON object the same request would carry.
 
 kubectl creates built-in kinds imperatively (``kubectl create namespace|configmap|secret|
-deployment|job|cronjob|service|serviceaccount|role|rolebinding|...``) through client-go's
+deployment|job|cronjob|service|serviceaccount|role|rolebinding|ingress|quota|...``, every
+``kubectl create`` subcommand but ``token``) through client-go's
 typed clients, and those send ``application/vnd.kubernetes.protobuf`` (while listing JSON
 in ``Accept``, so every answer stays JSON). ``kubectl run``, ``apply``, ``edit`` and
 ``delete`` send JSON.
@@ -339,7 +340,78 @@ _APPS_BATCH_RBAC: dict[str, Table] = {
     "RoleRef": {1: ("apiGroup", "string"), 2: ("kind", "string"), 3: ("name", "string")},
 }
 
-MESSAGES: dict[str, Table] = {**_META, **_CORE, **_APPS_BATCH_RBAC}
+_POLICY_NETWORKING_SCHEDULING: dict[str, Table] = {
+    "PodDisruptionBudget": {
+        1: ("metadata", "ObjectMeta"),
+        2: ("spec", "PodDisruptionBudgetSpec"),
+        3: ("status", "-"),
+    },
+    "PodDisruptionBudgetSpec": {
+        1: ("minAvailable", "IntOrString?"),
+        2: ("selector", "LabelSelector"),
+        3: ("maxUnavailable", "IntOrString?"),
+        4: ("unhealthyPodEvictionPolicy", "string?"),
+    },
+    "Ingress": {1: ("metadata", "ObjectMeta"), 2: ("spec", "IngressSpec"), 3: ("status", "-")},
+    "IngressSpec": {
+        1: ("defaultBackend", "IngressBackend"),
+        2: ("tls", "[IngressTLS]"),
+        3: ("rules", "[IngressRule]"),
+        4: ("ingressClassName", "string?"),
+    },
+    "IngressTLS": {1: ("hosts", "[string]"), 2: ("secretName", "string")},
+    # The rule's value (field 2, IngressRuleValue) is inlined in JSON.
+    "IngressRule": {1: ("host", "string"), 2: ("", "IngressRuleValue")},
+    "IngressRuleValue": {1: ("http", "HTTPIngressRuleValue")},
+    "HTTPIngressRuleValue": {1: ("paths", "[HTTPIngressPath]")},
+    "HTTPIngressPath": {
+        1: ("path", "string"),
+        2: ("backend", "IngressBackend"),
+        3: ("pathType", "string?"),
+    },
+    "IngressBackend": {
+        3: ("resource", "TypedLocalObjectReference"),
+        4: ("service", "IngressServiceBackend"),
+    },
+    "IngressServiceBackend": {1: ("name", "string"), 2: ("port", "ServiceBackendPort")},
+    "ServiceBackendPort": {1: ("name", "string"), 2: ("number", "int")},
+    "TypedLocalObjectReference": {
+        1: ("apiGroup", "string?"),
+        2: ("kind", "string"),
+        3: ("name", "string"),
+    },
+    "ResourceQuota": {
+        1: ("metadata", "ObjectMeta"),
+        2: ("spec", "ResourceQuotaSpec"),
+        3: ("status", "-"),
+    },
+    "ResourceQuotaSpec": {
+        1: ("hard", "{Quantity}"),
+        2: ("scopes", "[string]"),
+        3: ("scopeSelector", "ScopeSelector"),
+    },
+    "ScopeSelector": {1: ("matchExpressions", "[ScopedResourceSelectorRequirement]")},
+    "ScopedResourceSelectorRequirement": {
+        1: ("scopeName", "string"),
+        2: ("operator", "string"),
+        3: ("values", "[string]"),
+    },
+    "PriorityClass": {
+        1: ("metadata", "ObjectMeta"),
+        # Not a pointer, but JSON has no omitempty on it: a zero value is a value.
+        2: ("value", "int?"),
+        3: ("globalDefault", "bool"),
+        4: ("description", "string"),
+        5: ("preemptionPolicy", "string?"),
+    },
+}
+
+MESSAGES: dict[str, Table] = {
+    **_META,
+    **_CORE,
+    **_APPS_BATCH_RBAC,
+    **_POLICY_NETWORKING_SCHEDULING,
+}
 
 KINDS: frozenset[tuple[str, str]] = frozenset(
     {
@@ -356,6 +428,10 @@ KINDS: frozenset[tuple[str, str]] = frozenset(
         ("rbac.authorization.k8s.io/v1", "ClusterRole"),
         ("rbac.authorization.k8s.io/v1", "RoleBinding"),
         ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+        ("policy/v1", "PodDisruptionBudget"),
+        ("networking.k8s.io/v1", "Ingress"),
+        ("v1", "ResourceQuota"),
+        ("scheduling.k8s.io/v1", "PriorityClass"),
     }
 )
 """(apiVersion, kind) of each top-level object read from protobuf; its message is the

@@ -108,6 +108,9 @@ BUILTINS: tuple[ResourceType, ...] = (
     _rt("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", True, ("pvc",), STATUS),
     _rt("", "v1", "Pod", "pods", True, ("po",), STATUS, categories=ALL),
     _rt("", "v1", "Event", "events", True, ("ev",)),
+    _rt("", "v1", "ResourceQuota", "resourcequotas", True, ("quota",), STATUS),
+    _rt("", "v1", "LimitRange", "limitranges", True, ("limits",)),
+    _rt("", "v1", "PersistentVolume", "persistentvolumes", False, ("pv",), STATUS),
     _rt(
         "apps",
         "v1",
@@ -138,6 +141,9 @@ BUILTINS: tuple[ResourceType, ...] = (
     _rt("batch", "v1", "CronJob", "cronjobs", True, ("cj",), STATUS, True, categories=ALL),
     _rt("networking.k8s.io", "v1", "Ingress", "ingresses", True, ("ing",), STATUS, True),
     _rt("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", True, ("netpol",), gen=True),
+    _rt("networking.k8s.io", "v1", "IngressClass", "ingressclasses", False),
+    _rt("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, ("pc",)),
+    _rt("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, ("sc",)),
     _rt("rbac.authorization.k8s.io", "v1", "Role", "roles", True),
     _rt("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", True),
     _rt("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False),
@@ -175,7 +181,9 @@ GROUP_ORDER = (
     "networking.k8s.io",
     "policy",
     "rbac.authorization.k8s.io",
+    "storage.k8s.io",
     "apiextensions.k8s.io",
+    "scheduling.k8s.io",
 )
 
 

@@ -70,6 +70,7 @@ _CLUSTER_SCOPED = (
     ("/apis/apiextensions.k8s.io/v1", "customresourcedefinitions"),
     ("/apis/rbac.authorization.k8s.io/v1", "clusterroles"),
     ("/apis/rbac.authorization.k8s.io/v1", "clusterrolebindings"),
+    ("/apis/scheduling.k8s.io/v1", "priorityclasses"),
 )
 
 

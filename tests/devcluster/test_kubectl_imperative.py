@@ -14,13 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.devcluster.conftest import (
-    Kubectl,
-    Server,
-    emulator_differs,
-    emulator_only,
-    free_node_port,
-)
+from tests.devcluster.conftest import Kubectl, Server, free_node_port
 
 # (kubectl create arguments after the name, what kubectl prints, resource to read back)
 CREATES = {
@@ -84,10 +78,40 @@ CREATES = {
         "rolebinding.rbac.authorization.k8s.io/{name} created",
         "rolebinding",
     ),
+    "externalname": (
+        ["service", "externalname", "--external-name=db.example.com"],
+        "service/{name} created",
+        "service",
+    ),
+    "loadbalancer": (
+        ["service", "loadbalancer", "--tcp=80:8080"],
+        "service/{name} created",
+        "service",
+    ),
+    "ingress": (
+        ["ingress", "--class=default", "--rule=shop.example/cart*=cart:8080,tls=shop-tls"],
+        "ingress.networking.k8s.io/{name} created",
+        "ingress",
+    ),
+    "poddisruptionbudget": (
+        ["poddisruptionbudget", "--selector=app=x", "--min-available=1"],
+        "poddisruptionbudget.policy/{name} created",
+        "poddisruptionbudget",
+    ),
+    "quota": (
+        ["quota", "--hard=pods=2,requests.cpu=1,configmaps=5"],
+        "resourcequota/{name} created",
+        "resourcequota",
+    ),
+    "priorityclass": (
+        ["priorityclass", "--value=1000", "--description=batch", "--preemption-policy=Never"],
+        "priorityclass.scheduling.k8s.io/{name} created",
+        "priorityclass",
+    ),
 }
 
 
-CLUSTER_SCOPED = frozenset({"namespace", "clusterrole", "clusterrolebinding"})
+CLUSTER_SCOPED = frozenset({"namespace", "clusterrole", "clusterrolebinding", "priorityclass"})
 
 
 def _create_args(what: str, name: str, port: int = 0) -> list[str]:
@@ -290,38 +314,3 @@ async def test_kubectl_delete_removes_what_create_made(
         gone = await kubectl("get", kind, name)
         assert gone.code != 0
         assert "NotFound" in gone.stderr
-
-
-@emulator_differs(
-    "the emulator reads protobuf only for the kinds in docs/devcluster.md; kubectl create "
-    "poddisruptionbudget answers 415 there, naming the command that works"
-)
-async def test_kubectl_create_poddisruptionbudget(kubectl: Kubectl) -> None:
-    args = ["create", "poddisruptionbudget", "pdb", "--selector=app=x", "--min-available=1"]
-    created = await kubectl(*args)
-    assert created.code == 0, created.stderr
-    assert created.stdout.strip() == "poddisruptionbudget.policy/pdb created"
-    pdb = await _get(kubectl, "poddisruptionbudget", "pdb")
-    assert pdb["spec"]["minAvailable"] == 1
-
-
-@emulator_only("the 415 and its way out are the emulator's; kube-apiserver reads every kind")
-async def test_kubectl_create_of_a_kind_not_read_from_protobuf_says_what_to_do(
-    kubectl: Kubectl,
-) -> None:
-    """A 415 that names the kind and gives a command that works; that command works."""
-    args = ["create", "poddisruptionbudget", "pdb", "--selector=app=x", "--min-available=1"]
-    refused = await kubectl(*args)
-    assert refused.code != 0
-    assert "PodDisruptionBudget" in refused.stderr
-    assert (
-        "kubectl create poddisruptionbudget ... --dry-run=client -o yaml | kubectl apply -f -"
-        in refused.stderr
-    )
-    printed = await kubectl(*args, "--dry-run=client", "-o", "yaml")
-    assert printed.code == 0, printed.stderr
-    applied = await kubectl("apply", "-f", "-", stdin=printed.stdout)
-    assert applied.code == 0, applied.stderr
-    assert applied.stdout.strip() == "poddisruptionbudget.policy/pdb created"
-    pdb = await _get(kubectl, "poddisruptionbudget", "pdb")
-    assert pdb["spec"]["minAvailable"] == 1

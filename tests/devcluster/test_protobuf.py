@@ -50,8 +50,13 @@ def pod(spec_extra: bytes = b"", status: bytes = b"") -> bytes:
     )
 
 
-async def post(cluster: DevCluster, path: str, body: bytes) -> tuple[int, Any]:
+async def post(
+    cluster: DevCluster, path: str, body: bytes, command: str | None = None
+) -> tuple[int, Any]:
+    """POST a protobuf body; ``command`` is sent as kubectl sends its Kubectl-Command."""
     headers = {"Content-Type": protobuf.MEDIA_TYPE, "Accept": f"{protobuf.MEDIA_TYPE},*/*"}
+    if command:
+        headers["Kubectl-Command"] = command
     async with (
         aiohttp.ClientSession() as session,
         session.post(cluster.url + path, data=body, headers=headers) as response,
@@ -102,13 +107,28 @@ async def test_a_deeply_nested_unread_field_is_a_415_not_a_crash(devcluster: Dev
 
 
 async def test_an_unread_kind_is_a_415_naming_it(devcluster: DevCluster) -> None:
-    body = envelope("policy/v1", "PodDisruptionBudget", field(1, field(1, b"pdb")))
+    body = envelope("networking.k8s.io/v1", "NetworkPolicy", field(1, field(1, b"np")))
     code, status = await post(
-        devcluster, "/apis/policy/v1/namespaces/default/poddisruptionbudgets", body
+        devcluster, "/apis/networking.k8s.io/v1/namespaces/default/networkpolicies", body
     )
     assert code == 415
-    assert "kind 'PodDisruptionBudget' (policy/v1)" in status["message"]
+    assert "kind 'NetworkPolicy' (networking.k8s.io/v1)" in status["message"]
     assert "ConfigMap" in status["message"]
+
+
+async def test_a_415_to_kubectl_names_the_command_that_works(devcluster: DevCluster) -> None:
+    body = envelope("networking.k8s.io/v1", "NetworkPolicy", field(1, field(1, b"np")))
+    code, status = await post(
+        devcluster,
+        "/apis/networking.k8s.io/v1/namespaces/default/networkpolicies",
+        body,
+        command="kubectl create networkpolicy",
+    )
+    assert code == 415
+    assert (
+        "kubectl create networkpolicy ... --dry-run=client -o yaml | kubectl apply -f -"
+        in status["message"]
+    )
 
 
 @pytest.mark.parametrize(
