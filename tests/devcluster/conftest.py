@@ -138,6 +138,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("server", [EMULATOR] if only else list(SERVERS), indirect=True)
 
 
+@pytest.fixture(autouse=True)
+def _agreement(
+    request: pytest.FixtureRequest, record_property: Callable[[str, object], None]
+) -> None:
+    """Name, in the JUnit report, why a test runs on the emulator only (read by
+    bench/emulator_agreement.py, which writes docs/emulator-agreement.md)."""
+    only = request.node.get_closest_marker("emulator_only")
+    if only is not None:
+        record_property("emulator_only", only.kwargs.get("reason", ""))
+
+
 @pytest.fixture
 async def server(request: pytest.FixtureRequest) -> AsyncIterator[Server]:
     if request.param == EMULATOR:

@@ -8,6 +8,7 @@ from kubernetes_asyncio import watch
 from kubernetes_asyncio.client import ApiClient, AppsV1Api, CoreV1Api
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from tests.devcluster.conftest import Server
 from tests.devcluster.manifests import configmap, deployment, status_of
 
 
@@ -79,6 +80,27 @@ async def test_dry_run_apply_reports_conflicts(k8s_api: ApiClient, ns: str) -> N
             _content_type="application/apply-patch+yaml",
         )
     assert info.value.status == 409
+
+
+async def test_dry_run_apply_into_a_missing_namespace_is_404(
+    k8s_api: ApiClient, server: Server
+) -> None:
+    """A dry run checks the namespace as a write would: the syncer's dry run of a commit
+    before its Namespace exists meets this 404 (and applies Namespaces first)."""
+    ghost = server.name("ghost")
+    with pytest.raises(ApiException) as info:
+        await CoreV1Api(k8s_api).patch_namespaced_config_map(
+            "cfg",
+            ghost,
+            configmap(namespace=ghost),
+            field_manager="gitops",
+            dry_run="All",
+            _content_type="application/apply-patch+yaml",
+        )
+    body = status_of(info.value)
+    assert (info.value.status, body["reason"]) == (404, "NotFound")
+    assert body["message"] == f'namespaces "{ghost}" not found'
+    assert body["details"] == {"name": ghost, "kind": "namespaces"}
 
 
 async def test_dry_run_update_and_patch_do_not_persist(k8s_api: ApiClient, ns: str) -> None:

@@ -5,6 +5,7 @@ Conventions cited per test from sig-architecture/api-conventions.md and api-conc
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from kubernetes_asyncio.client import (
 )
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from tests.devcluster.conftest import Server, free_node_port
+from tests.devcluster.conftest import Server, emulator_differs, free_node_port
 from tests.devcluster.manifests import configmap, deployment, status_of
 
 
@@ -262,6 +263,35 @@ async def test_delete_with_finalizer_sets_deletion_timestamp(k8s_api: ApiClient,
     with pytest.raises(ApiException) as info:
         await core.read_namespaced_config_map("cfg", ns)
     assert info.value.status == 404
+
+
+@emulator_differs(
+    "the emulator has no garbage collector: dependents (metadata.ownerReferences) of a "
+    "deleted owner stay, and Foreground deletion deletes at once; nothing gitops up runs "
+    "makes dependents, and the syncer prunes what it applied itself"
+)
+async def test_foreground_deletion_waits_for_dependents(k8s_api: ApiClient, ns: str) -> None:
+    """propagationPolicy=Foreground: the owner is kept (deletionTimestamp, the
+    foregroundDeletion finalizer) until the garbage collector has deleted its dependents."""
+    core = CoreV1Api(k8s_api)
+    owner = await core.create_namespaced_config_map(ns, configmap("owner", namespace=ns))
+    dependent = configmap("dependent", namespace=ns)
+    dependent["metadata"]["ownerReferences"] = [
+        {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.metadata.uid}
+    ]
+    await core.create_namespaced_config_map(ns, dependent)
+    await core.delete_namespaced_config_map("owner", ns, propagation_policy="Foreground")
+    held = await core.read_namespaced_config_map("owner", ns)
+    assert held.metadata.deletion_timestamp is not None
+    assert held.metadata.finalizers == ["foregroundDeletion"]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while True:
+        names = {c.metadata.name for c in (await core.list_namespaced_config_map(ns)).items}
+        if not names & {"owner", "dependent"}:
+            break
+        assert loop.time() < deadline, f"still there: {names}"
+        await asyncio.sleep(0.05)
 
 
 async def test_delete_returns_success_status(k8s_api: ApiClient, ns: str) -> None:

@@ -67,6 +67,27 @@ async def test_deployment_becomes_available(k8s_api: ApiClient, ns: str) -> None
 
 
 @emulator_differs(
+    "the emulator writes workload status itself and makes no ReplicaSets or Pods: "
+    "`kubectl get pods` shows none on gitops up"
+)
+async def test_an_available_deployment_runs_its_pods_through_a_replica_set(
+    k8s_api: ApiClient, ns: str
+) -> None:
+    apps, core = AppsV1Api(k8s_api), CoreV1Api(k8s_api)
+    await apps.create_namespaced_deployment(ns, deployment(namespace=ns))
+    assert await _wait_available(apps, "web", ns)
+    sets = (await apps.list_namespaced_replica_set(ns, label_selector="app=web")).items
+    assert [(r.metadata.owner_references[0].kind, r.spec.replicas) for r in sets] == [
+        ("Deployment", 2)
+    ]
+    pods = (await core.list_namespaced_pod(ns, label_selector="app=web")).items
+    owners = {
+        (p.metadata.owner_references[0].kind, p.metadata.owner_references[0].name) for p in pods
+    }
+    assert (len(pods), owners) == (2, {("ReplicaSet", sets[0].metadata.name)})
+
+
+@emulator_differs(
     "the emulator runs no scheduler and no pods: every Deployment becomes Available after "
     "ready_delay, whatever its nodeSelector; a gitops up user's workloads never run anyway"
 )
@@ -92,13 +113,12 @@ async def test_deployment_whose_pods_cannot_be_scheduled_stays_unavailable(
             for c in (pod.status.conditions or [])
             if c.type == "PodScheduled" and c.status == "False"
         ]
-        if len(reasons) == 2:
+        if len(reasons) == 2 and dep.status.observed_generation == 1:
             assert reasons == ["Unschedulable", "Unschedulable"]
-            assert dep.status.observed_generation == 1
             assert not dep.status.ready_replicas
             return
         await asyncio.sleep(0.05)
-    raise AssertionError("the pods were never found unschedulable")
+    raise AssertionError("the rollout was never observed with its pods unschedulable")
 
 
 @emulator_only("ready_delay is the emulator's knob; on the bed a rollout takes what it takes")
