@@ -196,9 +196,10 @@ AREAS = (
         (("test_access", ""),),
         "The emulator has neither: every request acts as an admin, RBAC objects are "
         "stored and never enforced. `/version` is public on both.",
-        "**Yes**, for apps with `service_account`: the syncer's impersonated requests are "
-        "never refused on `gitops up`, so a missing Role or RoleBinding shows only on a "
-        "real cluster.",
+        "**Yes**, wherever access is meant to be restricted: nothing is refused on "
+        "`gitops up`, so a missing Role or RoleBinding (e.g. for an app's "
+        "`service_account`, which the syncer is to impersonate) shows only on a real "
+        "cluster.",
     ),
 )
 

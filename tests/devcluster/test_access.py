@@ -52,7 +52,8 @@ async def _list_as(api: ApiClient, user: str, ns: str) -> tuple[int, Any]:
 
 @emulator_differs(
     "the emulator has no authorization: RBAC objects are stored but never enforced, so an "
-    "app's service_account (impersonated by the syncer) is never refused there"
+    "impersonated user or service account (an app's service_account, in the design) is "
+    "never refused there"
 )
 async def test_rbac_forbids_until_a_role_binding_grants(
     k8s_api: ApiClient, server: Server, ns: str
