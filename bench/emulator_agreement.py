@@ -472,7 +472,8 @@ def render(cases: list[Case], cost: Cost | None, when: datetime) -> str:
         lines += ["", "## Failed", "", "| test | outcomes | message |", "| --- | --- | --- |"]
         for case in sorted(failed, key=lambda c: c.label):
             outcomes = ", ".join(f"{s}: {o}" for s, o in sorted(case.outcomes.items()))
-            message = next((r for r in case.reasons.values() if r), "")
+            bad = [s for s, o in case.outcomes.items() if o != "passed"] or list(case.reasons)
+            message = next((case.reasons[s] for s in bad if case.reasons.get(s)), "")
             lines.append(f"| `{_cell(case.label)}` | {outcomes} | {_cell(message)} |")
     only: dict[str, Counter[str]] = defaultdict(Counter)
     for case in cases:

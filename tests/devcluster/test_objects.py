@@ -280,10 +280,15 @@ async def test_foreground_deletion_waits_for_dependents(k8s_api: ApiClient, ns: 
         {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.metadata.uid}
     ]
     await core.create_namespaced_config_map(ns, dependent)
-    await core.delete_namespaced_config_map("owner", ns, propagation_policy="Foreground")
-    held = await core.read_namespaced_config_map("owner", ns)
-    assert held.metadata.deletion_timestamp is not None
-    assert held.metadata.finalizers == ["foregroundDeletion"]
+    # The answer is the owner as kept (not a Status): read from the answer, since the
+    # collector may be done before a read.
+    url = f"{k8s_api.configuration.host}/api/v1/namespaces/{ns}/configmaps/owner"
+    pool = k8s_api.rest_client.pool_manager
+    async with pool.delete(url, json={"propagationPolicy": "Foreground"}) as resp:
+        held = await resp.json()
+    assert (resp.status, held["kind"]) == (200, "ConfigMap")
+    assert held["metadata"]["deletionTimestamp"]
+    assert held["metadata"]["finalizers"] == ["foregroundDeletion"]
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 30
     while True:
