@@ -41,12 +41,13 @@ async def closed_by_server(reader: asyncio.StreamReader, timeout: float) -> byte
     """Everything the server sent until it closed the connection (fails on timeout).
 
     A server that closes a socket with request bytes still unread in its buffer makes the
-    kernel answer with a reset instead of a FIN; that is a close too, with nothing sent.
+    kernel answer with a reset instead of a FIN; that is a close too, with nothing sent (the
+    reader then reports the reset, or the broken pipe our trickling writer met after it).
     """
     async with asyncio.timeout(timeout):
         try:
             return await reader.read()
-        except ConnectionResetError:
+        except (ConnectionResetError, BrokenPipeError):
             return b""
 
 
