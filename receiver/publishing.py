@@ -20,11 +20,18 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import BrokerResponseError, IncompatibleBrokerVersion, KafkaError
+from aiokafka.errors import (
+    BrokerResponseError,
+    IncompatibleBrokerVersion,
+    KafkaError,
+    NodeNotReadyError,
+)
 from aiokafka.partitioner import DefaultPartitioner, murmur2
+from aiokafka.protocol.metadata import MetadataRequest
 
 from schemas.config import KafkaSettings
 from schemas.errors import IdempotenceRefused
+from schemas.topics import Topics
 
 log = logging.getLogger("receiver.publishing")
 
@@ -134,6 +141,8 @@ class Publisher:
         self._factory = producer_factory
         self._probe_interval = probe_interval
         self._timeout = settings.request_timeout.total_seconds()
+        topics = Topics(settings.topic_prefix)
+        self._probe_topics = [topics.push_events, topics.sync_requests]
         self._producer: Producer | None = None
         self._task: asyncio.Task[None] | None = None
         self._ready = False
@@ -243,16 +252,31 @@ class Publisher:
             await self._probe(self._producer)
 
     async def _probe(self, producer: Producer) -> None:
-        """Ask for cluster metadata: a frozen or unreachable broker makes us not ready."""
+        """Ask for our topics' metadata: a frozen or unreachable broker makes us not ready."""
         was = self._ready
         try:
             async with asyncio.timeout(min(self._timeout, 2.0)):
-                await producer.client.fetch_all_metadata()
+                await ask_metadata(producer.client, self._probe_topics)
             self._ready = True
         except (KafkaError, OSError, TimeoutError):
             self._ready = False
         if was != self._ready:
             log.warning("broker %s", "answering again" if self._ready else "not answering")
+
+
+async def ask_metadata(client: Any, topics: list[str]) -> None:
+    """One metadata request for `topics` only, to a broker the client knows.
+
+    Not the whole cluster's metadata (aiokafka's `fetch_all_metadata`): its answer grows
+    with every topic of the cluster, and aiokafka decodes it on the event loop in one go,
+    so on a broker with thousands of topics each probe stalled every webhook in flight
+    (figures in docs/performance.md, "Receiver on real Kafka"). Asking never creates a
+    topic, even on a broker that auto-creates them.
+    """
+    node = client.get_random_node()
+    if node is None:
+        raise NodeNotReadyError("no broker known")
+    await client.send(node, MetadataRequest(topics, allow_auto_topic_creation=False))
 
 
 def _refusal(settings: KafkaSettings, exc: BaseException) -> IdempotenceRefused | None:
