@@ -25,6 +25,7 @@ from schemas.events import SyncRequested
 from tests.drift.conftest import events, eventually
 from tests.support.bed import RealKafka
 from tests.support.git import WorkingCopy
+from tests.support.k8s import create_namespace
 from tests.syncer.conftest import K8s, configmap
 
 REPOS, APPS_PER_REPO, INTERVAL, SESSION_TIMEOUT = 15, 2, 2.0, 6.0
@@ -133,20 +134,6 @@ async def syncers(
             except TimeoutError:
                 process.kill()
                 await process.wait()
-
-
-async def create_namespace(k8s: K8s, name: str) -> None:
-    response = await k8s.api.call_api(
-        "/api/v1/namespaces",
-        "POST",
-        body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
-        auth_settings=["BearerToken"],
-        _preload_content=False,
-    )
-    try:
-        assert response.status == 201, await response.text()
-    finally:
-        response.release()
 
 
 async def versions(k8s: K8s, namespace: str) -> dict[str, str]:

@@ -20,7 +20,6 @@ from schemas.types import CommitSha
 from syncer.gitcache import GitCache
 from syncer.manifests import render
 from tests.support.git import WorkingCopy
-from tests.support.k8s import K8s
 
 
 @pytest.fixture
@@ -57,21 +56,6 @@ def by_identity(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         items,
         key=lambda o: (o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]),
     )
-
-
-async def create_namespace(reader: K8s, name: str) -> None:
-    """Create a namespace of the test's own up front, as an admin would."""
-    response = await reader.api.call_api(
-        "/api/v1/namespaces",
-        "POST",
-        body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
-        auth_settings=["BearerToken"],
-        _preload_content=False,
-    )
-    try:
-        assert response.status == 201, await response.text()
-    finally:
-        response.release()
 
 
 # The syncer bench (the bed's cluster and Kafka, a config builder) for end-to-end tests.

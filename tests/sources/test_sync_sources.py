@@ -15,11 +15,12 @@ from typing import Any
 from schemas import GitopsConfig
 from schemas.events import SyncFailed, SyncSucceeded
 from syncer.service import Syncer
-from tests.sources.conftest import create_namespace, kubectl_kustomize
+from tests.sources.conftest import kubectl_kustomize
 from tests.sources.test_helm import CHART, helm_directly
 from tests.sources.test_kustomize import BASE
 from tests.sources.test_verification import FILES, ssh_key, ssh_signed_commit
 from tests.support.apiproxy import ApiProxy
+from tests.support.k8s import create_namespace
 from tests.syncer.conftest import K8s, namespace_yaml
 
 MakeBench = Callable[..., Any]

@@ -47,3 +47,18 @@ class K8s:
         data = found["data"]
         entries = {(e["k"], e["ns"], e["n"]) for e in json.loads(data["objects"])}
         return data["commit"], entries
+
+
+async def create_namespace(k8s: K8s, name: str) -> None:
+    """Create a namespace of the test's own up front, as an admin would before a sync."""
+    response = await k8s.api.call_api(
+        "/api/v1/namespaces",
+        "POST",
+        body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+        auth_settings=["BearerToken"],
+        _preload_content=False,
+    )
+    try:
+        assert response.status == 201, await response.text()
+    finally:
+        response.release()

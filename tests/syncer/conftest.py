@@ -212,18 +212,3 @@ spec:
 
 def namespace_yaml(name: str) -> str:
     return f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n"
-
-
-async def create_namespace(k8s: K8s, name: str) -> None:
-    """Create this test's namespace up front, as an admin would before the first sync."""
-    response = await k8s.api.call_api(
-        "/api/v1/namespaces",
-        "POST",
-        body={"metadata": {"name": name}},
-        auth_settings=["BearerToken"],
-        _preload_content=False,
-    )
-    try:
-        assert response.status == 201, await response.text()
-    finally:
-        response.release()

@@ -24,7 +24,8 @@ import yaml
 
 from schemas.events import SyncSkipped, SyncSucceeded
 from tests.support.apiproxy import ApiProxy
-from tests.syncer.conftest import K8s, configmap, create_namespace, deployment
+from tests.support.k8s import create_namespace
+from tests.syncer.conftest import K8s, configmap, deployment
 
 MakeBench = Callable[..., Any]
 APPS = [f"app{i}" for i in range(4)]

@@ -8,7 +8,8 @@ from typing import Any
 
 from schemas.events import SyncFailed, SyncSkipped, SyncSucceeded
 from syncer.service import Syncer
-from tests.syncer.conftest import K8s, configmap, create_namespace, deployment, namespace_yaml
+from tests.support.k8s import create_namespace
+from tests.syncer.conftest import K8s, configmap, deployment, namespace_yaml
 
 MakeBench = Callable[..., Any]
 
