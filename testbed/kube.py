@@ -19,7 +19,7 @@ from pathlib import Path
 
 from testbed import building, versions
 from testbed.pki import SERVICE_RANGE, Pair, Pki, make_pki
-from testbed.processes import Running, free_port, start
+from testbed.processes import Running, free_port, start, stop
 
 NODES = 3
 """Fake nodes kwok manages: enough for spread constraints and DaemonSets to mean something."""
@@ -54,8 +54,6 @@ def start_kube(folder: Path, say: Callable[[str], None]) -> tuple[list[Running],
         _wait_cluster_ready(kubeconfig)
         say(f"controllers, scheduler and {NODES} kwok nodes ready")
     except BaseException:
-        from testbed.processes import stop
-
         for running in reversed(started):
             stop(running)
         raise
@@ -120,21 +118,13 @@ def _start_controller_manager(
 ) -> Running:
     port = free_port()
     argv = [
-        str(part.binary("kube-controller-manager")),
-        f"--kubeconfig={kubeconfig}",
-        f"--authentication-kubeconfig={kubeconfig}",
-        f"--authorization-kubeconfig={kubeconfig}",
-        "--bind-address=127.0.0.1",
-        f"--secure-port={port}",
-        "--leader-elect=false",
+        *_component(part.binary("kube-controller-manager"), kubeconfig, port),
         "--use-service-account-credentials=true",
         f"--service-account-private-key-file={pki.service_account_key}",
         f"--root-ca-file={pki.ca.cert}",
         f"--cluster-signing-cert-file={pki.ca.cert}",
         f"--cluster-signing-key-file={pki.ca.key}",
         "--controllers=*",
-        "--profiling=false",
-        "--v=1",
     ]
     running = start(
         "kube-controller-manager",
@@ -149,22 +139,27 @@ def _start_controller_manager(
 
 def _start_scheduler(logs: Path, part: building.GoPart, kubeconfig: Path) -> Running:
     port = free_port()
-    argv = [
-        str(part.binary("kube-scheduler")),
-        f"--kubeconfig={kubeconfig}",
-        f"--authentication-kubeconfig={kubeconfig}",
-        f"--authorization-kubeconfig={kubeconfig}",
-        "--bind-address=127.0.0.1",
-        f"--secure-port={port}",
-        "--leader-elect=false",
-        "--profiling=false",
-        "--v=1",
-    ]
+    argv = _component(part.binary("kube-scheduler"), kubeconfig, port)
     running = start(
         "kube-scheduler", argv, logs / "kube-scheduler.log", port=port, version=versions.KUBERNETES
     )
     _wait_http(running, f"https://127.0.0.1:{port}/healthz", _unverified(), lambda b: b == b"ok")
     return running
+
+
+def _component(binary: Path, kubeconfig: Path, port: int) -> list[str]:
+    """The flags the controller-manager and scheduler share: who they are, where they serve."""
+    return [
+        str(binary),
+        f"--kubeconfig={kubeconfig}",
+        f"--authentication-kubeconfig={kubeconfig}",
+        f"--authorization-kubeconfig={kubeconfig}",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={port}",
+        "--leader-elect=false",  # one of each, no HA to elect among
+        "--profiling=false",
+        "--v=1",
+    ]
 
 
 def _start_kwok(logs: Path, part: building.GoPart, kubeconfig: Path) -> Running:
