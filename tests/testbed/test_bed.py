@@ -150,3 +150,42 @@ def test_status_reports_every_part_running(bed: Bed) -> None:
         "kwok",
     }
     assert all(running.values())
+
+
+def runs(pid: int) -> bool:
+    """Running, as `ps` shows it: present and not a zombie waiting for its reaper."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def test_down_stops_exactly_the_processes_up_started(bed: Bed, tmp_path: Path) -> None:
+    """A second bed (Kafka only) in its own folder: `down` ends it and leaves the run's bed."""
+    folder = tmp_path / "second"
+    root = Path(__file__).resolve().parents[2]
+
+    def testbed(*args: str) -> dict[str, object]:
+        done = subprocess.run(
+            [sys.executable, "-m", "testbed", *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=root,
+            timeout=300,
+        )
+        assert done.returncode in (0, 1), done.stderr
+        answer: dict[str, object] = json.loads(done.stdout)
+        return answer
+
+    up = testbed("up", str(folder), "--only", "kafka")
+    assert (folder / "kafka-bootstrap").read_text().strip() == up["bootstrap"]
+    state = json.loads((folder / "state.json").read_text())
+    (broker,) = state["processes"]
+    assert broker["name"] == "kafka" and runs(broker["pid"])
+
+    assert testbed("down", str(folder)) == {"stopped": ["kafka"]}
+    assert not runs(broker["pid"])
+    assert testbed("status", str(folder)) == {"dir": str(folder), "running": {}}
+    assert all(bed.running().values())
