@@ -304,19 +304,18 @@ class Mirror:
     def is_ancestor(self, ancestor: str, descendant: str) -> bool | None:
         """Whether `ancestor` is reachable from `descendant`; None when history is cut off.
 
-        A walk that meets a shallow boundary cannot prove "no"; before asking the caller
-        to deepen, try the other direction: when `descendant` is an ancestor of
-        `ancestor` (a newer commit checked against an older one, the common case) the
-        answer is a definite no, since history has no cycles.
+        The common question is whether a newly pushed commit is older than the applied
+        one, and its answer is no: walking back from the applied commit alone would read
+        the whole cached history before saying so, on every push. So two walks go back a
+        commit at a time in turn, one from each end: meeting `ancestor` from `descendant`
+        is a yes; meeting `descendant` from `ancestor` is a definite no, since history has
+        no cycles (and the only way to a no when a shallow boundary cuts the first walk
+        off). The first walk running out without a boundary is a no as well.
         """
         if ancestor == descendant:
             return True
         with self._open() as repo:
-            shallow = repo.get_shallow()
-            found = _reaches(repo, _oid(descendant), _oid(ancestor), shallow)
-            if found is None and _reaches(repo, _oid(ancestor), _oid(descendant), shallow):
-                return False
-            return found
+            return _ancestry(repo, _oid(ancestor), _oid(descendant), repo.get_shallow())
 
     def changed_paths(self, before: str, after: str) -> list[str] | None:
         with self._open() as repo:
@@ -415,27 +414,49 @@ def _commit_or_none(repo: Repo, sha: ObjectID) -> Commit | None:
     return obj if isinstance(obj, Commit) else None
 
 
-def _reaches(repo: Repo, start: ObjectID, target: ObjectID, shallow: set[ObjectID]) -> bool | None:
-    """Walk parents from `start`: True when `target` is met, None when a boundary hid it."""
-    store = repo.object_store
-    seen = {start}
-    todo = [start]
-    cut_off = False
-    while todo:
-        sha = todo.pop()
-        if sha == target:
+class _ParentWalk:
+    """Commits reachable from `start` (itself first), one per `next()`, depth first."""
+
+    def __init__(self, repo: Repo, start: ObjectID, shallow: set[ObjectID]) -> None:
+        self._store = repo.object_store
+        self._shallow = shallow
+        self._seen = {start}
+        self._todo = [start]
+        self.cut_off = False
+        """Whether a shallow boundary or a missing commit hid part of the history."""
+
+    @property
+    def done(self) -> bool:
+        return not self._todo
+
+    def next(self) -> ObjectID:
+        sha = self._todo.pop()
+        if sha in self._shallow or sha not in self._store:
+            self.cut_off = True
+            return sha
+        commit = self._store[sha]
+        if isinstance(commit, Commit):
+            for parent in commit.parents:
+                if parent not in self._seen:
+                    self._seen.add(parent)
+                    self._todo.append(parent)
+        return sha
+
+
+def _ancestry(
+    repo: Repo, ancestor: ObjectID, descendant: ObjectID, shallow: set[ObjectID]
+) -> bool | None:
+    """`Mirror.is_ancestor`'s two walks, a step of each in turn until one decides."""
+    down = _ParentWalk(repo, descendant, shallow)  # looks for `ancestor`
+    up = _ParentWalk(repo, ancestor, shallow)  # looks for `descendant`
+    while not (down.done and up.done):
+        if not down.done and down.next() == ancestor:
             return True
-        if sha in shallow or sha not in store:
-            cut_off = True
-            continue
-        commit = store[sha]
-        if not isinstance(commit, Commit):
-            continue
-        for parent in commit.parents:
-            if parent not in seen:
-                seen.add(parent)
-                todo.append(parent)
-    return None if cut_off else False
+        if down.done and not down.cut_off:
+            return False
+        if not up.done and up.next() == descendant:
+            return False
+    return None
 
 
 def _remove_tree(path: Path) -> None:

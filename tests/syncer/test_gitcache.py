@@ -16,11 +16,13 @@ import aiohttp
 import pytest
 from aiohttp import web
 from dulwich.object_format import DEFAULT_OBJECT_FORMAT
+from dulwich.objects import ObjectID
 
 from gitops.broker import free_port
 from gitops.gitserver import GitHttpServer
 from schemas.config import GitAuth, RepositoryConfig, SecretRef
 from schemas.types import CommitSha
+from syncer import gitmirror
 from syncer.gitcache import (
     FileTooLargeError,
     GitCache,
@@ -349,6 +351,38 @@ async def test_is_ancestor_is_false_for_a_commit_on_another_line_of_history(
 
     assert not await cache.is_ancestor(wc.remote_url, sha(side), sha(main))
     assert await cache.is_ancestor(wc.remote_url, sha(base), sha(side))
+
+
+async def test_a_new_commit_is_found_not_older_than_the_applied_one_without_reading_history(
+    cache: GitCache, working_copy: MakeCopy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The question the syncer asks on every push (is the pushed commit an ancestor of the
+    applied one?) costs a few steps, not a walk of the whole cached history."""
+    wc = working_copy()
+    first = sha(wc.commit({"a.yaml": "0\n"}))
+    for i in range(1, 60):
+        wc.commit({"a.yaml": f"{i}\n"})
+    wc.push()
+    applied = await cache.resolve(repo_of(wc), "main")
+    assert await cache.is_ancestor(wc.remote_url, first, applied)  # deepens: all 60 cached
+    pushed = await cache.resolve(repo_of(wc), "main", sha(wc.commit_and_push({"a.yaml": "n\n"})))
+    steps = 0
+    step = gitmirror._ParentWalk.next
+
+    def counted(walk: gitmirror._ParentWalk) -> ObjectID:
+        nonlocal steps
+        steps += 1
+        return step(walk)
+
+    monkeypatch.setattr(gitmirror._ParentWalk, "next", counted)
+
+    assert not await cache.is_ancestor(wc.remote_url, pushed, applied)
+    assert steps <= 4
+    steps = 0
+    assert await cache.is_ancestor(wc.remote_url, applied, pushed)
+    assert steps <= 4
+    assert not await cache.is_ancestor(wc.remote_url, pushed, first)  # the whole way: 60 back
+    assert await cache.is_ancestor(wc.remote_url, first, pushed)
 
 
 async def test_changed_paths_lists_exactly_the_files_that_changed(
