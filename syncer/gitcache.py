@@ -8,12 +8,16 @@ than the cached one, or an ancestry check the shallow history cannot answer.
 Every dulwich call blocks, so each runs on this cache's own bounded thread pool. Fetches
 of one URL are serialised by a per-URL lock, and concurrent callers that want the same
 branch of the same URL share one in-flight fetch instead of queueing behind each other.
+Each fetch adds a pack; once a mirror holds many, the small ones are merged right after a
+fetch, while no other call on that mirror runs (a per-URL gate), since merged packs are
+removed.
 Mirrors live under `cache_dir/repos/<sha256(normalised url)[:16]>` and survive restarts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import logging
@@ -44,6 +48,53 @@ T = TypeVar("T")
 
 _FIRST_DEEPEN = 64
 """Commits fetched by the first deepening; most older requests lie this close to the head."""
+
+
+class _Gate:
+    """The calls running on one mirror, and the rare step that must run with none of them.
+
+    A call counts from before its thread starts until the thread is done, not until its
+    caller stops waiting: a cancelled caller leaves a dulwich call running on its thread.
+    """
+
+    def __init__(self) -> None:
+        self._running = 0
+        self._open = asyncio.Event()
+        self._open.set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def enter(self) -> None:
+        while not self._open.is_set():
+            await self._open.wait()
+        self._running += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self._running -= 1
+        if self._running == 0:
+            self._idle.set()
+
+    async def close(self) -> None:
+        """Until no call runs; no call starts until `reopen()`."""
+        while not self._open.is_set():
+            await self._open.wait()
+        self._open.clear()
+        try:
+            while self._running:
+                await self._idle.wait()
+        except BaseException:
+            self.reopen()
+            raise
+
+    def reopen(self) -> None:
+        self._open.set()
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+    """`callback` on `loop` from a worker thread; nothing once the loop has closed."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback)
 
 
 def cache_key(url: str) -> str:
@@ -79,6 +130,7 @@ class GitCache:
         self._mirrors: dict[str, Mirror] = {}
         self._secrets: dict[str, str] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._gates: dict[str, _Gate] = {}
         self._inflight: dict[tuple[str, ...], asyncio.Task[Any]] = {}
         self._remote_calls = 0
         self._closed = False
@@ -244,6 +296,9 @@ class GitCache:
     def _lock(self, mirror: Mirror) -> asyncio.Lock:
         return self._locks.setdefault(mirror.url, asyncio.Lock())
 
+    def _gate(self, mirror: Mirror) -> _Gate:
+        return self._gates.setdefault(mirror.url, _Gate())
+
     async def _find(self, mirror: Mirror, commit: str) -> CommitSha | None:
         return await self._run(mirror, f"looking up {short(commit)}", mirror.find_commit, commit)
 
@@ -256,12 +311,22 @@ class GitCache:
                 mirror, f"fetching branch {branch}", mirror.fetch_branch, branch, depth=depth
             )
             log.debug("fetched %s of %s: %s", branch, mirror.display_url, short(head))
+            await self._merge_packs(mirror)
             return head
 
     async def _deepen(self, mirror: Mirror, branches: list[str], depth: int) -> None:
         async with self._lock(mirror):
             self._remote_calls += 1
             await self._run(mirror, "fetching more history", mirror.deepen, branches, depth=depth)
+            await self._merge_packs(mirror)
+
+    async def _merge_packs(self, mirror: Mirror) -> None:
+        """Merge the mirror's small packs when there are many, with no other call running."""
+        gate = self._gate(mirror)
+        await gate.close()
+        merged = await self._on_thread(mirror, "merging packs", gate.reopen, mirror.merge_packs)
+        if merged:
+            log.debug("merged %d packs of %s", merged, mirror.display_url)
 
     async def _shared(
         self,
@@ -289,17 +354,38 @@ class GitCache:
         self, mirror: Mirror, action: str, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
         """Run a blocking mirror call on the pool; every library error leaves as a GitError."""
+        gate = self._gate(mirror)
+        await gate.enter()
+        return await self._on_thread(mirror, action, gate.leave, call, *args, **kwargs)
+
+    def _pool(self) -> ThreadPoolExecutor:
         if self._executor is None:
             if self._closed:
                 raise RuntimeError("the git cache is closed")
             self._executor = ThreadPoolExecutor(
                 max_workers=self._max_threads, thread_name_prefix="gitcache"
             )
+        return self._executor
+
+    async def _on_thread(
+        self,
+        mirror: Mirror,
+        action: str,
+        done: Callable[[], None],
+        call: Callable[P, T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """`call` on the pool; `done()` on the loop once it has finished (or never started)."""
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(
-                self._executor, functools.partial(call, *args, **kwargs)
-            )
+            future = self._pool().submit(call, *args, **kwargs)
+        except BaseException:
+            done()
+            raise
+        future.add_done_callback(lambda _: _call_soon(loop, done))
+        try:
+            return await asyncio.wrap_future(future)
         except GitError:
             raise
         except Exception as exc:  # noqa: BLE001 - the one place library errors become GitErrors

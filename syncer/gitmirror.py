@@ -54,6 +54,12 @@ if TYPE_CHECKING:
 INFINITE_DEPTH = 0x7FFFFFFF
 """The depth git itself sends for `--unshallow`."""
 
+PACK_LIMIT = 16
+"""Packs a mirror may hold before its small ones are merged (git merges at 50,
+`gc.autoPackLimit`): every fetch adds one, and dulwich opens and searches every pack of
+the repository for each read, so without merging every read slows down with each push
+the cache has seen."""
+
 _HEADS = Ref(b"refs/heads/")
 _FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 _SHORT_SHA = re.compile(r"^[0-9a-f]{4,39}$")
@@ -258,6 +264,47 @@ class Mirror:
                     os.remove(incoming)
             repo.update_shallow(result.new_shallow, result.new_unshallow)
             return {name: sha for name, sha in result.refs.items() if sha is not None}
+
+    def merge_packs(self, limit: int = PACK_LIMIT) -> int:
+        """Merge the smaller packs into one once there are more than `limit`; returns how
+        many were merged (0: nothing to do).
+
+        Geometric, as `git repack --geometric=2`: the smallest packs are merged, up to the
+        first one at least twice their size together, so the large pack of the first fetch
+        is rarely rewritten and a merge costs about what was fetched since the last one.
+        Packs merged are removed, so no other thread may be reading this mirror meanwhile
+        (one might be about to open such a pack): `GitCache` runs this alone.
+        """
+        pack_dir = self.path / "objects" / "pack"
+        on_disk = sorted(
+            (path.stat().st_size, path.stem.removeprefix("pack-"))
+            for path in pack_dir.glob("pack-*.pack")
+            if path.with_suffix(".idx").exists()
+        )
+        if len(on_disk) <= limit:
+            return 0
+        chosen: set[str] = set()
+        total = 0
+        for size, name in on_disk:
+            if chosen and size >= 2 * total:
+                break
+            chosen.add(name)
+            total += size
+        if len(chosen) < 2:
+            return 0
+        with self._open() as repo:
+            store = repo.object_store
+            merging = [pack for pack in store.packs if pack.name().decode() in chosen]
+            objects = {obj.id: obj for pack in merging for obj in pack.iterobjects()}
+            merged = store.add_objects([(obj, None) for obj in objects.values()])
+            kept = merged.name().decode() if merged is not None else None
+            names = [pack.name().decode() for pack in merging]
+        for name in names:
+            if name != kept:  # the same objects make the same name: that one stays
+                # The index first: dulwich ignores a pack without one.
+                (pack_dir / f"pack-{name}.idx").unlink(missing_ok=True)
+                (pack_dir / f"pack-{name}.pack").unlink(missing_ok=True)
+        return len(names)
 
     # -- local reads ----------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -383,6 +384,81 @@ async def test_a_new_commit_is_found_not_older_than_the_applied_one_without_read
     assert steps <= 4
     assert not await cache.is_ancestor(wc.remote_url, pushed, first)  # the whole way: 60 back
     assert await cache.is_ancestor(wc.remote_url, first, pushed)
+
+
+async def test_many_pushes_leave_a_few_packs_and_every_commit_readable_while_reads_run(
+    tmp_path: Path, cache: GitCache, working_copy: MakeCopy
+) -> None:
+    """Each fetch adds a pack; the cache merges them as they pile up (removing the merged
+    ones) while other reads of the same mirror go on, and none of those reads fails."""
+    wc = working_copy()
+    commits = [await cache.resolve(repo_of(wc), "main", sha(wc.commit_and_push({"a.yaml": "0\n"})))]
+    most = 0
+    stop = asyncio.Event()
+
+    async def reader() -> int:
+        reads = 0
+        while not stop.is_set():
+            for commit in list(commits):
+                number = commits.index(commit)
+                assert await cache.read_files(wc.remote_url, commit, ".") == {
+                    "a.yaml": f"{number}\n".encode()
+                }
+                reads += 1
+            await asyncio.sleep(0)
+        return reads
+
+    readers = [asyncio.create_task(reader()) for _ in range(3)]
+    try:
+        for i in range(1, 2 * gitmirror.PACK_LIMIT + 2):
+            pushed = sha(wc.commit_and_push({"a.yaml": f"{i}\n"}))
+            commits.append(await cache.resolve(repo_of(wc), "main", pushed))
+            most = max(most, len(packs_in(tmp_path / "cache")))
+    finally:
+        stop.set()
+        reads = await asyncio.gather(*readers)
+    assert most <= gitmirror.PACK_LIMIT + 1
+    assert all(count > 0 for count in reads)
+    assert await cache.is_ancestor(wc.remote_url, commits[0], commits[-1])
+    for number, commit in enumerate(commits):
+        assert await cache.read_files(wc.remote_url, commit, ".") == {
+            "a.yaml": f"{number}\n".encode()
+        }
+
+
+async def test_packs_are_merged_only_while_no_other_call_runs_on_that_mirror(
+    cache: GitCache, working_copy: MakeCopy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read still running on its thread (even one whose caller gave up) holds the merge
+    off, and calls that come while the merge waits or runs start after it."""
+    wc = working_copy()
+    await cache.resolve(repo_of(wc), "main", sha(wc.commit_and_push({"a.yaml": "0\n"})))
+    mirror = cache._mirror_for_url(wc.remote_url)
+    order: list[str] = []
+    reading, release = threading.Event(), threading.Event()
+
+    def slow_read() -> None:
+        reading.set()
+        release.wait(10)
+        order.append("read")
+
+    def merge(limit: int = gitmirror.PACK_LIMIT) -> int:
+        order.append("merge")
+        return 0
+
+    monkeypatch.setattr(mirror, "merge_packs", merge)
+    abandoned = asyncio.create_task(cache._run(mirror, "reading", slow_read))
+    await asyncio.to_thread(reading.wait, 10)
+    abandoned.cancel()  # its thread goes on
+    merging = asyncio.create_task(cache._merge_packs(mirror))
+    await asyncio.sleep(0.05)
+    later = asyncio.create_task(cache._run(mirror, "reading", lambda: order.append("later")))
+    await asyncio.sleep(0.2)
+    assert order == []
+    release.set()
+    await asyncio.wait_for(asyncio.gather(merging, later), timeout=10)
+    assert order == ["read", "merge", "later"]
+    assert abandoned.cancelled()
 
 
 async def test_changed_paths_lists_exactly_the_files_that_changed(
