@@ -39,8 +39,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from onbed import (
     add_testbed_argument,
     bed_from,
+    broker_gc,
     delete_namespaces,
     delete_topics,
+    gc_between,
     kubectl_binary,
     machine,
     run_id,
@@ -143,6 +145,7 @@ class Timings:
     webhook: list[float] = field(default_factory=list)
     sync: list[float] = field(default_factory=list)
     rest: list[float] = field(default_factory=list)
+    broker_gc: str = ""
 
 
 def config_text(
@@ -212,8 +215,10 @@ async def run(folder: Path, pushes: int, objects: int) -> Timings:
                     outcomes = Outcomes(
                         bed.kafka_bootstrap, Topics(prefix).sync_events, config.kafka.partitions
                     )
+                    broker = next(p.pid for p in bed.processes if p.name == "kafka")
                     try:
                         await outcomes.start()
+                        gc_before = await asyncio.to_thread(broker_gc, broker)
                         await pushes_loop(
                             copy=copy,
                             url=url,
@@ -225,6 +230,8 @@ async def run(folder: Path, pushes: int, objects: int) -> Timings:
                             timings=timings,
                             syncer=syncer,
                         )
+                        gc_after = await asyncio.to_thread(broker_gc, broker)
+                        timings.broker_gc = gc_between(gc_before, gc_after)
                     finally:
                         await outcomes.stop()
         finally:
@@ -334,7 +341,7 @@ def report(timings: Timings, objects: int) -> None:
         f"(target <= 1000); `git push` p50 {push[0]:.0f} ms; after the push p50 "
         f"{total[0] - push[0]:.0f} ms"
     )
-    print(f"after the run: {machine()}")
+    print(f"during the pushes: {timings.broker_gc}; after the run: {machine()}")
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -57,6 +58,30 @@ def run_id() -> str:
 
 def machine() -> str:
     return f"cores: {os.cpu_count()}, load average (1 min): {os.getloadavg()[0]:.2f}"
+
+
+def broker_gc(pid: int) -> tuple[int, float] | None:
+    """(full collections, seconds of collection pauses) of the broker's JVM so far, from
+    the JDK's `jstat`; None without one. A broker short of heap pauses every client at
+    once, which shows in latency tails as if the client were slow."""
+    jstat = shutil.which("jstat")
+    if jstat is None:
+        return None
+    try:
+        done = subprocess.run(
+            [jstat, "-gcutil", str(pid)], capture_output=True, text=True, timeout=10, check=True
+        )
+        head, values = (line.split() for line in done.stdout.splitlines()[:2])
+        row = dict(zip(head, values, strict=True))
+        return int(row["FGC"]), float(row["GCT"])
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError):
+        return None
+
+
+def gc_between(before: tuple[int, float] | None, after: tuple[int, float] | None) -> str:
+    if before is None or after is None:
+        return "broker GC: unknown (no jstat)"
+    return f"broker GC pauses {after[1] - before[1]:.2f} s ({after[0] - before[0]} full)"
 
 
 async def delete_topics(bootstrap: str, prefix: str) -> None:

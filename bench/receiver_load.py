@@ -55,7 +55,15 @@ import aiohttp
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from onbed import add_testbed_argument, bed_from, delete_topics, machine, run_id
+from onbed import (
+    add_testbed_argument,
+    bed_from,
+    broker_gc,
+    delete_topics,
+    gc_between,
+    machine,
+    run_id,
+)
 
 from gitops.broker import free_port
 from gitops.eventloop import event_loop_factory
@@ -267,22 +275,27 @@ class Phase:
     rps: float
     latencies: list[float]
     cpu: dict[str, float]
+    gc: str
 
 
 async def measure(
     pids: dict[str, int], count: int, load: Awaitable[tuple[float, list[float]]]
 ) -> Phase:
-    """Run one phase of `count` requests (`load`), metering the CPU of `pids`."""
+    """Run one phase of `count` requests (`load`), metering the CPU of `pids` and the
+    broker's collection pauses."""
     meter = CpuMeter(pids)
+    gc_before = await asyncio.to_thread(broker_gc, pids["broker"])
     rps, latencies = await load
-    return Phase(rps, latencies, meter.per_request(count))
+    cpu = meter.per_request(count)
+    gc = gc_between(gc_before, await asyncio.to_thread(broker_gc, pids["broker"]))
+    return Phase(rps, latencies, cpu, gc)
 
 
 def line(label: str, phase: Phase) -> str:
     p50, p99 = percentile(phase.latencies, 0.5), percentile(phase.latencies, 0.99)
     cpu = ", ".join(f"{name} {us:4.0f}" for name, us in phase.cpu.items())
     figures = f"{phase.rps:7.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:7.2f} ms"
-    return f"{label:<34} {figures}  CPU/req us: {cpu}"
+    return f"{label:<34} {figures}  CPU/req us: {cpu}; {phase.gc}"
 
 
 async def main(args: argparse.Namespace) -> int:
