@@ -22,9 +22,10 @@ and connections warm). kubectl runs as a user types it, with a warm discovery ca
 The resync is a second reconcile of the same commit, and a second `kubectl apply`.
 
 Besides wall times (medians over the rounds) it prints client CPU (our process, or the
-kubectl child) and the CPU the API server and etcd spent in that time (the bed is
-shared: other clients' work counts there too), plus the load average: on a shared
-2-core machine other work takes cores away and wall-time ratios swing.
+kubectl child) and the CPU the API server and etcd spent in that time beyond their
+background rate just before (the bed is shared: controllers and other clients work
+too), plus the load average: on a shared 2-core machine other work takes cores away and
+wall-time ratios swing.
 
     python bench/apply.py [--testbed DIR] [--app configmaps|mixed|both] [--objects 1000]
                           [--rounds 5]
@@ -68,6 +69,8 @@ APPS: dict[str, tuple[str, ...]] = {
 }
 NAMESPACE = ResourceInfo("", "v1", "Namespace", "namespaces", namespaced=False)
 LABEL = "gitops.dev/bench"
+BACKGROUND_SAMPLE = 2.0
+"""Seconds of quiet before each side, to measure the server's background CPU rate."""
 SETTLE_TIMEOUT = 300.0
 """Seconds to wait for the controllers' follow-up work on one side's objects."""
 DELETE_TIMEOUT = 300.0
@@ -130,14 +133,28 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-@dataclass(frozen=True)
+@dataclass
 class Server:
-    """The bed's API server and etcd, whose CPU each side's work costs."""
+    """The bed's API server and etcd, whose CPU each side's work costs.
+
+    The bed is shared (controllers, other clients), so their CPU rate just before a side
+    runs is taken as background and subtracted from what the side's run shows."""
 
     pids: tuple[int, ...]
+    background: float = 0.0
+    """CPU seconds per second the server spent while nobody here asked it anything."""
 
     def cpu(self) -> float:
         return sum(process_cpu(pid) for pid in self.pids)
+
+    async def sample(self, seconds: float = BACKGROUND_SAMPLE) -> None:
+        before, started = self.cpu(), time.perf_counter()
+        await asyncio.sleep(seconds)
+        self.background = (self.cpu() - before) / (time.perf_counter() - started)
+
+    def spent(self, before: float, seconds: float) -> float:
+        """CPU seconds since `before` beyond the background, over `seconds` of wall time."""
+        return self.cpu() - before - self.background * seconds
 
 
 # ---------------------------------------------------------------------------- sides
@@ -154,8 +171,9 @@ class Figures:
 class Ours:
     """The syncer's reconcile, on one long-lived `Cluster` (as a running syncer has)."""
 
-    def __init__(self, cluster: Cluster, inventory_namespace: str, label: str = "syncer") -> None:
-        self.label = label
+    label = "syncer"
+
+    def __init__(self, cluster: Cluster, inventory_namespace: str) -> None:
         self.cluster = cluster
         self.reconciler = Reconciler(cluster, InventoryStore(cluster, inventory_namespace))
 
@@ -186,7 +204,7 @@ class Ours:
                     raise RuntimeError(f"first sync did not create everything: {actions}")
                 figures.first.append(elapsed)
                 figures.client_cpu.append(own_cpu() - cpu_before)
-                figures.server_cpu.append(server.cpu() - server_before)
+                figures.server_cpu.append(server.spent(server_before, elapsed))
             else:
                 if actions != {"unchanged"}:
                     raise RuntimeError(f"no-change resync changed something: {actions}")
@@ -237,7 +255,7 @@ class Kubectl:
         out, elapsed = await self._kubectl(*command)
         figures.first.append(elapsed)
         figures.client_cpu.append(children_cpu() - cpu_before)
-        figures.server_cpu.append(server.cpu() - server_before)
+        figures.server_cpu.append(server.spent(server_before, elapsed))
         count = len(out.splitlines())
         out, elapsed = await self._kubectl(*command)
         figures.resync.append(elapsed)
@@ -341,18 +359,13 @@ def report(
         ("first sync (s)", lambda f: f.first),
         ("no-change resync (s)", lambda f: f.resync),
         ("first: client CPU (s)", lambda f: f.client_cpu),
-        ("first: server CPU (s)", lambda f: f.server_cpu),
+        ("first: server CPU (s)", lambda f: f.server_cpu),  # beyond the background
     ]
     for name, pick in rows:
         print(f"{name:<24}" + "".join(f"{m(pick(figures[label])):>16.3f}" for label in labels))
     for label in labels:
         spread = ", ".join(f"{v:.2f}" for v in figures[label].first)
         print(f"  {label} first sync (s) per round: {spread}")
-    lean, library = m(figures["syncer"].first), m(figures["syncer/aiohttp"].first)
-    print(
-        f"transport: aiohttp first sync {library:.3f} s vs lean {lean:.3f} s: the lean "
-        f"transport gains {(library - lean) / library * 100:+.1f}% of the figure"
-    )
     ours, theirs = figures["syncer"], figures["kubectl"]
     first = m(theirs.first) / m(ours.first)
     resync = m(theirs.resync) / m(ours.resync)
@@ -376,17 +389,10 @@ async def main(folder: Path, apps: list[str], objects: int, rounds: int) -> None
         f"run id {run}; cores: {os.cpu_count()}"
     )
     load_before = os.getloadavg()[0]
-    async with (
-        await Cluster.connect("bench", settings) as cluster,
-        await Cluster.connect("bench", settings) as on_aiohttp,
-    ):
-        # The transport decision (issue 14): the same reconcile over the Cluster's aiohttp
-        # path, measured beside the lean transport in the same run.
-        on_aiohttp._pool = None
+    async with await Cluster.connect("bench", settings) as cluster:
         with tempfile.TemporaryDirectory(prefix="apply-bench-") as tmp:
             sides: list[Side] = [
                 Ours(cluster, inventory_namespace),
-                Ours(on_aiohttp, inventory_namespace, "syncer/aiohttp"),
                 Kubectl(kubectl_binary(), bed.kubeconfig, Path(tmp)),
             ]
             try:
@@ -415,6 +421,7 @@ async def main(folder: Path, apps: list[str], objects: int, rounds: int) -> None
                                 f"apply-bench-{run}-{app[:3]}{r}-{side.label.replace('/', '-')}"
                             )
                             files = build_app(kinds, objects, namespace, run)
+                            await server.sample()
                             count = await side.run(files, namespace, server, figures[side.label])
                             await check_landed(cluster, kinds, objects, namespace)
                             await settle(cluster, kinds, objects, namespace)

@@ -1,14 +1,15 @@
 """The one place that talks to a Kubernetes API server, and converts its errors.
 
 Calls are raw REST requests with JSON bodies we parse ourselves (the generated models would
-cost time and lose unknown fields). `kubernetes_asyncio` loads the kubeconfig and adds
-auth to every request; the bytes travel over `syncer.transport`'s lean keep-alive pool
-(TLS settings taken from the same configuration), or over the `ApiClient`'s aiohttp
-session when a proxy is configured. Every write is server-side apply with field manager
-`gitops-pipeline` and `force=true`: Git is the source of truth for the fields it
-declares, so when another manager (a human's `kubectl edit`) took one of them, GitOps
-takes it back instead of failing the sync on a conflict; fields nobody declared in Git
-stay with whoever set them.
+cost time and lose unknown fields). `kubernetes_asyncio` loads the kubeconfig (or the
+pod's service account) and puts the bearer token on every request (static, from an exec
+plugin, refreshed); the bytes travel over `syncer.transport`'s keep-alive pool, with the
+TLS settings (CA, client certificate) and proxy of the same configuration. It is the
+only path; `docs/performance.md` has the measurement against aiohttp that kept it. Every
+write is server-side apply with field manager `gitops-pipeline` and `force=true`: Git is
+the source of truth for the fields it declares, so when another manager (a human's
+`kubectl edit`) took one of them, GitOps takes it back instead of failing the sync on a
+conflict; fields nobody declared in Git stay with whoever set them.
 
 Errors: 5xx, 429 and network failures are retried here a few times (bounded, short), then
 surface as `TransientSyncError`; 404 is `NotFound`; other 4xx are `ApiRejected`
@@ -26,7 +27,6 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import urlencode
 
-import aiohttp
 import orjson
 from kubernetes_asyncio import config as kube_config
 from kubernetes_asyncio.client import ApiClient, Configuration
@@ -80,11 +80,10 @@ def _expand_user(path: str) -> str:
     return os.path.expanduser(path)
 
 
-def _lean_pool(configuration: Configuration) -> Http1Pool | None:
-    """The lean transport for this cluster, with the TLS settings `kubernetes_asyncio`
-    would use; None (aiohttp then) when requests must go through a proxy."""
-    if configuration.proxy:
-        return None
+def _pool(configuration: Configuration) -> Http1Pool:
+    """The transport for this cluster, with the TLS and proxy settings `kubernetes_asyncio`
+    read from the kubeconfig (or the pod's service account). ValueError for a proxy
+    scheme it cannot use."""
     context: ssl.SSLContext | None = None
     if str(configuration.host).startswith("https:"):
         context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
@@ -100,6 +99,8 @@ def _lean_pool(configuration: Configuration) -> Http1Pool | None:
         ssl_context=context,
         server_hostname=configuration.tls_server_name,
         limit=max(int(configuration.connection_pool_maxsize or 0), 1),
+        proxy=configuration.proxy or None,
+        proxy_headers=dict(configuration.proxy_headers or {}),
     )
 
 
@@ -143,13 +144,14 @@ class Cluster:
         self.name = name
         self._api = api
         self._timeout = request_timeout
-        self._client_timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._attempts = attempts
         self._kinds: dict[tuple[str, str], dict[str, ResourceInfo]] = {}
         self._discovery_lock = asyncio.Lock()
         self._closed = False
-        self._http: aiohttp.ClientSession | None = None
-        self._pool = _lean_pool(api.configuration)
+        try:
+            self._pool = _pool(api.configuration)
+        except ValueError as exc:
+            raise PermanentSyncError(f"cluster {name}: {exc}") from None
 
     @classmethod
     async def connect(cls, name: str, settings: ClusterConfig, **kwargs: Any) -> Cluster:
@@ -170,26 +172,17 @@ class Cluster:
             raise PermanentSyncError(
                 f"cluster {name}: cannot load its configuration: {exc}"
             ) from exc
-        return cls(name, ApiClient(configuration), **kwargs)
-
-    def _session(self) -> aiohttp.ClientSession:
-        """A session on the client's connector (its pool and TLS) without `trust_env`,
-        which costs two thread hops per request to look up proxies and netrc."""
-        if self._http is None:
-            self._http = aiohttp.ClientSession(
-                connector=self._api.rest_client.pool_manager.connector,
-                connector_owner=False,
-                read_bufsize=2**21,
-            )
-        return self._http
+        api = ApiClient(configuration)
+        try:
+            return cls(name, api, **kwargs)
+        except PermanentSyncError:
+            await api.close()
+            raise
 
     async def close(self) -> None:
         if not self._closed:
             self._closed = True
-            if self._pool is not None:
-                await self._pool.close()
-            if self._http is not None:
-                await self._http.close()
+            await self._pool.close()
             await self._api.close()
 
     async def __aenter__(self) -> Self:
@@ -338,7 +331,7 @@ class Cluster:
         content_type: str,
     ) -> tuple[int, JsonObj]:
         # The generated client's call_api costs more CPU than the API server's work for
-        # small objects (it re-walks every body); we reuse its session, TLS and auth only.
+        # small objects (it re-walks every body); we reuse its configuration and auth only.
         headers = {"Content-Type": content_type, "Accept": "application/json"}
         params: list[tuple[str, str]] = list(query or [])
         await self._api.update_params_for_auth(headers, params, ["BearerToken"])
@@ -346,20 +339,8 @@ class Cluster:
             path += ("&" if "?" in path else "?") + urlencode(params)
         data = body if body is None or isinstance(body, bytes) else compact_json(body)
         try:
-            if self._pool is not None:
-                status, raw = await self._pool.request(method, path, headers, data, self._timeout)
-            else:
-                async with self._session().request(
-                    method,
-                    f"{self._api.configuration.host}{path}",
-                    data=data,
-                    headers=headers,
-                    timeout=self._client_timeout,
-                    proxy=self._api.configuration.proxy,
-                ) as response:
-                    status = response.status
-                    raw = await response.read()
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            status, raw = await self._pool.request(method, path, headers, data, self._timeout)
+        except (TimeoutError, OSError) as exc:
             raise _Retry(f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
         try:
             doc = orjson.loads(raw) if raw else {}

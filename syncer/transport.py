@@ -1,34 +1,45 @@
 """A lean HTTP/1.1 keep-alive transport for the Kubernetes API's request/response calls.
 
 Why not aiohttp here: a sync writes every object twice (dry run, then apply), so a
-1,000-object app is 2,000 small requests, and aiohttp's client spends ~200 µs of CPU on
-each (URL objects, header multidicts, payload writers, response streams, signal hooks),
-several times what the API server needs to answer a small apply. This transport keeps a
-pool of plain connections (TLS from the same kubeconfig settings), writes one pre-built
-request per connection at a time and parses the answer in `data_received`: only what a
-JSON API call needs, ~5x cheaper per request.
+1,000-object app is 2,000 small requests, and aiohttp's client builds URL objects, header
+multidicts, payload writers, response streams and signal hooks for each. Where the syncer
+shares cores with the API server it waits for, that CPU is taken from the server. This
+transport keeps a pool of plain connections (TLS from the same kubeconfig settings),
+writes one pre-built request per connection at a time and parses the answer in
+`data_received`: only what a JSON API call needs. It is the syncer's only path to API
+servers; `docs/performance.md` has the measurement on a real kube-apiserver that kept it.
 
 Scope on purpose: one request in flight per connection, `Content-Length` or `chunked`
-answers (or read-until-close), no compression (we never ask for it), no redirects, no
-proxies (`Cluster` keeps aiohttp for those). A pooled connection that the server closed
-while idle is detected on use and the request is sent once more on a fresh one; every
-other failure surfaces as an `OSError` (or `TimeoutError`) for the caller's retry policy.
+answers (or read-until-close), no compression (we never ask for it), no redirects. An
+`http://` proxy (a kubeconfig's `proxy-url`) is supported as kubectl uses one: a `CONNECT`
+tunnel for an `https` API server, absolute-form requests for a plain `http` one, with
+`Proxy-Authorization` from the proxy URL's user info. A pooled connection that the server
+closed while idle is detected on use and the request is sent once more on a fresh one;
+every other failure surfaces as an `OSError` (or `TimeoutError`) for the caller's retry
+policy.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import ssl
 from collections import deque
 from types import TracebackType
 from typing import Self, cast
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 _MAX_HEAD = 64 * 1024
+_CLOSE_TIMEOUT = 1.0
+"""Seconds `close()` waits for connections to finish closing before aborting them."""
 
 
 class ProtocolViolation(ConnectionError):
     """The server's answer was not HTTP/1.1 we can read (a proxy or a non-API port?)."""
+
+
+class ProxyRefused(ConnectionError):
+    """The proxy did not open a tunnel to the API server (its status line says why)."""
 
 
 class _Connection(asyncio.Protocol):
@@ -38,6 +49,8 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.used = False
+        self.lost = asyncio.get_running_loop().create_future()
+        """Resolves once the transport is gone (a TLS close takes a few loop rounds)."""
         self._buf = bytearray()
         self._waiter: asyncio.Future[tuple[int, bytes, bool]] | None = None
         self._head_end = -1
@@ -45,6 +58,7 @@ class _Connection(asyncio.Protocol):
         self._length = -1
         self._chunked = False
         self._keep_alive = True
+        self._head_only = False
 
     # ---------------------------------------------------------- protocol callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -64,6 +78,8 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if not self.lost.done():
+            self.lost.set_result(None)
         waiter = self._waiter
         if waiter is None or waiter.done():
             return
@@ -81,14 +97,19 @@ class _Connection(asyncio.Protocol):
         )
 
     # ------------------------------------------------------------------- use
-    def send(self, request: bytes) -> asyncio.Future[tuple[int, bytes, bool]]:
-        """Write `request`; the future resolves to (status, body, connection reusable)."""
+    def send(
+        self, request: bytes, *, head_only: bool = False
+    ) -> asyncio.Future[tuple[int, bytes, bool]]:
+        """Write `request`; the future resolves to (status, body, connection reusable).
+
+        `head_only`: the answer has no body whatever its headers say (`CONNECT`)."""
         assert self.transport is not None  # noqa: S101 - connected before use
         self.used = True
         self._buf.clear()
         self._head_end = -1
         self._length = -1
         self._chunked = False
+        self._head_only = head_only
         self._waiter = asyncio.get_running_loop().create_future()
         self.transport.write(request)
         return self._waiter
@@ -122,6 +143,8 @@ class _Connection(asyncio.Protocol):
                 return
             self._read_head(bytes(buf[:end]).decode("latin-1"))
             self._head_end = end + 4
+            if self._head_only:
+                self._length, self._chunked = 0, False
             if 100 <= self._status < 200:  # an interim answer: the real one follows
                 del buf[: self._head_end]
                 self._head_end = -1
@@ -199,6 +222,8 @@ class Http1Pool:
         ssl_context: ssl.SSLContext | None = None,
         server_hostname: str | None = None,
         limit: int = 64,
+        proxy: str | None = None,
+        proxy_headers: dict[str, str] | None = None,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -211,11 +236,30 @@ class Http1Pool:
         host = f"[{self._host}]" if ":" in self._host else self._host
         default = 443 if self._tls else 80
         self._host_header = host if self._port == default else f"{host}:{self._port}"
+        self._authority = f"{host}:{self._port}"
         self._ssl = (ssl_context or ssl.create_default_context()) if self._tls else None
         self._server_hostname = (server_hostname or self._host) if self._tls else None
+        self._proxy: tuple[str, int] | None = None
+        self._proxy_headers = dict(proxy_headers or {})
+        if proxy:
+            via = urlsplit(proxy)
+            if via.scheme != "http" or not via.hostname:
+                raise ValueError(
+                    f"proxy {via.scheme}://{via.hostname or ''} is not supported "
+                    "(an http:// proxy is)"
+                )
+            self._proxy = (via.hostname, via.port or 80)
+            if via.username is not None:
+                user = f"{unquote(via.username)}:{unquote(via.password or '')}"
+                self._proxy_headers.setdefault(
+                    "Proxy-Authorization", "Basic " + base64.b64encode(user.encode()).decode()
+                )
+        # A plain-http API server behind a proxy: absolute-form targets, the proxy's headers.
+        self._forward = self._proxy is not None and not self._tls
         self._slots = asyncio.Semaphore(limit)
         self._idle: deque[_Connection] = deque()
         self._all: set[_Connection] = set()
+        self._closing: set[_Connection] = set()
         self._closed = False
 
     async def request(
@@ -229,8 +273,11 @@ class Http1Pool:
         """Send one request; (status, body). Raises OSError/TimeoutError on failure."""
         if self._closed:
             raise ConnectionAbortedError("the connection pool is closed")
-        lines = [f"{method} {self.prefix}{target} HTTP/1.1", f"Host: {self._host_header}"]
+        origin = f"http://{self._host_header}" if self._forward else ""
+        lines = [f"{method} {origin}{self.prefix}{target} HTTP/1.1", f"Host: {self._host_header}"]
         lines.extend(f"{k}: {v}" for k, v in headers.items())
+        if self._forward:
+            lines.extend(f"{k}: {v}" for k, v in self._proxy_headers.items())
         lines.append(f"Content-Length: {len(body) if body is not None else 0}")
         raw = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         if body:
@@ -263,29 +310,70 @@ class Http1Pool:
                 return conn
             self._all.discard(conn)
         loop = asyncio.get_running_loop()
-        _, conn = await loop.create_connection(
-            _Connection,
-            self._host,
-            self._port,
-            ssl=self._ssl,
-            server_hostname=self._server_hostname,
-        )
+        if self._proxy is None:
+            _, conn = await loop.create_connection(
+                _Connection,
+                self._host,
+                self._port,
+                ssl=self._ssl,
+                server_hostname=self._server_hostname,
+            )
+        else:
+            _, conn = await loop.create_connection(_Connection, *self._proxy)
+            try:
+                if self._tls:
+                    await self._tunnel(loop, conn)
+            except BaseException:
+                conn.close()
+                raise
         self._all.add(conn)
         return conn
+
+    async def _tunnel(self, loop: asyncio.AbstractEventLoop, conn: _Connection) -> None:
+        """`CONNECT` through the proxy, then TLS with the API server inside the tunnel."""
+        authority = self._authority
+        lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}"]
+        lines.extend(f"{k}: {v}" for k, v in self._proxy_headers.items())
+        status, _, _ = await conn.send(
+            ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"), head_only=True
+        )
+        if status != 200:
+            raise ProxyRefused(f"the proxy answered {status} to CONNECT {authority}")
+        assert conn.transport is not None  # noqa: S101 - connected above
+        assert self._ssl is not None  # noqa: S101 - a tunnel is for https API servers only
+        secure = await loop.start_tls(
+            conn.transport, conn, self._ssl, server_hostname=self._server_hostname
+        )
+        if secure is None:  # pragma: no cover - only when the transport closed meanwhile
+            raise ConnectionResetError("the proxy closed the tunnel during the TLS handshake")
+        conn.transport = secure
+        conn.used = False
 
     def _drop(self, conn: _Connection) -> None:
         conn.close()
         self._all.discard(conn)
+        if not conn.lost.done():  # still closing: `close()` waits for it too
+            self._closing.add(conn)
+            conn.lost.add_done_callback(lambda _: self._closing.discard(conn))
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        for conn in list(self._all):
+        conns = [*self._all, *self._closing]
+        for conn in conns:
             conn.close()
         self._all.clear()
         self._idle.clear()
-        await asyncio.sleep(0)  # let transports run their close callbacks
+        # TLS transports close after their close_notify: wait for that (briefly), so no
+        # socket outlives the pool or the event loop it ran on.
+        pending = [conn.lost for conn in conns if not conn.lost.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=_CLOSE_TIMEOUT)
+        for conn in conns:
+            if not conn.lost.done() and conn.transport is not None:
+                conn.transport.abort()
+        await asyncio.sleep(0)  # let aborted transports run their close callbacks
 
     async def __aenter__(self) -> Self:
         return self
