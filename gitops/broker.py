@@ -133,9 +133,23 @@ class EmbeddedBroker:
         raise BrokerError(f"broker on {self.bootstrap} not ready after {timeout}s: {last}")
 
     def pause(self) -> None:
-        """Freeze the broker (SIGSTOP): connections stay open but nothing is answered."""
+        """Freeze the broker (SIGSTOP): connections stay open but nothing is answered.
+
+        Returns once the kernel shows the process stopped, so nothing sent after this call
+        can still be answered by a broker the signal had not reached yet.
+        """
         if self._process is not None:
             os.kill(self._process.pid, signal.SIGSTOP)
+            stat = Path(f"/proc/{self._process.pid}/stat")
+            deadline = time.monotonic() + 2.0
+            while time.monotonic() < deadline:
+                try:
+                    text = stat.read_text()
+                except OSError:
+                    return
+                if text[text.rindex(")") + 2] in "Tt":
+                    return
+                time.sleep(0.005)
 
     def resume(self) -> None:
         if self._process is not None:
