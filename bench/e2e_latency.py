@@ -10,7 +10,8 @@ wait for the `gitops.sync.succeeded` event of that commit.
 
 It prints p50/p90/p99 of push → applied and, as the floor in the same run, of `git push`
 alone; then where the rest goes (webhook answer, the sync as the syncer times it, and
-what remains: Kafka both ways and the consumers' fetches).
+what remains: Kafka both ways and the consumers' fetches), the sync's median over the
+first and the last quarter of the pushes, and the broker's collection pauses meanwhile.
 
     python bench/e2e_latency.py [--testbed DIR] [--pushes 100] [--objects 20]
 
@@ -335,6 +336,13 @@ def report(timings: Timings, objects: int) -> None:
     for label, values in rows:
         p50, p90, p99 = quantiles(values)
         print(f"{label:<34}{p50:>9.0f}{p90:>9.0f}{p99:>9.0f}{max(values) * 1000:>9.0f}")
+    quarter = max(1, len(timings.sync) // 4)
+    first, last = timings.sync[:quarter], timings.sync[-quarter:]
+    print(
+        f"sync median over the first / last quarter of the pushes: "
+        f"{statistics.median(first) * 1000:.0f} / {statistics.median(last) * 1000:.0f} ms "
+        "(a cache that slows down with each push shows here)"
+    )
     total, push = quantiles(timings.total), quantiles(timings.push)
     print(
         f"SUMMARY push -> applied p50 {total[0]:.0f} ms (target <= 250), p99 {total[2]:.0f} ms "
