@@ -314,74 +314,78 @@ async def main(args: argparse.Namespace) -> int:
     config = parse_config(text, environ={})
     topics = Topics(prefix)
     floor_topic = f"{prefix}.floor"
-    await ensure_topics(config.kafka)
     processes: list[asyncio.subprocess.Process] = []
     tmp = tempfile.TemporaryDirectory(prefix="receiver-load-")
     folder = Path(tmp.name)
     try:
-        await create_topic(bootstrap, floor_topic)
-        config_path = folder / "gitops.yaml"
-        config_path.write_text(text)
-        receiver_port, floor_port = free_port(), free_port()
-        profile = os.environ.get("RECEIVER_PROFILE")
-        receiver_log, floor_log = folder / "receiver.log", folder / "floor.log"
-        with receiver_log.open("wb") as log:
-            receiver = await asyncio.create_subprocess_exec(
-                sys.executable, *(["-m", "cProfile", "-o", profile] if profile else []),
-                "-m", "gitops", "receiver", "--config", str(config_path),
-                "--host", "127.0.0.1", "--port", str(receiver_port), "--log-level", "WARNING",
-                cwd=ROOT, stderr=log, env={**os.environ, "GITOPS_KAFKA_BOOTSTRAP": bootstrap},
-            )  # fmt: skip
-        processes.append(receiver)
-        with floor_log.open("wb") as log:
-            floor = await asyncio.create_subprocess_exec(
-                sys.executable, __file__, "--serve-floor", str(floor_port),
-                "--bootstrap", bootstrap, "--topic", floor_topic, cwd=ROOT, stderr=log,
-            )  # fmt: skip
-        processes.append(floor)
-        # Idle connections are dropped before the receiver's own keep-alive limit (10 s,
-        # receiver.header_timeout) while the other side is measured, so none is reused
-        # just as the server closes it.
-        connector = aiohttp.TCPConnector(limit=args.concurrency, keepalive_timeout=5)
-        async with aiohttp.ClientSession(connector=connector, timeout=REQUEST_TIMEOUT) as session:
-            receiver_url = f"http://127.0.0.1:{receiver_port}"
-            floor_url = f"http://127.0.0.1:{floor_port}"
-            await wait_ready(session, receiver_url, receiver, receiver_log)
-            await wait_ready(session, floor_url, floor, floor_log)
-            ours = Client(session, receiver_url, body, "receiver")
-            base = Client(session, floor_url, body, "floor")
-            for client in (base, ours):  # warm-up: connections, metadata, first batches
-                await closed_loop(client.push, min(500, args.requests), args.concurrency)
-            pids = {"server": 0, "broker": broker_pid, "client": os.getpid()}
-            sides = {"floor": (base, floor.pid), "receiver": (ours, receiver.pid)}
-            maximum: dict[str, list[Phase]] = {"floor": [], "receiver": []}
-            for _ in range(args.rounds):
+        await ensure_topics(config.kafka)
+        try:
+            await create_topic(bootstrap, floor_topic)
+            config_path = folder / "gitops.yaml"
+            config_path.write_text(text)
+            receiver_port, floor_port = free_port(), free_port()
+            profile = os.environ.get("RECEIVER_PROFILE")
+            receiver_log, floor_log = folder / "receiver.log", folder / "floor.log"
+            with receiver_log.open("wb") as log:
+                receiver = await asyncio.create_subprocess_exec(
+                    sys.executable, *(["-m", "cProfile", "-o", profile] if profile else []),
+                    "-m", "gitops", "receiver", "--config", str(config_path),
+                    "--host", "127.0.0.1", "--port", str(receiver_port), "--log-level", "WARNING",
+                    cwd=ROOT, stderr=log, env={**os.environ, "GITOPS_KAFKA_BOOTSTRAP": bootstrap},
+                )  # fmt: skip
+            processes.append(receiver)
+            with floor_log.open("wb") as log:
+                floor = await asyncio.create_subprocess_exec(
+                    sys.executable, __file__, "--serve-floor", str(floor_port),
+                    "--bootstrap", bootstrap, "--topic", floor_topic, cwd=ROOT, stderr=log,
+                )  # fmt: skip
+            processes.append(floor)
+            # Idle connections are dropped before the receiver's own keep-alive limit (10 s,
+            # receiver.header_timeout) while the other side is measured, so none is reused
+            # just as the server closes it.
+            connector = aiohttp.TCPConnector(limit=args.concurrency, keepalive_timeout=5)
+            async with aiohttp.ClientSession(
+                connector=connector, timeout=REQUEST_TIMEOUT
+            ) as session:
+                receiver_url = f"http://127.0.0.1:{receiver_port}"
+                floor_url = f"http://127.0.0.1:{floor_port}"
+                await wait_ready(session, receiver_url, receiver, receiver_log)
+                await wait_ready(session, floor_url, floor, floor_log)
+                ours = Client(session, receiver_url, body, "receiver")
+                base = Client(session, floor_url, body, "floor")
+                for client in (base, ours):  # warm-up: connections, metadata, first batches
+                    await closed_loop(client.push, min(500, args.requests), args.concurrency)
+                pids = {"server": 0, "broker": broker_pid, "client": os.getpid()}
+                sides = {"floor": (base, floor.pid), "receiver": (ours, receiver.pid)}
+                maximum: dict[str, list[Phase]] = {"floor": [], "receiver": []}
+                for _ in range(args.rounds):
+                    for name, (client, pid) in sides.items():
+                        phase = await measure(
+                            {**pids, "server": pid},
+                            args.requests,
+                            closed_loop(client.push, args.requests, args.concurrency),
+                        )
+                        maximum[name].append(phase)
+                        print(line(f"max throughput, {name} (c={args.concurrency})", phase))
+                fixed: dict[str, Phase] = {}
+                count = int(args.rate * args.seconds)
                 for name, (client, pid) in sides.items():
-                    phase = await measure(
+                    fixed[name] = await measure(
                         {**pids, "server": pid},
-                        args.requests,
-                        closed_loop(client.push, args.requests, args.concurrency),
+                        count,
+                        open_loop(client.push, args.rate, args.seconds),
                     )
-                    maximum[name].append(phase)
-                    print(line(f"max throughput, {name} (c={args.concurrency})", phase))
-            fixed: dict[str, Phase] = {}
-            count = int(args.rate * args.seconds)
-            for name, (client, pid) in sides.items():
-                fixed[name] = await measure(
-                    {**pids, "server": pid}, count, open_loop(client.push, args.rate, args.seconds)
-                )
-                print(line(f"fixed rate {args.rate:.0f} req/s, {name}", fixed[name]))
-    finally:
-        for process in processes:
-            if process.returncode is None:
-                process.terminate()
-        for process in processes:
-            await asyncio.wait_for(process.wait(), timeout=30)
-    try:
+                    print(line(f"fixed rate {args.rate:.0f} req/s, {name}", fixed[name]))
+        finally:
+            for process in processes:
+                if process.returncode is None:
+                    process.terminate()
+            for process in processes:
+                await asyncio.wait_for(process.wait(), timeout=30)
         expect = len(ours.accepted)
         pushes = await count_deliveries(bootstrap, topics.push_events, expect)
         requests = await count_deliveries(bootstrap, topics.sync_requests, expect)
-    finally:
+    finally:  # the run's topics go, whatever happened
         await delete_topics(bootstrap, prefix)
         tmp.cleanup()
 
