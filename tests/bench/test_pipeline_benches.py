@@ -76,7 +76,7 @@ def test_e2e_latency_applies_every_push_through_the_pipeline_on_the_bed(bed: Bed
 def test_receiver_load_publishes_every_accepted_push_once_on_the_bed(bed: Bed) -> None:
     out = run_bench(
         "receiver_load.py", bed,
-        "--requests", "200", "--concurrency", "8", "--rate", "50", "--seconds", "1",
+        "--requests", "100", "--concurrency", "8", "--rate", "50", "--seconds", "0.5",
         "--rounds", "1",
     )  # fmt: skip
     assert "each 202'd delivery exactly once: True" in out, out
