@@ -36,7 +36,7 @@ class KafkaStartError(RuntimeError):
     """The broker did not start; the message names its log."""
 
 
-def start_kafka(folder: Path, heap: str = "512m") -> tuple[Running, str]:
+def start_kafka(folder: Path, heap: str = "1g") -> tuple[Running, str]:
     """Format storage and start the node; returns it and its `host:port` bootstrap."""
     part = building.kafka()
     port, controller = free_port(), free_port()
