@@ -27,7 +27,13 @@ from typing import Any, TypeVar, cast
 from schemas import AppConfig
 from schemas.events import Health, ObjectResult
 from schemas.types import CommitSha
-from syncer.errors import ObjectError, PermanentSyncError, SyncError, TransientSyncError
+from syncer.errors import (
+    ObjectError,
+    PermanentSyncError,
+    RetriesExhausted,
+    SyncError,
+    TransientSyncError,
+)
 from syncer.health import WORKLOAD_KINDS, Workload, wait_healthy
 from syncer.inventory import Entry, Inventory, InventoryStore, ObjectKey
 from syncer.jsoncodec import canonical_json
@@ -216,9 +222,11 @@ class Reconciler:
             for key, entry in inventory.entries.items():
                 final.entries.setdefault(key, entry)
             await self.inventories.save(app_name, final)
-            transient = any(isinstance(e, _TransientObjectError) for e in write_errors)
             message = _summary("could not be applied", write_errors)
-            if transient:
+            exhausted = [e.attempts for e in write_errors if isinstance(e, _ExhaustedObjectError)]
+            if exhausted:
+                raise RetriesExhausted(message, attempts=max(exhausted), objects=write_errors)
+            if any(isinstance(e, _TransientObjectError) for e in write_errors):
                 raise TransientSyncError(message, objects=write_errors)
             raise PermanentSyncError(message, objects=write_errors)
 
@@ -350,11 +358,11 @@ class Reconciler:
                 status, obj = await self.cluster.apply(item.info, item.body, encoded=item.encoded)
             except SyncError as exc:
                 error = item.error(exc.message)
-                errors.append(
-                    _TransientObjectError(**error.__dict__)
-                    if isinstance(exc, TransientSyncError)
-                    else error
-                )
+                if isinstance(exc, RetriesExhausted):
+                    error = _ExhaustedObjectError(**error.__dict__, attempts=exc.attempts)
+                elif isinstance(exc, TransientSyncError):
+                    error = _TransientObjectError(**error.__dict__)
+                errors.append(error)
                 result.objects.append(_result(item, "failed", exc.message))
                 return
             old_rv = (before.get("metadata") or {}).get("resourceVersion")
@@ -402,7 +410,14 @@ class Reconciler:
 
 @dataclass(frozen=True)
 class _TransientObjectError(ObjectError):
-    """An object error worth retrying (API 5xx/timeouts after the client's own retries)."""
+    """An object error worth running the sync again for (a resourceVersion race)."""
+
+
+@dataclass(frozen=True)
+class _ExhaustedObjectError(ObjectError):
+    """An object whose request outlasted its retries (API 5xx, 429, timeouts)."""
+
+    attempts: int = 0
 
 
 def _entry_info_stub(entry: Entry) -> ResourceInfo:

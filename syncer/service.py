@@ -49,6 +49,7 @@ from syncer.ownership import Ownership
 from syncer.polling import Poller, build_poller
 from syncer.reconcile import Reconciler
 from syncer.reporting import Reporter
+from syncer.retrying import RetryPolicy
 from syncer.sources import Renderer
 from syncer.worker import Worker
 
@@ -116,11 +117,15 @@ class Syncer:
                 timeout=settings.git_timeout.total_seconds(),
             )
         )
+        retry = RetryPolicy.from_settings(settings, sync_max_delay=self._retry_max_delay)
         reconcilers: dict[str, Reconciler] = {}
         for name, cluster_config in self.config.clusters.items():
             cluster = await stack.enter_async_context(
                 await Cluster.connect(
-                    name, cluster_config, request_timeout=settings.api_timeout.total_seconds()
+                    name,
+                    cluster_config,
+                    request_timeout=settings.api_timeout.total_seconds(),
+                    retry=retry,
                 )
             )
             reconcilers[name] = Reconciler(
@@ -154,7 +159,7 @@ class Syncer:
             config=self.config,
             git=git,
             reconcilers=reconcilers,
-            max_delay=self._retry_max_delay,
+            retry=retry,
             renderer=renderer,
             metrics=self.metrics,
         )
