@@ -16,6 +16,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
+from schemas.appsets import template_problems
 from schemas.config import GitopsConfig, SecretRef
 from schemas.errors import ConfigError, ConfigIssue
 
@@ -65,6 +66,7 @@ def parse_config(
     except ValidationError as exc:
         issues.extend(_pydantic_issues(exc, raw, source))
     if config is not None:
+        issues.extend(app_set_issues(config, raw, source))
         config, secret_issues = _resolve_secrets(config, raw, source)
         issues.extend(secret_issues)
     if issues:
@@ -162,6 +164,33 @@ def _cross_reference_issues(raw: CommentedMap, source: str) -> list[ConfigIssue]
                         f"unknown {label} '{target}' (known: {listing})",
                     )
                 )
+    return issues
+
+
+def app_set_issues(config: GitopsConfig, raw: CommentedMap, source: str) -> list[ConfigIssue]:
+    """Unknown repositories and clusters of app sets, and every problem of their templates,
+    each at the line of the key to edit."""
+    issues: list[ConfigIssue] = []
+
+    def issue(loc: Loc, message: str) -> None:
+        issues.append(ConfigIssue(source, line_of(raw, loc), _dotted(loc), message))
+
+    for name, app_set in config.app_sets.items():
+        if app_set.repo not in config.repositories:
+            known = ", ".join(sorted(config.repositories)) or "none defined under 'repositories'"
+            issue(
+                ("app_sets", name, "repo"), f"unknown repository '{app_set.repo}' (known: {known})"
+            )
+        cluster = app_set.template.get("cluster")
+        if isinstance(cluster, str) and "{" not in cluster and cluster not in config.clusters:
+            known = ", ".join(sorted(config.clusters)) or "none defined under 'clusters'"
+            issue(
+                ("app_sets", name, "template", "cluster"),
+                f"unknown cluster '{cluster}' (known: {known})",
+            )
+        for problem in template_problems(app_set):
+            parts = tuple(int(p) if p.isdigit() else p for p in problem.key.split(".") if p)
+            issue(("app_sets", name, "template", *parts), problem.message)
     return issues
 
 

@@ -39,7 +39,9 @@ from schemas import (
     SessionTimeoutRefused,
     Topics,
 )
+from syncer.catalog import AppCatalog
 from syncer.consuming import Dispatcher, Rebalance
+from syncer.generator import AppSetGenerator
 from syncer.gitcache import GitCache
 from syncer.inventory import InventoryStore
 from syncer.kube import Cluster
@@ -48,6 +50,7 @@ from syncer.ops import OpsServer
 from syncer.ownership import Ownership
 from syncer.polling import Poller, build_poller
 from syncer.reconcile import Reconciler
+from syncer.removal import GeneratedRequests
 from syncer.reporting import Reporter
 from syncer.sources import Renderer
 from syncer.worker import Worker
@@ -92,6 +95,10 @@ class Syncer:
         self.metrics = SyncerMetrics()
         self.ops: OpsServer | None = None
         """`/healthz`, `/readyz`, `/metrics` (built by `start()` when `http_port` is set)."""
+        self.catalog: AppCatalog | None = None
+        """Configured plus generated apps (built by `start()` when the config has app sets)."""
+        self.generator: AppSetGenerator | None = None
+        """Generates the app sets this member owns (with `catalog`)."""
         self.poller: Poller | None = None
         """Branch-head polls and drift checks of what this member owns (built by `start()`,
         running only with `periodic_checks`)."""
@@ -129,6 +136,14 @@ class Syncer:
         kafka = self.config.kafka
         producer = await start_producer(kafka)
         stack.push_async_callback(producer.stop)
+        config = self.config
+        if config.app_sets:
+            # Generated apps join the configured ones in one live mapping that every part
+            # below reads as `config.apps` (`syncer.catalog`).
+            self.catalog = await stack.enter_async_context(
+                AppCatalog(config, client_id=f"{kafka.client_id}-{self.syncer_id}-catalog")
+            )
+            config = config.model_copy(update={"apps": self.catalog.apps})
         consumer = AIOKafkaConsumer(
             bootstrap_servers=kafka.bootstrap,
             client_id=f"{kafka.client_id}-{self.syncer_id}",
@@ -151,17 +166,26 @@ class Syncer:
         # One render cache for syncs and drift checks: a drift check never re-renders.
         renderer = Renderer(self._cache_dir / "snapshots")
         worker = Worker(
-            config=self.config,
+            config=config,
             git=git,
             reconcilers=reconcilers,
             max_delay=self._retry_max_delay,
             renderer=renderer,
             metrics=self.metrics,
         )
-        apps = self.config.apps
+        apps = config.apps
+        process = worker.process
+        if self.catalog is not None:
+            process = GeneratedRequests(
+                catalog=self.catalog,
+                reconcilers=reconcilers,
+                process=worker.process,
+                git=git,
+                config=config,
+            ).process
         dispatcher = Dispatcher(
             consumer,
-            process=worker.process,
+            process=process,
             publish=reporter.publish,
             concurrency=settings.concurrency,
             cluster_of=lambda app: apps[app].cluster if app in apps else "",
@@ -186,7 +210,7 @@ class Syncer:
         stack.push_async_callback(consumer.stop)
         stack.push_async_callback(dispatcher.close)
         self.poller = build_poller(
-            config=self.config,
+            config=config,
             git=git,
             clusters={name: r.cluster for name, r in reconcilers.items()},
             producer=producer,
@@ -195,7 +219,19 @@ class Syncer:
             busy=dispatcher.syncing,
             renderer=renderer,
             metrics=self.metrics,
+            apps_version=(lambda: catalog.version) if (catalog := self.catalog) else None,
         )
+        if self.catalog is not None:
+            self.generator = await stack.enter_async_context(
+                AppSetGenerator(
+                    config=config,
+                    catalog=self.catalog,
+                    git=git,
+                    producer=producer,
+                    ownership=ownership,
+                    source=f"/gitops/syncer/{self.syncer_id}",
+                )
+            )
         if self._periodic_checks:
             await stack.enter_async_context(self.poller)
         self._consumer, self._dispatcher = consumer, dispatcher
