@@ -140,7 +140,7 @@ def _secretish(loc: Loc) -> bool:
 
 
 def _cross_reference_issues(raw: CommentedMap, source: str) -> list[ConfigIssue]:
-    issues: list[ConfigIssue] = []
+    issues: list[ConfigIssue] = _app_set_repo_issues(raw, source)
     apps = raw.get("apps")
     if not isinstance(apps, CommentedMap):
         return issues
@@ -167,20 +167,36 @@ def _cross_reference_issues(raw: CommentedMap, source: str) -> list[ConfigIssue]
     return issues
 
 
+def _app_set_repo_issues(raw: CommentedMap, source: str) -> list[ConfigIssue]:
+    sets = raw.get("app_sets")
+    if not isinstance(sets, CommentedMap):
+        return []
+    known_node = raw.get("repositories")
+    known = sorted(str(k) for k in known_node) if isinstance(known_node, CommentedMap) else []
+    listing = ", ".join(known) or "none defined under 'repositories'"
+    return [
+        ConfigIssue(
+            source,
+            line_of(raw, ("app_sets", name, "repo")),
+            f"app_sets.{name}.repo",
+            f"unknown repository '{app_set['repo']}' (known: {listing})",
+        )
+        for name, app_set in sets.items()
+        if isinstance(app_set, CommentedMap)
+        and "repo" in app_set
+        and str(app_set["repo"]) not in known
+    ]
+
+
 def app_set_issues(config: GitopsConfig, raw: CommentedMap, source: str) -> list[ConfigIssue]:
-    """Unknown repositories and clusters of app sets, and every problem of their templates,
-    each at the line of the key to edit."""
+    """Unknown clusters of app sets and every problem of their templates, each at the line
+    of the key to edit (unknown repositories are found on the raw tree, with the apps')."""
     issues: list[ConfigIssue] = []
 
     def issue(loc: Loc, message: str) -> None:
         issues.append(ConfigIssue(source, line_of(raw, loc), _dotted(loc), message))
 
     for name, app_set in config.app_sets.items():
-        if app_set.repo not in config.repositories:
-            known = ", ".join(sorted(config.repositories)) or "none defined under 'repositories'"
-            issue(
-                ("app_sets", name, "repo"), f"unknown repository '{app_set.repo}' (known: {known})"
-            )
         cluster = app_set.template.get("cluster")
         if isinstance(cluster, str) and "{" not in cluster and cluster not in config.clusters:
             known = ", ".join(sorted(config.clusters)) or "none defined under 'clusters'"

@@ -17,9 +17,10 @@ request for a commit where the app's source is gone is skipped, not failed.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Protocol
 
-from schemas import GitopsConfig, RepositoryConfig
+from schemas import AppConfig, GitopsConfig, RepositoryConfig
 from schemas.events import ObjectResult, SyncRequested
 from schemas.types import CommitSha
 from syncer.catalog import AppCatalog
@@ -176,6 +177,15 @@ class GeneratedRequests:
                 f" (app_sets.{gone.app_set} does not prune)"
             )
         return outcome
+
+
+async def inventory_gone(reconcilers: Mapping[str, Reconciler], app: str, spec: AppConfig) -> bool:
+    """Whether a removed app's inventory is gone (its removal ran), for `syncer.generation`."""
+    reconciler = reconcilers.get(spec.cluster)
+    if reconciler is None:
+        return True
+    inventory = await reconciler.inventories.load(app)
+    return inventory.commit is None and not inventory.entries
 
 
 async def _delete(cluster: Cluster, entry: Entry) -> ObjectResult:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import os
@@ -41,6 +42,7 @@ from schemas import (
 )
 from syncer.catalog import AppCatalog
 from syncer.consuming import Dispatcher, Rebalance
+from syncer.generation import Generator
 from syncer.generator import AppSetGenerator
 from syncer.gitcache import GitCache
 from syncer.inventory import InventoryStore
@@ -50,7 +52,7 @@ from syncer.ops import OpsServer
 from syncer.ownership import Ownership
 from syncer.polling import Poller, build_poller
 from syncer.reconcile import Reconciler
-from syncer.removal import GeneratedRequests
+from syncer.removal import GeneratedRequests, inventory_gone
 from syncer.reporting import Reporter
 from syncer.sources import Renderer
 from syncer.worker import Worker
@@ -222,15 +224,16 @@ class Syncer:
             apps_version=(lambda: catalog.version) if (catalog := self.catalog) else None,
         )
         if self.catalog is not None:
+            generator = Generator(
+                config=config,
+                catalog=self.catalog,
+                git=git,
+                producer=producer,
+                source=f"/gitops/syncer/{self.syncer_id}",
+                app_gone=functools.partial(inventory_gone, reconcilers),
+            )
             self.generator = await stack.enter_async_context(
-                AppSetGenerator(
-                    config=config,
-                    catalog=self.catalog,
-                    git=git,
-                    producer=producer,
-                    ownership=ownership,
-                    source=f"/gitops/syncer/{self.syncer_id}",
-                )
+                AppSetGenerator(config=config, generator=generator, ownership=ownership)
             )
         if self._periodic_checks:
             await stack.enter_async_context(self.poller)
