@@ -7,23 +7,21 @@ configured one, and `gitops apps` can say which set it came from.
 
 from __future__ import annotations
 
-from gitops.reading import read_events
+from gitops.reading import read_records
 from schemas import GitopsConfig, Topics
-from schemas.events import AppDefinitionData, AppGenerated, AppRemoved
+from schemas.appsets import DefinitionTable
+from schemas.events import AppDefinitionData
 
 
 async def generated_apps(config: GitopsConfig) -> dict[str, AppDefinitionData]:
     """Current definitions of the generated apps, by app name (none without app sets)."""
     if not config.app_sets:
         return {}
-    found: dict[str, AppDefinitionData] = {}
+    table = DefinitionTable(config.apps)
     topic = Topics(config.kafka.topic_prefix).generated_apps
-    async for event in read_events(config.kafka.bootstrap, [topic], idle=0.5):
-        if isinstance(event, AppGenerated) and event.data.app not in config.apps:
-            found[event.data.app] = event.data
-        elif isinstance(event, AppRemoved):
-            found.pop(event.data.app, None)
-    return found
+    async for record in read_records(config.kafka.bootstrap, [topic], idle=0.5):
+        table.apply(record.key, record.value)
+    return table.generated
 
 
 async def with_generated(config: GitopsConfig) -> tuple[GitopsConfig, dict[str, str]]:

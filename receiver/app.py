@@ -116,7 +116,7 @@ def build_app(
     app[STATE] = state
     app.cleanup_ctx.append(_producer_lifetime)
     if config.app_sets:
-        app[GENERATED] = GeneratedApps(config.kafka, registry)
+        app[GENERATED] = GeneratedApps(config.kafka, registry, configured=config.apps)
         app.cleanup_ctx.append(_generated_lifetime)
     app.add_routes([web.post(f"/hooks/{p.name}", _guarded(_hook(p))) for p in providers()])
     app.add_routes(

@@ -14,14 +14,14 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
-from pydantic import ValidationError
 
 from receiver.matching import Registry
+from schemas.appsets import DefinitionTable
 from schemas.config import KafkaSettings
-from schemas.events import AppGenerated, AppRemoved, parse_event
 from schemas.topics import Topics
 
 log = logging.getLogger("receiver.generated")
@@ -31,10 +31,16 @@ class GeneratedApps:
     """Keeps a `Registry` following the generated apps; `start()` reads all there is."""
 
     def __init__(
-        self, settings: KafkaSettings, registry: Registry, *, timeout: float = 30.0
+        self,
+        settings: KafkaSettings,
+        registry: Registry,
+        *,
+        configured: Iterable[str],
+        timeout: float = 30.0,
     ) -> None:
         self._settings = settings
         self._registry = registry
+        self._table = DefinitionTable(configured)
         self._topic = Topics(settings.topic_prefix).generated_apps
         self._timeout = timeout
         self._consumer: AIOKafkaConsumer | None = None
@@ -99,20 +105,13 @@ class GeneratedApps:
                     )
 
     def _apply(self, key: bytes | None, value: bytes | None) -> None:
-        if key is None:
+        if key is None or not self._table.apply(key, value):
             return
         name = key.decode("utf-8", "replace")
-        if value is None:
-            self._registry.unfollow(name)
-            return
-        try:
-            event = parse_event(value)
-        except ValidationError:
-            log.warning("ignored a malformed generated-app record", extra={"app": name})
-            return
-        if isinstance(event, AppGenerated):
-            self._registry.follow(name, event.data.settings)
-        elif isinstance(event, AppRemoved):
+        definition = self._table.generated.get(name)
+        if definition is not None:
+            self._registry.follow(name, definition.settings)
+        else:
             self._registry.unfollow(name)
 
     async def close(self) -> None:

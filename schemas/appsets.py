@@ -12,7 +12,7 @@ loader (which checks templates before anything runs) share it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
@@ -22,6 +22,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from pydantic import ValidationError
 
 from schemas.config import AppConfig, AppSetConfig
+from schemas.events import AppDefinitionData, AppGenerated, AppRemoved, parse_event
 
 SET_KEYS = frozenset({"repo", "branch"})
 """App keys that come from the set itself, never from its template."""
@@ -158,3 +159,46 @@ def render_app(
             message += f" (rendered {error['input']!r})"
         raise TemplateProblem(key, message) from None
     return GeneratedApp(name, app, source or str(variables.get("path", ".")))
+
+
+class DefinitionTable:
+    """The generated-apps topic folded into current definitions, one record at a time.
+
+    Every reader (each syncer, the receiver, the command line) folds the same records in
+    the same order (all records of one app name share a partition), with the same rules,
+    so they all serve the same apps: a tombstone forgets a name; a configured app's name
+    is never taken; and a name stays with the set that defined it first until that set
+    removes it, so two sets generating one name cannot take it from each other (the
+    second one reports the clash).
+    """
+
+    def __init__(self, configured: Iterable[str]) -> None:
+        self.configured = frozenset(configured)
+        self.generated: dict[str, AppDefinitionData] = {}
+        """Current definitions of the generated apps, by app name."""
+        self.removed: dict[str, AppDefinitionData] = {}
+        """Last definitions of apps whose set no longer generates them."""
+
+    def apply(self, key: bytes | None, value: bytes | None) -> bool:
+        """Fold one record in; True when the set of served apps (or one's settings) changed."""
+        if key is None:
+            return False
+        name = key.decode("utf-8", "replace")
+        if value is None:
+            self.removed.pop(name, None)
+            return self.generated.pop(name, None) is not None
+        try:
+            event = parse_event(value)
+        except ValidationError:
+            return False
+        if name in self.configured or not isinstance(event, AppGenerated | AppRemoved):
+            return False
+        held = self.generated.get(name)
+        if held is not None and held.app_set != event.data.app_set:
+            return False  # another set's clash: the name stays where it is
+        if isinstance(event, AppGenerated):
+            self.generated[name] = event.data
+            self.removed.pop(name, None)
+            return True
+        self.removed[name] = event.data
+        return self.generated.pop(name, None) is not None

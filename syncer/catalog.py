@@ -22,10 +22,10 @@ from typing import Self
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
-from pydantic import ValidationError
 
 from schemas import AppConfig, GitopsConfig, Topics
-from schemas.events import AppDefinitionData, AppGenerated, AppRemoved, parse_event
+from schemas.appsets import DefinitionTable
+from schemas.events import AppDefinitionData
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +47,10 @@ class AppCatalog:
         self.configured: dict[str, AppConfig] = dict(config.apps)
         self.apps: dict[str, AppConfig] = dict(config.apps)
         """Every app served now: the configured ones and the generated ones."""
-        self.generated: dict[str, AppDefinitionData] = {}
+        self._table = DefinitionTable(config.apps)
+        self.generated: dict[str, AppDefinitionData] = self._table.generated
         """Current definitions of the generated apps, by app name."""
-        self.removed: dict[str, AppDefinitionData] = {}
+        self.removed: dict[str, AppDefinitionData] = self._table.removed
         """Last definitions of apps whose set no longer generates them."""
         self.version = 0
         """Bumped on every change of `apps`; schedulers compare it to refresh their view."""
@@ -142,38 +143,15 @@ class AppCatalog:
                     self.apply(record)
 
     def apply(self, record: ConsumerRecord[bytes, bytes]) -> None:
-        """One record of the topic: a definition, a removal, or a tombstone (forget it)."""
-        if record.key is None:
+        """One record of the topic, folded in by the rules every reader shares."""
+        if record.key is None or not self._table.apply(record.key, record.value):
             return
         name = record.key.decode("utf-8", "replace")
-        if record.value is None:
-            self.generated.pop(name, None)
-            self.removed.pop(name, None)
-            self._drop(name)
-            return
-        try:
-            event = parse_event(record.value)
-        except ValidationError as exc:
-            log.warning("ignored a record of %s for %s: %s", self.topic, name, exc)
-            return
-        if name in self.configured:
-            log.error("app set record for %s ignored: a configured app has that name", name)
-            return
-        if isinstance(event, AppGenerated):
-            self.generated[name] = event.data
-            self.removed.pop(name, None)
-            self.apps[name] = event.data.settings
-            self._bump()
-        elif isinstance(event, AppRemoved):
-            self.generated.pop(name, None)
-            self.removed[name] = event.data
-            self._drop(name)
-
-    def _drop(self, name: str) -> None:
-        if name not in self.configured and self.apps.pop(name, None) is not None:
-            self._bump()
-
-    def _bump(self) -> None:
+        definition = self.generated.get(name)
+        if definition is not None:
+            self.apps[name] = definition.settings
+        else:
+            self.apps.pop(name, None)
         self.version += 1
         self._changed.set()
         self._changed = asyncio.Event()
