@@ -46,8 +46,15 @@ class TemplateProblem(Exception):
 
 
 def environment() -> SandboxedEnvironment:
-    """The sandbox every template renders in: undefined names fail, nothing is escaped."""
-    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    """The sandbox every template renders in: undefined names fail, nothing is escaped.
+
+    Jinja's globals (`range`, `namespace`, `lipsum`, ...) are removed: a template sees its
+    variables and nothing else, and a file key that is missing is an error, not a global
+    of the same name.
+    """
+    env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    env.globals.clear()
+    return env
 
 
 def _strings(value: Any, key: str) -> Iterator[tuple[str, str]]:
