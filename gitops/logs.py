@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from schemas import GitopsConfig
+from schemas import GitopsConfig, SecretRef
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
@@ -50,6 +50,10 @@ def config_secrets(config: GitopsConfig) -> list[str]:
         values.extend(ref.resolve().get_secret_value() for ref in repo.webhook_secrets())
         if repo.auth is not None:
             values.append(repo.auth.token.resolve().get_secret_value())
+    for rule in config.notifications:
+        for ref in (rule.url, rule.token, rule.secret):
+            if isinstance(ref, SecretRef):
+                values.append(ref.resolve().get_secret_value())
     return values
 
 
