@@ -10,6 +10,7 @@ bench of `tests/syncer`). The providers are fakes at the network boundary only
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import json
 import os
@@ -54,9 +55,11 @@ REPO_URL = "https://github.com/acme/shop.git"
 _shas = itertools.count(1)
 
 
-def sha(n: int | None = None) -> str:
-    """A distinct 40-hex commit id for events that need no real commit."""
-    return f"{n if n is not None else next(_shas):040x}"
+def sha() -> str:
+    """A distinct 40-hex commit id (distinct in its first 7 digits too) for events only."""
+    return hashlib.sha1(
+        f"commit-{os.getpid()}-{next(_shas)}".encode(), usedforsecurity=False
+    ).hexdigest()
 
 
 @dataclass

@@ -156,10 +156,12 @@ class FakeApi:
         auth: Callable[[dict[str, str]], bool] | None = None,
         success: int = 201,
         success_body: str = "{}",
+        url_path: str | None = None,
     ) -> None:
         self.name = name
         self.operations = operations
         self.base = base
+        self._url_path = base if url_path is None else url_path
         self._auth = auth
         self._success = success
         self._success_body = success_body
@@ -174,7 +176,8 @@ class FakeApi:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{self.base}"
+        """What a rule's `url:` is set to: the API base (GitLab's paths carry `/api/v4`)."""
+        return f"http://127.0.0.1:{self.port}{self._url_path}"
 
     @property
     def root(self) -> str:
@@ -291,7 +294,8 @@ def status_api(provider: str, token: str) -> FakeApi:
     def auth(headers: dict[str, str]) -> bool:
         return hmac.compare_digest(headers.get(expected[0], ""), expected[1])
 
-    return FakeApi(provider, operations, base=base, auth=auth, success=success)
+    url_path = "/api/v4" if provider == "gitlab" else None
+    return FakeApi(provider, operations, base=base, auth=auth, success=success, url_path=url_path)
 
 
 STATE_FIELD = {"github": "state", "gitlab": "state", "gitea": "state", "bitbucket": "state"}
