@@ -9,11 +9,21 @@ import asyncio
 import os
 from pathlib import Path
 
+import pytest
 import yaml
 
+from schemas import AppConfig, ClusterConfig
+from schemas.types import CommitSha
+from syncer.errors import PermanentSyncError
+from syncer.inventory import InventoryStore
+from syncer.kube import Cluster, Forbidden
+from syncer.manifests import render as render_manifests
+from syncer.reconcile import ReconcileOptions, Reconciler
+from syncer.tenancy import service_account
 from tests.deploy.rendering import Obj, render
 from tests.support.bed import RealCluster, unique_name
 
+CONFIGMAP = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\n"
 RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
 
 
@@ -144,4 +154,114 @@ async def test_impersonation_mode_lets_the_syncer_impersonate_and_nothing_more(
             if obj["kind"].startswith("Cluster"):
                 await kubectl.run("delete", obj["kind"], obj["metadata"]["name"])
         for ns in (release_ns, state_ns, team_ns):
+            await kubectl.run("delete", "namespace", ns, "--wait=false")
+
+
+async def test_with_only_the_charts_rights_the_syncer_applies_as_each_teams_account(
+    real_cluster: RealCluster, tmp_path: Path
+) -> None:
+    kubectl = Kubectl(real_cluster.write_kubeconfig(tmp_path / "kubeconfig"), tmp_path)
+    release = unique_name("rel")
+    release_ns, state_ns, team_ns, other_ns = (
+        unique_name(p) for p in ("gitops", "state", "team", "other")
+    )
+    for ns in (release_ns, state_ns, team_ns, other_ns):
+        await kubectl.ok("create", "namespace", ns)
+    rendered = render(
+        {"rbac": {"mode": "impersonate"}, "config": {"syncer": {"inventory_namespace": state_ns}}},
+        release=release,
+        namespace=release_ns,
+    )
+    objects = [o for o in rendered.objects if o["kind"] in RBAC_KINDS]
+    await kubectl.ok(
+        "apply",
+        "--server-side",
+        f"--namespace={release_ns}",
+        "-f",
+        "-",
+        stdin=yaml.safe_dump_all(objects),
+    )
+    await kubectl.ok("create", "serviceaccount", "deployer", f"--namespace={team_ns}")
+    await kubectl.ok(
+        "create",
+        "rolebinding",
+        "deployer",
+        "--clusterrole=edit",
+        f"--serviceaccount={team_ns}:deployer",
+        f"--namespace={team_ns}",
+    )
+    account = rendered.one("ServiceAccount", "syncer")["metadata"]["name"]
+    token = (await kubectl.ok("create", "token", account, f"--namespace={release_ns}")).strip()
+    # The syncer's kubeconfig: its own token, as in the pod (no client certificate).
+    admin = yaml.safe_load(real_cluster.kubeconfig.read_text())
+    own = tmp_path / "syncer.kubeconfig"
+    own.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": admin["clusters"],
+                "users": [{"name": "syncer", "user": {"token": token}}],
+                "contexts": [
+                    {
+                        "name": "syncer",
+                        "context": {"cluster": admin["clusters"][0]["name"], "user": "syncer"},
+                    }
+                ],
+                "current-context": "syncer",
+            }
+        )
+    )
+    app = AppConfig.model_validate(
+        {"repo": "r", "cluster": "here", "namespace": team_ns, "service_account": "deployer"}
+    )
+    try:
+        async with await Cluster.connect("here", ClusterConfig(kubeconfig=str(own))) as cluster:
+            account_of_app = service_account(app, None)
+            assert account_of_app is not None
+            acting = cluster.impersonating(account_of_app.username)
+            reconciler = Reconciler(acting, InventoryStore(cluster, state_ns))
+            own_cm = render_manifests(
+                {"a.yaml": CONFIGMAP.format(name="mine", ns=team_ns).encode()}
+            )
+            result = await reconciler.reconcile(
+                "web", app, CommitSha("a" * 40), own_cm, ReconcileOptions(health_timeout=0)
+            )
+            intruding = render_manifests(
+                {"a.yaml": CONFIGMAP.format(name="theirs", ns=other_ns).encode()}
+            )
+            with pytest.raises(PermanentSyncError) as refused:
+                await reconciler.reconcile(
+                    "web", app, CommitSha("b" * 40), intruding, ReconcileOptions(health_timeout=0)
+                )
+            # Without impersonation the syncer itself may write nothing in a team's namespace.
+            with pytest.raises(Forbidden):
+                await cluster.apply(
+                    await cluster.resource("v1", "ConfigMap"),
+                    {
+                        "apiVersion": "v1",
+                        "kind": "ConfigMap",
+                        "metadata": {"name": "x", "namespace": team_ns},
+                    },
+                    dry_run=True,
+                )
+        assert [(o.kind, o.name, o.action) for o in result.objects] == [
+            ("ConfigMap", "mine", "created")
+        ]
+        (error,) = refused.value.objects
+        assert error.refusal is not None
+        assert (error.refusal.account, error.refusal.verb, error.refusal.namespace) == (
+            f"system:serviceaccount:{team_ns}:deployer",
+            "patch",
+            other_ns,
+        )
+        inventory = await kubectl.ok(
+            "get", "configmap", "gitops-inventory-web", f"--namespace={state_ns}", "-o", "yaml"
+        )
+        assert '"n":"mine"' in inventory
+    finally:
+        for obj in objects:
+            if obj["kind"].startswith("Cluster"):
+                await kubectl.run("delete", obj["kind"], obj["metadata"]["name"])
+        for ns in (release_ns, state_ns, team_ns, other_ns):
             await kubectl.run("delete", "namespace", ns, "--wait=false")
