@@ -434,9 +434,12 @@ class DriftChecker:
         source: str,
         metrics: SyncerMetrics | None = None,
         app_clusters: Mapping[str, Cluster] | None = None,
+        scrub: Callable[[str], str] = str,
     ) -> None:
         self._config = config
         self._clusters = clusters
+        self._scrub = scrub
+        """Removes values SOPS decryption revealed from the texts a failed check logs."""
         self._app_clusters = app_clusters or {}
         """Per app, the impersonating client of apps with a ServiceAccount (syncer.tenancy):
         a check reads and dry-runs with the app's rights, the inventory with the syncer's."""
@@ -469,7 +472,9 @@ class DriftChecker:
             acting = self._app_clusters.get(app_name, cluster)
             result.drifted = await detect(acting, app, manifests, inventory)
         except SyncError as exc:
-            raise DriftCheckError(f"app {app_name}: drift check failed: {exc.message}") from exc
+            raise DriftCheckError(
+                self._scrub(f"app {app_name}: drift check failed: {exc.message}")
+            ) from exc
         signature = (inventory.commit, frozenset(_identity(d.summary) for d in result.drifted))
         if not result.drifted:
             self._last_report.pop(app_name, None)

@@ -336,6 +336,7 @@ def build_poller(
         clusters=clusters,
         app_clusters=app_clusters,
         desired=desired_from_git(config, git, renderer=renderer),
+        scrub=renderer.decryptor.scrub if renderer is not None else str,
         producer=producer,
         source=source,
         metrics=metrics,
