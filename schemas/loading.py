@@ -151,8 +151,7 @@ def _pydantic_issues(exc: ValidationError, raw: Any, source: str) -> list[Config
 
 def _secretish(loc: Loc) -> bool:
     return any(
-        p in ("webhook_secret", "token", "value", "private_key", "passphrase", "keys")
-        for p in loc
+        p in ("webhook_secret", "token", "value", "private_key", "passphrase", "keys") for p in loc
     )
 
 
