@@ -229,7 +229,7 @@ class ObjectDrift:
         """`kubectl diff`-like text: `-` live, `+` what Git says it should be.
 
         A Secret's values never show: each key of its `data` reads `<redacted>` on both
-        sides when the value is the same, and `<redacted: changed>` on Git's side when
+        sides when the value is the same, and `<redacted, changed>` on Git's side when
         it differs, so the diff says which keys change and nothing of what they hold."""
         label = _label(self.summary)
         live, expected = self.live, self.expected
@@ -247,7 +247,7 @@ class ObjectDrift:
 
 
 SECRET_UNCHANGED = "<redacted>"  # noqa: S105 - a marker, not a password
-SECRET_CHANGED = "<redacted: changed>"  # noqa: S105 - a marker
+SECRET_CHANGED = "<redacted, changed>"  # noqa: S105 - a marker
 
 
 def _masked_secret(live: JsonObj | None, expected: JsonObj) -> tuple[JsonObj | None, JsonObj]:

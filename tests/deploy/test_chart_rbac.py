@@ -51,6 +51,13 @@ class Kubectl:
         assert code == 0, f"kubectl {' '.join(args)}: {err}"
         return out
 
+    async def install(self, objects: list[Obj], namespace: str) -> None:
+        """Apply the chart's objects as `helm install -n NAMESPACE` would place them."""
+        for obj in objects:
+            if not obj["kind"].startswith("Cluster"):
+                obj["metadata"].setdefault("namespace", namespace)
+        await self.ok("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all(objects))
+
     async def can(self, user: str, verb: str, resource: str, namespace: str | None) -> bool:
         where = [f"--namespace={namespace}"] if namespace else []
         code, out, err = await self.run("auth", "can-i", verb, resource, *where, f"--as={user}")
@@ -88,14 +95,7 @@ async def test_impersonation_mode_lets_the_syncer_impersonate_and_nothing_more(
         namespace=release_ns,
     )
     objects: list[Obj] = [o for o in rendered.objects if o["kind"] in RBAC_KINDS]
-    await kubectl.ok(
-        "apply",
-        "--server-side",
-        f"--namespace={release_ns}",
-        "-f",
-        "-",
-        stdin=yaml.safe_dump_all(objects),
-    )
+    await kubectl.install(objects, release_ns)
     # A ServiceAccount bound to nothing: what every authenticated identity may do anyway.
     await kubectl.ok("create", "serviceaccount", "nobody", f"--namespace={release_ns}")
     syncer = (
@@ -173,14 +173,7 @@ async def test_with_only_the_charts_rights_the_syncer_applies_as_each_teams_acco
         namespace=release_ns,
     )
     objects = [o for o in rendered.objects if o["kind"] in RBAC_KINDS]
-    await kubectl.ok(
-        "apply",
-        "--server-side",
-        f"--namespace={release_ns}",
-        "-f",
-        "-",
-        stdin=yaml.safe_dump_all(objects),
-    )
+    await kubectl.install(objects, release_ns)
     await kubectl.ok("create", "serviceaccount", "deployer", f"--namespace={team_ns}")
     await kubectl.ok(
         "create",

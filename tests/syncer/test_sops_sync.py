@@ -121,7 +121,7 @@ async def test_encrypted_secret_applies_and_its_plaintext_never_shows(
     code, out, err = await gitops(b.config, tmp_path, "diff", "web")
     assert code == 1, err
     assert f"Secret {ns}/db: changed data.password" in out
-    assert "-  password: <redacted>\n+  password: <redacted: changed>\n" in out
+    assert "-  password: <redacted>\n+  password: <redacted, changed>\n" in out
     assert "  user: <redacted>\n" in out
 
     records = await read_topic(b.bootstrap, b.topics.sync_events, expect=2, timeout=20)
