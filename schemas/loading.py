@@ -156,7 +156,9 @@ def _pydantic_issues(exc: ValidationError, raw: Any, source: str) -> list[Config
 def _secretish(loc: Loc) -> bool:
     if loc[:1] == ("notifications",) and any(p in ("url", "secret") for p in loc):
         return True  # a chat webhook URL is a credential
-    return any(p in ("webhook_secret", "token", "value", "private_key", "passphrase") for p in loc)
+    return any(
+        p in ("webhook_secret", "token", "value", "private_key", "passphrase", "keys") for p in loc
+    )
 
 
 def _cross_reference_issues(raw: CommentedMap, source: str) -> list[ConfigIssue]:
