@@ -10,6 +10,7 @@ from schemas.events import (
     AppRemoved,
     AppSetFailed,
     DriftDetected,
+    NotificationFailed,
     ObjectAction,
     PushReceived,
     SyncFailed,
@@ -67,6 +68,12 @@ def format_event(event: AnyEvent) -> str:
         return (
             f"{stamp} app set {data_s.app_set:<8} {short(data_s.commit)}  failed    "
             + data_s.error.replace("\n", "; ")
+        )
+    if isinstance(event, NotificationFailed):
+        data_n = event.data
+        return (
+            f"{stamp} {data_n.app:<16} {short(data_n.commit)}  notify!   {data_n.rule}"
+            f" ({data_n.provider}) gave up on {data_n.outcome}: {data_n.error}"
         )
     assert isinstance(event, PushReceived)  # noqa: S101 - the union is exhaustive
     data_p = event.data

@@ -24,6 +24,7 @@ DRIFT_DETECTED = "gitops.drift.detected"
 APP_GENERATED = "gitops.app.generated"
 APP_REMOVED = "gitops.app.removed"
 APPSET_FAILED = "gitops.appset.failed"
+NOTIFICATION_FAILED = "gitops.notification.failed"
 
 Provider = Literal["github", "gitlab", "gitea", "bitbucket"]
 SyncReason = Literal["webhook", "poll", "manual", "drift", "removed"]
@@ -74,6 +75,19 @@ class SyncRequestedData(_Value):
     delivery_id: DeliveryId | None = None
 
 
+class Refusal(_Value):
+    """The API server's RBAC refusal of one request, as its 403 answer states it."""
+
+    account: str
+    """The identity that was refused, e.g. `system:serviceaccount:team-a:deployer`."""
+    verb: str
+    """`patch`, `create`, `delete`, `get`, `list`, `impersonate`..."""
+    resource: str
+    """The resource, with its API group when it has one: `deployments.apps`, `configmaps`."""
+    namespace: str | None = None
+    """The namespace of the request; null at the cluster scope."""
+
+
 class ObjectResult(_Value):
     """What happened to one object during a sync."""
 
@@ -83,6 +97,8 @@ class ObjectResult(_Value):
     name: str
     action: ObjectAction
     error: str | None = None
+    refused: Refusal | None = None
+    """Set when the error is an RBAC refusal of the account the app acts as."""
 
 
 class SyncResultData(_Value):
@@ -157,6 +173,28 @@ class AppSetProblemData(_Value):
     name clash."""
 
 
+NotificationMoment = Literal["requested", "succeeded", "failed", "skipped", "drift"]
+
+
+class NotificationFailedData(_Value):
+    """A notification the notifier gave up on: which rule, about what, and why (no secrets)."""
+
+    rule: str
+    """The `name` of the notification rule."""
+    provider: str
+    app: AppName
+    commit: CommitSha | None = None
+    outcome: NotificationMoment
+    """The moment the notification was about (`failed` for a `gitops.sync.failed` event...)."""
+    event_id: str
+    """The CloudEvent id of the event the notification was about."""
+    attempts: int
+    status: int | None = None
+    """The provider's last HTTP status; null when no answer came (network error, timeout)."""
+    error: str
+    """Why it was given up, with the provider's answer shortened; never a token or URL secret."""
+
+
 D = TypeVar("D", bound=BaseModel)
 
 
@@ -219,6 +257,11 @@ class AppSetFailed(_Envelope):
     data: AppSetProblemData
 
 
+class NotificationFailed(_Envelope):
+    type: Literal["gitops.notification.failed"] = "gitops.notification.failed"
+    data: NotificationFailedData
+
+
 class DeadLetter(SyncRequested):
     """A sync request that kept failing: the original request plus the final error.
 
@@ -240,7 +283,8 @@ AnyEvent = Annotated[
     | DriftDetected
     | AppGenerated
     | AppRemoved
-    | AppSetFailed,
+    | AppSetFailed
+    | NotificationFailed,
     Field(discriminator="type"),
 ]
 
@@ -266,4 +310,5 @@ EVENT_MODELS: dict[str, type[_Envelope]] = {
     APP_GENERATED: AppGenerated,
     APP_REMOVED: AppRemoved,
     APPSET_FAILED: AppSetFailed,
+    NOTIFICATION_FAILED: NotificationFailed,
 }
