@@ -7,6 +7,7 @@ from collections import Counter
 from schemas.events import (
     AnyEvent,
     DriftDetected,
+    NotificationFailed,
     PushReceived,
     SyncFailed,
     SyncRequested,
@@ -50,6 +51,12 @@ def format_event(event: AnyEvent) -> str:
     if isinstance(event, SyncRequested):
         data_r = event.data
         return f"{stamp} {data_r.app:<16} {short(data_r.commit)}  requested ({data_r.reason})"
+    if isinstance(event, NotificationFailed):
+        data_n = event.data
+        return (
+            f"{stamp} {data_n.app:<16} {short(data_n.commit)}  notify!   {data_n.rule}"
+            f" ({data_n.provider}) gave up on {data_n.outcome}: {data_n.error}"
+        )
     assert isinstance(event, PushReceived)  # noqa: S101 - the union is exhaustive
     data_p = event.data
     apps = ", ".join(data_p.apps) if data_p.apps else "no app"

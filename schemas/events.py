@@ -20,6 +20,7 @@ SYNC_SUCCEEDED = "gitops.sync.succeeded"
 SYNC_FAILED = "gitops.sync.failed"
 SYNC_SKIPPED = "gitops.sync.skipped"
 DRIFT_DETECTED = "gitops.drift.detected"
+NOTIFICATION_FAILED = "gitops.notification.failed"
 
 Provider = Literal["github", "gitlab", "gitea", "bitbucket"]
 SyncReason = Literal["webhook", "poll", "manual", "drift"]
@@ -131,6 +132,28 @@ class DriftDetectedData(_Value):
     self_heal: bool
 
 
+NotificationMoment = Literal["requested", "succeeded", "failed", "skipped", "drift"]
+
+
+class NotificationFailedData(_Value):
+    """A notification the notifier gave up on: which rule, about what, and why (no secrets)."""
+
+    rule: str
+    """The `name` of the notification rule."""
+    provider: str
+    app: AppName
+    commit: CommitSha | None = None
+    outcome: NotificationMoment
+    """The moment the notification was about (`failed` for a `gitops.sync.failed` event...)."""
+    event_id: str
+    """The CloudEvent id of the event the notification was about."""
+    attempts: int
+    status: int | None = None
+    """The provider's last HTTP status; null when no answer came (network error, timeout)."""
+    error: str
+    """Why it was given up, with the provider's answer shortened; never a token or URL secret."""
+
+
 D = TypeVar("D", bound=BaseModel)
 
 
@@ -178,6 +201,11 @@ class DriftDetected(_Envelope):
     data: DriftDetectedData
 
 
+class NotificationFailed(_Envelope):
+    type: Literal["gitops.notification.failed"] = "gitops.notification.failed"
+    data: NotificationFailedData
+
+
 class DeadLetter(SyncRequested):
     """A sync request that kept failing: the original request plus the final error.
 
@@ -191,7 +219,13 @@ class DeadLetter(SyncRequested):
 SyncOutcome = SyncSucceeded | SyncFailed | SyncSkipped
 
 AnyEvent = Annotated[
-    PushReceived | SyncRequested | SyncSucceeded | SyncFailed | SyncSkipped | DriftDetected,
+    PushReceived
+    | SyncRequested
+    | SyncSucceeded
+    | SyncFailed
+    | SyncSkipped
+    | DriftDetected
+    | NotificationFailed,
     Field(discriminator="type"),
 ]
 
@@ -214,4 +248,5 @@ EVENT_MODELS: dict[str, type[_Envelope]] = {
     SYNC_FAILED: SyncFailed,
     SYNC_SKIPPED: SyncSkipped,
     DRIFT_DETECTED: DriftDetected,
+    NOTIFICATION_FAILED: NotificationFailed,
 }
