@@ -70,7 +70,10 @@ def _models(annotation: Any) -> list[type[BaseModel]]:
     return found
 
 
-AUTH_EXAMPLES = """## Repository credentials: examples
+_GITHUB_ED25519 = "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+"""github.com's ed25519 host key, as GitHub publishes it ("GitHub's SSH key fingerprints")."""
+
+AUTH_EXAMPLES = f"""## Repository credentials: examples
 
 A repository's `auth` takes one of three credentials; all three serve branch-head polls,
 fetches and commit verification, and commit statuses on the same host.
@@ -82,9 +85,9 @@ repositories:
   platform:
     url: https://gitlab.example.com/acme/platform.git
     auth:
-      token: {env: GITLAB_TOKEN}
+      token: {{env: GITLAB_TOKEN}}
       username: oauth2                  # GitLab wants oauth2; GitHub accepts any
-      ca_bundle: {file: /etc/ssl/acme-ca.pem}   # a private CA signs the server's certificate
+      ca_bundle: {{file: /etc/ssl/acme-ca.pem}}   # a private CA signs the server's certificate
       proxy: http://proxy.acme.internal:3128    # HTTPS through a proxy
 ```
 
@@ -99,11 +102,11 @@ repositories:
     url: git@github.com:acme/platform.git     # or ssh://git@github.com/acme/platform.git
     auth:
       ssh:
-        private_key: {file: /run/secrets/deploy_key}
-        passphrase: {env: DEPLOY_KEY_PASSPHRASE}   # only for an encrypted key
+        private_key: {{file: /run/secrets/deploy_key}}
+        passphrase: {{env: DEPLOY_KEY_PASSPHRASE}}   # only for an encrypted key
         known_hosts: |
-          github.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl
-        # or: known_hosts: {file: /etc/gitops/known_hosts}; a port other than 22 is
+          github.com ssh-ed25519 {_GITHUB_ED25519}
+        # or: known_hosts: {{file: /etc/gitops/known_hosts}}; a port other than 22 is
         # written [host]:port, as `ssh-keyscan -p PORT host` prints it
 ```
 
@@ -119,7 +122,7 @@ repositories:
       github_app:
         app_id: 123456
         installation_id: 7890123
-        private_key: {file: /run/secrets/github-app.pem}
+        private_key: {{file: /run/secrets/github-app.pem}}
         # api_url: https://github.acme.internal/api/v3   # GitHub Enterprise Server
 ```
 
