@@ -16,13 +16,12 @@ import sys
 from pathlib import Path
 
 from schemas import GitopsConfig
-from schemas.types import CommitSha
-from syncer.drift import DriftCheckError, ObjectDrift, desired_from_git, detect
+from syncer.drift import DriftCheckError, ObjectDrift
 from syncer.errors import SyncError
 from syncer.gitcache import GitCache
 from syncer.giterrors import GitError
-from syncer.inventory import InventoryStore
 from syncer.kube import Cluster
+from syncer.livediff import diff_live
 
 EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
 
@@ -59,22 +58,18 @@ async def diff_app(config: GitopsConfig, *, app: str, as_json: bool) -> int:
             GitCache(cache_dir, max_file_bytes=config.syncer.max_file_bytes) as git,
             await Cluster.connect(spec.cluster, cluster_config) as cluster,
         ):
-            store = InventoryStore(cluster, config.syncer.inventory_namespace)
-            inventory = await store.load(app)
-            applied = inventory.commit
-            commit: CommitSha = applied or await git.resolve(repo, spec.branch)
-            manifests = await desired_from_git(config, git)(app, spec, commit)
-            drifted = await detect(cluster, spec, manifests, inventory, thorough=True)
+            found = await diff_live(config, app, git=git, cluster=cluster)
     except (SyncError, GitError, DriftCheckError) as exc:
         return _fail(f"app '{app}': {getattr(exc, 'message', None) or exc}")
-    basis = "last applied" if applied else f"head of {spec.branch}, never applied"
+    commit, drifted, objects = found.commit, found.drifted, found.objects
+    basis = "last applied" if found.applied else f"head of {spec.branch}, never applied"
     if as_json:
         doc = {
             "app": app,
             "cluster": spec.cluster,
             "commit": commit,
-            "applied": applied is not None,
-            "objects": len(manifests),
+            "applied": found.applied,
+            "objects": objects,
             "drifted": [
                 {**d.summary.model_dump(exclude_none=True), "diff": d.unified_diff()}
                 for d in drifted
@@ -92,7 +87,7 @@ async def diff_app(config: GitopsConfig, *, app: str, as_json: bool) -> int:
         print()
         print(drift.unified_diff(), end="")
     if drifted:
-        print(f"\n{len(drifted)} of {len(manifests)} objects differ from Git")
+        print(f"\n{len(drifted)} of {objects} objects differ from Git")
         return EXIT_FINDING
-    print(f"no drift: {len(manifests)} objects match Git")
+    print(f"no drift: {objects} objects match Git")
     return EXIT_OK

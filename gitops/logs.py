@@ -50,6 +50,8 @@ def config_secrets(config: GitopsConfig) -> list[str]:
         values.extend(ref.resolve().get_secret_value() for ref in repo.webhook_secrets())
         if repo.auth is not None:
             values.append(repo.auth.token.resolve().get_secret_value())
+    if config.ui.token is not None:
+        values.append(config.ui.token.resolve().get_secret_value())
     return values
 
 

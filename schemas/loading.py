@@ -193,4 +193,8 @@ def _resolve_secrets(
             token = resolve(repo.auth.token, ("repositories", name, "auth", "token"))
             update["auth"] = repo.auth.model_copy(update={"token": token})
         repositories[name] = repo.model_copy(update=update)
-    return config.model_copy(update={"repositories": repositories}), issues
+    update_config: dict[str, Any] = {"repositories": repositories}
+    if config.ui.token is not None:
+        token = resolve(config.ui.token, ("ui", "token"))
+        update_config["ui"] = config.ui.model_copy(update={"token": token})
+    return config.model_copy(update=update_config), issues

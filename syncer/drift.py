@@ -54,6 +54,7 @@ from syncer.manifests import Manifest, render
 from syncer.metrics import SyncerMetrics
 from syncer.planning import Planned, plan
 from syncer.reconcile import fingerprint
+from syncer.secretview import hide_values
 from syncer.sources import Renderer
 
 JsonObj = dict[str, Any]
@@ -225,10 +226,14 @@ class ObjectDrift:
     """What it would be after applying the commit (ignored fields kept as they are live)."""
 
     def unified_diff(self) -> str:
-        """`kubectl diff`-like text: `-` live, `+` what Git says it should be."""
+        """`kubectl diff`-like text: `-` live, `+` what Git says it should be.
+
+        Secret values are hidden (`syncer.secretview`): a diff is printed and shown.
+        """
         label = _label(self.summary)
-        before = _yaml(self.live) if self.live is not None else ""
-        after = _yaml(self.expected)
+        live, expected = hide_values(self.live, self.expected)
+        before = _yaml(live) if live is not None else ""
+        after = _yaml(expected)
         lines = difflib.unified_diff(
             before.splitlines(keepends=True),
             after.splitlines(keepends=True),
