@@ -36,21 +36,19 @@ class AppRow:
     """A request newer than the last outcome: a sync is on its way."""
     drift: Record | None = None
     """A drift report newer than the last success."""
+    health: str | None = None
+    """From the last outcome that assessed it: a failed sync changed nothing, so the
+    workloads keep the health the last applied commit left them in."""
     outcomes: deque[Record] = field(default_factory=lambda: deque(maxlen=HISTORY))
     recent: deque[Record] = field(default_factory=lambda: deque(maxlen=HISTORY))
     """Requests, outcomes and drift reports of this app, oldest first."""
+    version: int = 0
+    """Bumped on every change, so a rendered row can be reused until the next one."""
 
     @property
     def state(self) -> str:
         """`succeeded`, `failed`, `skipped`, `never` or an outcome type we do not know yet."""
         return self.outcome.kind if self.outcome is not None else "never"
-
-    @property
-    def health(self) -> str | None:
-        if self.outcome is None:
-            return None
-        value = self.outcome.data.get("health")
-        return value if isinstance(value, str) else None
 
     @property
     def drift_state(self) -> str:
@@ -75,12 +73,6 @@ class AppRow:
     @property
     def commit(self) -> str | None:
         return self.outcome.commit if self.outcome is not None else None
-
-    @property
-    def search_text(self) -> str:
-        """What the text filter matches against."""
-        parts = (self.name, self.repo, self.repo_url, self.branch, self.path, self.cluster)
-        return " ".join(p for p in parts if p).lower()
 
 
 class Board:
@@ -117,6 +109,7 @@ class Board:
         if row is None:
             row = self._rows[name] = AppRow(name=name, configured=False)
         _learn(row, record)
+        row.version += 1
         row.recent.append(record)
         if record.type == REQUEST:
             row.pending = record
@@ -125,6 +118,9 @@ class Board:
         else:
             row.outcome = record
             row.outcomes.append(record)
+            health = record.data.get("health")
+            if isinstance(health, str):
+                row.health = health
             row.pending = None
             if record.type == "gitops.sync.succeeded":
                 row.drift = None

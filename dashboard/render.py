@@ -4,6 +4,7 @@ swap in (an app row, an event row), rendered by the same macros as the full page
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +16,7 @@ from dashboard.describe import duration, short, summary
 from dashboard.links import commit_url
 from dashboard.records import Record
 
-STATES = {
+STATES: dict[str, tuple[str, str]] = {
     "succeeded": ("✔", "succeeded"),
     "failed": ("✖", "failed"),
     "skipped": ("↷", "skipped"),
@@ -34,7 +35,8 @@ STATES = {
     "present": ("●", "present"),
     "dead-letter": ("☠", "dead letter"),
 }
-"""Every state is told by an icon AND a word, never by colour alone."""
+"""Every state is told by an icon AND a word, never by colour alone; the icons are repeated
+in dashboard.css (`.st-…::before`), which `tests/dashboard` checks against this table."""
 
 
 def age(when: datetime | None, now: datetime | None = None) -> str:
@@ -50,14 +52,15 @@ def age(when: datetime | None, now: datetime | None = None) -> str:
     return f"{seconds // 86400}d ago"
 
 
+@functools.lru_cache(maxsize=512)
 def badge(state: str | None, extra: str = "") -> Markup:
+    """A state as icon, word and colour class (cached: a page of 1,000 rows has 3,000)."""
     key = state or "unknown"
     icon, word = STATES.get(key, ("•", key))
     css = key.replace(" ", "-") if key in STATES else "other"
     text = f"{word} {extra}".strip()
-    return Markup('<span class="badge st-{}"><span aria-hidden="true">{}</span> {}</span>').format(
-        css, icon, text
-    )
+    del icon  # drawn by the stylesheet (`.st-…::before`), hidden from screen readers
+    return Markup('<span class="badge st-{}">{}</span>').format(css, text)
 
 
 def environment() -> Environment:
@@ -81,17 +84,44 @@ def environment() -> Environment:
 
 
 class Pages:
-    """The templates, rendered with what each page needs."""
+    """The templates, rendered with what each page needs.
 
-    def __init__(self) -> None:
+    Rows are rendered once per change and reused: an app row until the app's next event,
+    an event row for as long as the record is kept (records never change). A page of
+    1,000 apps is then mostly a join of strings (docs/performance.md, dashboard).
+    """
+
+    def __init__(self, *, keep_events: int) -> None:
         self._env = environment()
         self._row = self._env.get_template("_rows.html").module
+        self._app_rows: dict[str, tuple[int, Markup]] = {}
+        self._event_rows: dict[int, Markup] = {}
+        self._keep_events = keep_events
 
     def page(self, template: str, **context: Any) -> str:
         return self._env.get_template(template).render(**context)
 
-    def app_row(self, row: AppRow) -> str:
-        return str(self._row.app_row(row))  # type: ignore[attr-defined]
+    def app_row(self, row: AppRow) -> Markup:
+        cached = self._app_rows.get(row.name)
+        if cached is not None and cached[0] == row.version:
+            return cached[1]
+        html: Markup = self._row.app_row(row)  # type: ignore[attr-defined]
+        self._app_rows[row.name] = (row.version, html)
+        return html
 
-    def event_row(self, record: Record, repo_urls: dict[str, str]) -> str:
-        return str(self._row.event_row(record, repo_urls))  # type: ignore[attr-defined]
+    def app_rows(self, rows: list[AppRow]) -> Markup:
+        return Markup("").join([self.app_row(row) for row in rows])
+
+    def event_row(self, record: Record, repo_urls: dict[str, str]) -> Markup:
+        html = self._event_rows.get(record.seq)
+        if html is None:
+            html = self._row.event_row(record, repo_urls)  # type: ignore[attr-defined]
+            self._event_rows[record.seq] = html
+            if len(self._event_rows) > 2 * self._keep_events:
+                oldest = sorted(self._event_rows)[: self._keep_events]
+                for seq in oldest:
+                    del self._event_rows[seq]
+        return html
+
+    def event_rows(self, records: list[Record], repo_urls: dict[str, str]) -> Markup:
+        return Markup("").join([self.event_row(r, repo_urls) for r in records])

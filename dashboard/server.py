@@ -48,7 +48,7 @@ class Views:
         self._config = config
         self._trail = trail
         self._live = live
-        self._pages = Pages()
+        self._pages = Pages(keep_events=config.ui.max_events)
         static = resources.files("dashboard") / "static"
         self._static = {
             name: (static / name).read_bytes()
@@ -89,10 +89,12 @@ class Views:
     # ------------------------------------------------------------------ pages
 
     async def apps(self, request: web.Request) -> web.Response:
+        rows = self._trail.board.rows()
         return self._html(
             self._pages.page(
                 "apps.html",
-                rows=self._trail.board.rows(),
+                rows_html=self._pages.app_rows(rows),
+                count=len(rows),
                 q=request.query.get("q", ""),
                 state=request.query.get("state", ""),
                 **self._common("apps", "Apps"),
@@ -106,8 +108,7 @@ class Views:
             self._pages.page(
                 "app.html",
                 row=row,
-                recent=recent,
-                repo_urls=self._repo_urls(),
+                records_html=self._pages.event_rows(recent, self._repo_urls()),
                 chart=duration_chart(list(row.outcomes)),
                 **self._common("app", row.name),
             )
@@ -160,8 +161,7 @@ class Views:
         return self._html(
             self._pages.page(
                 "events.html",
-                records=shown,
-                repo_urls=self._repo_urls(),
+                records_html=self._pages.event_rows(shown, self._repo_urls()),
                 apps=[row.name for row in self._trail.board.rows()],
                 delivery=delivery,
                 app=request.query.get("app", ""),

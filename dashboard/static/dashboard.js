@@ -23,6 +23,8 @@
     const now = Date.now();
     for (const el of document.querySelectorAll("time[data-age]")) {
       const s = Math.max(0, Math.round((now - Date.parse(el.getAttribute("datetime"))) / 1000));
+      if (isNaN(s)) continue;
+      el.title = el.getAttribute("datetime");
       el.textContent = s < 60 ? s + "s ago" : s < 3600 ? Math.floor(s / 60) + "m ago"
         : s < 86400 ? Math.floor(s / 3600) + "h ago" : Math.floor(s / 86400) + "d ago";
     }
@@ -33,6 +35,18 @@
   }
 
   // ------------------------------------------------------------------ filters
+  // What the text filter matches: the row's own text, read once per row (rows are
+  // replaced, never edited, when they change).
+  const texts = new WeakMap();
+  function text(tr) {
+    let found = texts.get(tr);
+    if (found === undefined) {
+      found = tr.textContent.toLowerCase().replace(/\s+/g, " ");
+      texts.set(tr, found);
+    }
+    return found;
+  }
+
   function appsFilter() {
     const q = ($("#q").value || "").toLowerCase().trim();
     const state = $("#state").value;
@@ -40,7 +54,7 @@
     const rows = document.querySelectorAll("#apps tbody tr");
     for (const tr of rows) {
       const d = tr.dataset;
-      const okText = !q || d.search.includes(q);
+      const okText = !q || text(tr).includes(q);
       const okState = !state || d.state === state || (state === "drifted" && d.drift === "drifted")
         || (state === "pending" && d.pending === "yes");
       tr.hidden = !(okText && okState);
@@ -57,7 +71,7 @@
     const apps = d.apps ? d.apps.split(" ") : [];
     if (body.dataset.app && !apps.includes(body.dataset.app)) return false;
     if (body.dataset.delivery && d.delivery !== body.dataset.delivery) return false;
-    return (!app || apps.includes(app)) && (!kind || d.kind === kind) && (!q || d.search.includes(q));
+    return (!app || apps.includes(app)) && (!kind || d.kind === kind) && (!q || text(tr).includes(q));
   }
 
   function eventsFilter() {
@@ -65,6 +79,7 @@
   }
 
   // ------------------------------------------------------------------ live
+  const KEEP = 1000; // event rows a page keeps; older ones remain on /events?delivery=…
   let paused = false;
   const held = [];
 
@@ -77,6 +92,7 @@
     if (tr.hidden && (body.dataset.app || body.dataset.delivery)) return;
     tr.classList.add("flash");
     tbody.insertBefore(tr, tbody.firstChild);
+    while (tbody.rows.length > KEEP) tbody.deleteRow(-1);
   }
 
   function updateRow(app, html) {
@@ -88,6 +104,7 @@
     if (old) old.replaceWith(tr); else tbody.appendChild(tr);
     tr.classList.add("flash");
     if (changed) say(app + ": " + tr.querySelector(".outcome .badge").textContent.trim());
+    ages();
     $("#count").textContent = tbody.rows.length;
     appsFilter();
   }
@@ -161,5 +178,6 @@
       });
     }
   }
+  ages();
   if (page === "apps" || page === "events" || page === "app") connect();
 })();

@@ -34,6 +34,7 @@ from schemas import GitopsConfig
 from syncer.service import Syncer
 from tests.support.bed import RealKafka, unique_name
 from tests.support.git import WorkingCopy
+from tests.support.k8s import K8s, create_namespace
 
 CHROMIUM = os.environ.get("GITOPS_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = [
@@ -99,11 +100,12 @@ class Pipeline:
         """Commit and push with git, then send the signed webhook a Git host would send."""
         before = await asyncio.to_thread(self.repo.head)
         after = await asyncio.to_thread(self.repo.commit_and_push, files, message)
+        changed = await asyncio.to_thread(self.repo.git, "diff", "--name-only", before, after)
         body = github_push_payload(
             repo_url=self.repo.remote_url,
             before=before,
             after=after,
-            changed=sorted(files),
+            changed=changed.split(),
             message=message,
         )
         raw = orjson.dumps(body)
@@ -130,9 +132,9 @@ class Pushed:
 
 
 def app_files(ns: str, *, greeting: str = "hello") -> dict[str, str | bytes | None]:
-    """Both apps' manifests: `web` (a Deployment, a ConfigMap, a Secret) and `api`."""
+    """Both apps' manifests: `web` (a Deployment, a ConfigMap, a Secret) and `api`, in the
+    test's namespace (created up front, as an admin would: neither app owns it)."""
     return {
-        "apps/web/ns.yaml": f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n",
         "apps/web/deploy.yaml": f"""apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -181,6 +183,7 @@ async def pipeline(
     group_id: str,
     namespace: str,
     inventory_namespace: str,  # noqa: F811
+    k8s: K8s,  # noqa: F811
     tmp_path: Path,
 ) -> AsyncIterator[MakePipeline]:
     """`await pipeline(ui={...})`: everything started, the first commit pushed and synced."""
@@ -217,6 +220,7 @@ async def pipeline(
         }  # fmt: skip
         config = GitopsConfig.model_validate(raw)
         await ensure_topics(config.kafka)
+        await create_namespace(k8s, namespace)
         await asyncio.to_thread(repo.commit_and_push, app_files(namespace), "first")
         receiver = Receiver(config, probe_interval=0.2)
         await receiver.start()

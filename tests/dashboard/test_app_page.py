@@ -41,8 +41,9 @@ async def test_the_diff_shows_a_kubectl_edit_and_never_a_secret_value(
     await page.goto(p.url)
     await expect(page.locator("#app-web .outcome")).to_contain_text("succeeded", timeout=LIVE)
     # A second sync, so the chart has a line and the events a history.
-    await p.push(app_files(p.ns, greeting="bonjour"), "greeting")
-    await expect(page.locator("#app-web .outcome")).to_contain_text("succeeded", timeout=LIVE)
+    pushed = await p.push(app_files(p.ns, greeting="bonjour"), "greeting")
+    await expect(page.locator("#app-web")).to_contain_text(pushed.sha[:7], timeout=LIVE)
+    await expect(page.locator("#app-web .outcome")).to_contain_text("succeeded")
 
     await page.click("#app-web a")
     await expect(page.locator("h1")).to_contain_text("web")
@@ -51,24 +52,24 @@ async def test_the_diff_shows_a_kubectl_edit_and_never_a_secret_value(
     deployment = objects.locator("tr", has_text="Deployment")
     await expect(deployment).to_contain_text("healthy", timeout=10_000)
     await expect(objects.locator("tr", has_text="web-settings")).to_contain_text("configured")
-    await expect(objects.locator("tbody tr")).to_have_count(4)
+    await expect(objects.locator("tbody tr")).to_have_count(3)
     await expect(page.locator("svg.chart circle")).to_have_count(2)
     await expect(page.locator("#events tbody tr").first).to_contain_text("succeeded")
 
     await page.click("#diff-button")
     await expect(page.locator("#diff")).to_contain_text(
-        "no drift: 4 objects match Git", timeout=30_000
+        "no drift: 3 objects match Git", timeout=30_000
     )
 
-    await kubectl_edit(kubeconfig, p.ns, "deployment/web", "s/replicas: 2/replicas: 5/")
+    await kubectl_edit(kubeconfig, p.ns, "deployment/web", "s/^  replicas: 2$/  replicas: 5/")
     other = base64.b64encode(b"changed-by-hand-Zx9").decode()
     await kubectl_edit(
-        kubeconfig, p.ns, "secret/web-credentials", f"s/password: .*/password: {other}/"
+        kubeconfig, p.ns, "secret/web-credentials", f"s/^  password: .*/  password: {other}/"
     )
 
     await page.click("#diff-button")
     diff = page.locator("#diff")
-    await expect(diff).to_contain_text("2 of 4 objects differ from Git", timeout=30_000)
+    await expect(diff).to_contain_text("2 of 3 objects differ from Git", timeout=30_000)
     await expect(diff).to_contain_text(f"Deployment {p.ns}/web: changed spec.replicas")
     await expect(diff.locator(".del", has_text="replicas: 5")).to_have_count(1)
     await expect(diff.locator(".add", has_text="replicas: 2")).to_have_count(1)
@@ -83,11 +84,13 @@ async def test_the_diff_shows_a_kubectl_edit_and_never_a_secret_value(
     code, out, _ = await gitops(p.config, tmp_path, "diff", "web")
     assert code == 1
     shown = await diff.locator("pre.diff").all_inner_texts()
+    assert len(shown) == 2
     for text in shown:
-        assert text.strip() in out
+        assert text.strip() + "\n" in out
     assert "(hidden, live value)" in out
     for value in (SECRET_VALUE, base64.b64encode(SECRET_VALUE.encode()).decode(), other):
         assert value not in out
+    await expect(page.locator("#live")).to_have_text("● live")
     colour = await diff.locator(".add").first.evaluate("e => getComputedStyle(e).backgroundColor")
     assert colour != "rgba(0, 0, 0, 0)", "added lines are coloured"
     await page.screenshot(path=str(screenshot_path(tmp_path, "dashboard-app.png")), full_page=True)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from playwright.async_api import Page, expect
 
+from dashboard.render import STATES
 from tests.dashboard.conftest import BROKEN, MakePipeline, app_files, screenshot_path
 
 LIVE = 60_000  # ms: a push -> sync -> outcome -> page round trip on a loaded machine
@@ -33,7 +34,9 @@ async def test_a_row_turns_from_succeeded_to_failed_after_a_broken_push_without_
     await expect(web).to_have_attribute("data-state", "failed")
     # The state is told by a word and an icon, not by colour alone.
     badge = web.locator(".outcome .badge").first
-    await expect(badge).to_have_text("✖ failed")
+    await expect(badge).to_have_text("failed")
+    icon = await badge.evaluate("e => getComputedStyle(e, '::before').content")
+    assert icon.startswith('"✖'), icon
     await expect(api.locator(".outcome")).to_contain_text("succeeded")
     assert await page.evaluate("window.__sameDocument === true"), "the page was reloaded"
     await page.screenshot(path=str(screenshot_path(tmp_path, "dashboard-apps.png")))
@@ -111,3 +114,16 @@ CONTRAST_JS = """
   return out;
 }
 """
+
+
+async def test_every_state_has_its_icon_in_the_stylesheet(page: Page) -> None:
+    """The icons the server's table names are the ones the stylesheet draws."""
+    css = (Path(__file__).resolve().parents[2] / "dashboard/static/dashboard.css").read_text()
+    badges = "".join(f'<span class="badge st-{k.replace(" ", "-")}">{k}</span>' for k in STATES)
+    await page.set_content(f"<style>{css}</style>{badges}")
+    for state, (icon, _) in STATES.items():
+        selector = f".st-{state.replace(' ', '-')}"
+        content = await page.locator(selector).evaluate(
+            "e => getComputedStyle(e, '::before').content"
+        )
+        assert content.startswith(f'"{icon}'), (state, content)
