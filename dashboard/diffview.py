@@ -23,8 +23,7 @@ def classify(line: str) -> str:
 def diff_lines(found: LiveDiff) -> list[list[Line]]:
     """Per drifted object, its unified diff as (class, text) lines."""
     return [
-        [(classify(line), line) for line in drift.unified_diff().splitlines()]
-        for drift in found.drifted
+        [(classify(line), line) for line in text.splitlines()] for text in found.unified_diffs()
     ]
 
 

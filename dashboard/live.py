@@ -14,17 +14,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 from schemas import GitopsConfig
-from syncer.drift import DriftCheckError
 from syncer.errors import SyncError
 from syncer.gitcache import GitCache
-from syncer.giterrors import GitError
 from syncer.health import WORKLOAD_KINDS, assess
 from syncer.inventory import Entry, InventoryStore
 from syncer.kube import Cluster
-from syncer.livediff import LiveDiff, diff_live
+from syncer.livediff import LiveDiff, LiveDiffError, diff_live
 
 READ_CONCURRENCY = 16
 
@@ -59,8 +57,8 @@ class LiveReader:
         self._config = config
         self._clusters: dict[str, Cluster] = {}
         self._connecting = asyncio.Lock()
-        cache_dir = Path(os.path.expanduser(config.syncer.cache_dir)) / "ui"
-        self._git = GitCache(cache_dir, max_file_bytes=config.syncer.max_file_bytes)
+        self._workdir = Path(os.path.expanduser(config.syncer.cache_dir)) / "ui"
+        self._git = GitCache(self._workdir, max_file_bytes=config.syncer.max_file_bytes)
 
     async def __aenter__(self) -> Self:
         return self
@@ -115,12 +113,13 @@ class LiveReader:
 
     async def diff(self, app: str) -> LiveDiff:
         spec = self._config.apps[app]
+        cluster = await self._cluster(spec.cluster)
         try:
-            cluster = await self._cluster(spec.cluster)
-            return await diff_live(self._config, app, git=self._git, cluster=cluster)
-        except (SyncError, GitError, DriftCheckError) as exc:
-            message: Any = getattr(exc, "message", None) or exc
-            raise LiveReadError(f"app {app}: {message}") from exc
+            return await diff_live(
+                self._config, app, git=self._git, cluster=cluster, workdir=self._workdir
+            )
+        except LiveDiffError as exc:
+            raise LiveReadError(str(exc)) from exc
 
 
 async def _live(cluster: Cluster, entry: Entry) -> LiveObject:

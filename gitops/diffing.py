@@ -16,12 +16,11 @@ import sys
 from pathlib import Path
 
 from schemas import GitopsConfig
-from syncer.drift import DriftCheckError, ObjectDrift
+from syncer.drift import ObjectDrift
 from syncer.errors import SyncError
 from syncer.gitcache import GitCache
-from syncer.giterrors import GitError
 from syncer.kube import Cluster
-from syncer.livediff import diff_live
+from syncer.livediff import LiveDiffError, diff_live
 
 EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
 
@@ -58,10 +57,13 @@ async def diff_app(config: GitopsConfig, *, app: str, as_json: bool) -> int:
             GitCache(cache_dir, max_file_bytes=config.syncer.max_file_bytes) as git,
             await Cluster.connect(spec.cluster, cluster_config) as cluster,
         ):
-            found = await diff_live(config, app, git=git, cluster=cluster)
-    except (SyncError, GitError, DriftCheckError) as exc:
-        return _fail(f"app '{app}': {getattr(exc, 'message', None) or exc}")
+            found = await diff_live(config, app, git=git, cluster=cluster, workdir=cache_dir)
+    except LiveDiffError as exc:
+        return _fail(str(exc))
+    except SyncError as exc:  # the cluster's configuration could not be loaded
+        return _fail(f"app '{app}': {exc.message}")
     commit, drifted, objects = found.commit, found.drifted, found.objects
+    texts = found.unified_diffs()
     basis = "last applied" if found.applied else f"head of {spec.branch}, never applied"
     if as_json:
         doc = {
@@ -71,8 +73,8 @@ async def diff_app(config: GitopsConfig, *, app: str, as_json: bool) -> int:
             "applied": found.applied,
             "objects": objects,
             "drifted": [
-                {**d.summary.model_dump(exclude_none=True), "diff": d.unified_diff()}
-                for d in drifted
+                {**d.summary.model_dump(exclude_none=True), "diff": text}
+                for d, text in zip(drifted, texts, strict=True)
             ],
         }
         print(json.dumps(doc, indent=2))
@@ -83,9 +85,9 @@ async def diff_app(config: GitopsConfig, *, app: str, as_json: bool) -> int:
             print(f"{_label(drift)}: missing from the cluster")
         else:
             print(f"{_label(drift)}: changed {', '.join(drift.summary.fields)}")
-    for drift in drifted:
+    for text in texts:
         print()
-        print(drift.unified_diff(), end="")
+        print(text, end="")
     if drifted:
         print(f"\n{len(drifted)} of {objects} objects differ from Git")
         return EXIT_FINDING

@@ -25,6 +25,7 @@ it is reported again as soon as it changes, or after it was clean in between.
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import difflib
 import functools
@@ -54,7 +55,6 @@ from syncer.manifests import Manifest, render
 from syncer.metrics import SyncerMetrics
 from syncer.planning import Planned, plan
 from syncer.reconcile import fingerprint
-from syncer.secretview import hide_values
 from syncer.sources import Renderer
 
 JsonObj = dict[str, Any]
@@ -228,10 +228,13 @@ class ObjectDrift:
     def unified_diff(self) -> str:
         """`kubectl diff`-like text: `-` live, `+` what Git says it should be.
 
-        Secret values are hidden (`syncer.secretview`): a diff is printed and shown.
-        """
+        A Secret's values never show: each key of its `data` reads `<redacted>` on both
+        sides when the value is the same, and `<redacted, changed>` on Git's side when
+        it differs, so the diff says which keys change and nothing of what they hold."""
         label = _label(self.summary)
-        live, expected = hide_values(self.live, self.expected)
+        live, expected = self.live, self.expected
+        if self.summary.kind == "Secret" and self.summary.api_version == "v1":
+            live, expected = _masked_secret(live, expected)
         before = _yaml(live) if live is not None else ""
         after = _yaml(expected)
         lines = difflib.unified_diff(
@@ -241,6 +244,36 @@ class ObjectDrift:
             tofile=f"git/{label}",
         )
         return "".join(lines)
+
+
+SECRET_UNCHANGED = "<redacted>"  # noqa: S105 - a marker, not a password
+SECRET_CHANGED = "<redacted, changed>"  # noqa: S105 - a marker
+
+
+def _masked_secret(live: JsonObj | None, expected: JsonObj) -> tuple[JsonObj | None, JsonObj]:
+    """Both sides of a Secret with every value of `data`/`stringData` replaced by a marker."""
+    old = _secret_values(live or {})
+    masked_live = None
+    if live is not None:
+        masked_live = {k: v for k, v in live.items() if k not in ("data", "stringData")}
+        if old:
+            masked_live["data"] = dict.fromkeys(old, SECRET_UNCHANGED)
+    new = _secret_values(expected)
+    masked = {k: v for k, v in expected.items() if k not in ("data", "stringData")}
+    if new:
+        masked["data"] = {
+            key: SECRET_UNCHANGED if old.get(key) == value else SECRET_CHANGED
+            for key, value in new.items()
+        }
+    return masked_live, masked
+
+
+def _secret_values(obj: JsonObj) -> dict[str, str]:
+    """key -> base64 value of a Secret, `stringData` encoded as the API server stores it."""
+    values = {str(k): str(v) for k, v in (obj.get("data") or {}).items()}
+    for key, value in (obj.get("stringData") or {}).items():
+        values[str(key)] = base64.b64encode(str(value).encode()).decode()
+    return values
 
 
 def _yaml(obj: JsonObj) -> str:
@@ -400,9 +433,16 @@ class DriftChecker:
         producer: Producer,
         source: str,
         metrics: SyncerMetrics | None = None,
+        app_clusters: Mapping[str, Cluster] | None = None,
+        scrub: Callable[[str], str] = str,
     ) -> None:
         self._config = config
         self._clusters = clusters
+        self._scrub = scrub
+        """Removes values SOPS decryption revealed from the texts a failed check logs."""
+        self._app_clusters = app_clusters or {}
+        """Per app, the impersonating client of apps with a ServiceAccount (syncer.tenancy):
+        a check reads and dry-runs with the app's rights, the inventory with the syncer's."""
         self._desired = desired
         self._producer = producer
         self._source = source
@@ -429,9 +469,12 @@ class DriftChecker:
             if inventory.commit is None:
                 return result  # never applied: the branch-head poll takes care of it
             manifests = await self._desired(app_name, app, inventory.commit)
-            result.drifted = await detect(cluster, app, manifests, inventory)
+            acting = self._app_clusters.get(app_name, cluster)
+            result.drifted = await detect(acting, app, manifests, inventory)
         except SyncError as exc:
-            raise DriftCheckError(f"app {app_name}: drift check failed: {exc.message}") from exc
+            raise DriftCheckError(
+                self._scrub(f"app {app_name}: drift check failed: {exc.message}")
+            ) from exc
         signature = (inventory.commit, frozenset(_identity(d.summary) for d in result.drifted))
         if not result.drifted:
             self._last_report.pop(app_name, None)

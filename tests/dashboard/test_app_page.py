@@ -75,8 +75,8 @@ async def test_the_diff_shows_a_kubectl_edit_and_never_a_secret_value(
     await expect(diff.locator(".add", has_text="replicas: 2")).to_have_count(1)
     # The Secret's change is visible as a change, its values are not.
     await expect(diff).to_contain_text(f"Secret {p.ns}/web-credentials: changed data.password")
-    await expect(diff.locator(".del", has_text="(hidden, live value)")).to_have_count(1)
-    await expect(diff.locator(".add", has_text="(hidden, value in Git)")).to_have_count(1)
+    await expect(diff.locator(".del", has_text="password: <redacted>")).to_have_count(1)
+    await expect(diff.locator(".add", has_text="password: <redacted, changed>")).to_have_count(1)
     html = await page.content()
     for value in (SECRET_VALUE, base64.b64encode(SECRET_VALUE.encode()).decode(), other):
         assert value not in html
@@ -87,7 +87,7 @@ async def test_the_diff_shows_a_kubectl_edit_and_never_a_secret_value(
     assert len(shown) == 2
     for text in shown:
         assert text.strip() + "\n" in out
-    assert "(hidden, live value)" in out
+    assert "<redacted, changed>" in out
     for value in (SECRET_VALUE, base64.b64encode(SECRET_VALUE.encode()).decode(), other):
         assert value not in out
     await expect(page.locator("#live")).to_have_text("● live")
