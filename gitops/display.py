@@ -6,6 +6,7 @@ from collections import Counter
 
 from schemas.events import (
     AnyEvent,
+    AppStatus,
     DriftDetected,
     PushReceived,
     SyncFailed,
@@ -50,6 +51,14 @@ def format_event(event: AnyEvent) -> str:
     if isinstance(event, SyncRequested):
         data_r = event.data
         return f"{stamp} {data_r.app:<16} {short(data_r.commit)}  requested ({data_r.reason})"
+    if isinstance(event, AppStatus):
+        status = event.data
+        state = "ready" if status.ready else "not ready"
+        if status.hold is not None:
+            state += f", suspended: {status.hold.reason}"
+        if status.waiting_for:
+            state += f", waiting for {', '.join(status.waiting_for)}"
+        return f"{stamp} {status.app:<16} {short(status.commit)}  status    {state}"
     assert isinstance(event, PushReceived)  # noqa: S101 - the union is exhaustive
     data_p = event.data
     apps = ", ".join(data_p.apps) if data_p.apps else "no app"

@@ -13,6 +13,10 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from schemas import KafkaSettings, Topics
 
+_COMPACTED = {"cleanup.policy": "compact", "segment.ms": str(3600 * 1000)}
+"""The app-status topic keeps the latest record per app; hour-long segments let the
+broker compact it, so a syncer starting up reads about one record per app."""
+
 
 class TopicSetupError(Exception):
     """The broker refused or did not answer topic creation."""
@@ -32,7 +36,15 @@ async def ensure_topics(settings: KafkaSettings, *, attempts: int = 5) -> list[s
             missing = [name for name in topics.all() if name not in existing]
             if missing:
                 response = await admin.create_topics(
-                    [NewTopic(n, settings.partitions, settings.replication_factor) for n in missing]
+                    [
+                        NewTopic(
+                            n,
+                            settings.partitions,
+                            settings.replication_factor,
+                            topic_configs=_COMPACTED if n == topics.app_status else None,
+                        )
+                        for n in missing
+                    ]
                 )
                 for name, code, message in _topic_errors(response):
                     if code and code != TopicAlreadyExistsError.errno:

@@ -39,14 +39,17 @@ from schemas import (
     SessionTimeoutRefused,
     Topics,
 )
+from syncer.appstatus import StatusView
 from syncer.consuming import Dispatcher, Rebalance
 from syncer.gitcache import GitCache
+from syncer.holds import HoldStore
 from syncer.inventory import InventoryStore
 from syncer.kube import Cluster
+from syncer.lifecycle import Lifecycle
 from syncer.metrics import SyncerMetrics
 from syncer.ops import OpsServer
 from syncer.ownership import Ownership
-from syncer.polling import Poller, build_poller
+from syncer.polling import InventoryCommits, Poller, build_poller
 from syncer.reconcile import Reconciler
 from syncer.reporting import Reporter
 from syncer.sources import Renderer
@@ -92,6 +95,8 @@ class Syncer:
         self.metrics = SyncerMetrics()
         self.ops: OpsServer | None = None
         """`/healthz`, `/readyz`, `/metrics` (built by `start()` when `http_port` is set)."""
+        self.ownership: Ownership | None = None
+        """The apps this member owns: those on its partitions of sync-requests."""
         self.poller: Poller | None = None
         """Branch-head polls and drift checks of what this member owns (built by `start()`,
         running only with `periodic_checks`)."""
@@ -158,15 +163,38 @@ class Syncer:
             renderer=renderer,
             metrics=self.metrics,
         )
+        ownership = Ownership(self.topics.sync_requests)
+        self.ownership = ownership
+        view = await stack.enter_async_context(
+            StatusView(
+                kafka.bootstrap,
+                self.topics.app_status,
+                client_id=f"{kafka.client_id}-{self.syncer_id}-status",
+            )
+        )
+        lifecycle = Lifecycle(
+            config=self.config,
+            process=worker.process,
+            publish=reporter.publish,
+            holds={
+                name: HoldStore(r.cluster, settings.inventory_namespace)
+                for name, r in reconcilers.items()
+            },
+            view=view,
+            heads=git,
+            applied=InventoryCommits(self.config, {n: r.cluster for n, r in reconcilers.items()}),
+            producer=producer,
+            ownership=ownership,
+            source=reporter.source,
+        )
         apps = self.config.apps
         dispatcher = Dispatcher(
             consumer,
-            process=worker.process,
-            publish=reporter.publish,
+            process=lifecycle.process,
+            publish=lifecycle.publish,
             concurrency=settings.concurrency,
             cluster_of=lambda app: apps[app].cluster if app in apps else "",
         )
-        ownership = Ownership(self.topics.sync_requests)
 
         def on_assigned(tps: Any) -> None:
             self._joined = True
@@ -185,6 +213,7 @@ class Syncer:
             ) from exc
         stack.push_async_callback(consumer.stop)
         stack.push_async_callback(dispatcher.close)
+        await stack.enter_async_context(lifecycle)
         self.poller = build_poller(
             config=self.config,
             git=git,
