@@ -48,7 +48,7 @@ async def test_suspend_rollback_and_resume_hold_across_restarts(
 
         third = b.repo.commit_and_push({"apps/web/cm.yaml": configmap("settings", v="3")})
         for reason in ("webhook", "poll", "drift"):
-            (request,) = await b.request(third, reason=reason)
+            (request,) = await b.request("web", third, reason=reason)
             outcome = await answer(b, request)
             assert outcome.type == "gitops.sync.skipped", outcome
             assert outcome.data.error == "suspended: freeze for the audit", outcome
@@ -89,7 +89,7 @@ async def test_suspend_rollback_and_resume_hold_across_restarts(
 
     async with Syncer(b.config, syncer_id="s3", group_id=b.config.syncer.group_id):
         for reason in ("webhook", "poll", "drift"):
-            (request,) = await b.request(third, reason=reason)
+            (request,) = await b.request("web", third, reason=reason)
             outcome = await answer(b, request)
             assert outcome.type == "gitops.sync.skipped", outcome
             assert outcome.data.error == f"suspended: rollback to {first[:12]}", outcome
@@ -109,7 +109,7 @@ async def test_suspend_rollback_and_resume_hold_across_restarts(
         assert status.hold is None and status.commit == third and status.ready
 
         # Outside a rollback the ancestor guard holds: an older commit is never applied.
-        (request,) = await b.request(second, reason="manual")
+        (request,) = await b.request("web", second, reason="manual")
         outcome = await answer(b, request)
         assert outcome.type == "gitops.sync.skipped", outcome
         assert outcome.data.error is not None and "older than applied" in outcome.data.error
