@@ -23,6 +23,8 @@ from syncer.gitcache import GitCache
 from syncer.giterrors import GitError
 from syncer.inventory import InventoryStore
 from syncer.kube import Cluster
+from syncer.sources import Renderer
+from syncer.sources.decryption import Decryptor
 
 EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
 
@@ -54,6 +56,7 @@ async def diff_app(config: GitopsConfig, *, app: str, as_json: bool) -> int:
         return _fail(f"app '{app}' names an unknown cluster or repository")
     # Our own mirror directory: a syncer on this machine may be fetching into its own.
     cache_dir = _cli_cache(config.syncer.cache_dir)
+    decryptor: Decryptor | None = None
     try:
         async with (
             GitCache(cache_dir, max_file_bytes=config.syncer.max_file_bytes) as git,
@@ -63,10 +66,19 @@ async def diff_app(config: GitopsConfig, *, app: str, as_json: bool) -> int:
             inventory = await store.load(app)
             applied = inventory.commit
             commit: CommitSha = applied or await git.resolve(repo, spec.branch)
-            manifests = await desired_from_git(config, git)(app, spec, commit)
+            # SOPS files decrypt as the syncer decrypts them; their values never print.
+            decryptor = Decryptor(
+                cache_dir,
+                clusters={spec.cluster: cluster},
+                namespace=config.syncer.inventory_namespace,
+            )
+            renderer = Renderer(cache_dir / "snapshots", decryptor=decryptor)
+            manifests = await desired_from_git(config, git, renderer=renderer)(app, spec, commit)
             drifted = await detect(cluster, spec, manifests, inventory, thorough=True)
     except (SyncError, GitError, DriftCheckError) as exc:
-        return _fail(f"app '{app}': {getattr(exc, 'message', None) or exc}")
+        message = f"app '{app}': {getattr(exc, 'message', None) or exc}"
+        return _fail(decryptor.scrub(message) if decryptor else message)
+    scrub = decryptor.scrub
     basis = "last applied" if applied else f"head of {spec.branch}, never applied"
     if as_json:
         doc = {
@@ -76,7 +88,7 @@ async def diff_app(config: GitopsConfig, *, app: str, as_json: bool) -> int:
             "applied": applied is not None,
             "objects": len(manifests),
             "drifted": [
-                {**d.summary.model_dump(exclude_none=True), "diff": d.unified_diff()}
+                {**d.summary.model_dump(exclude_none=True), "diff": scrub(d.unified_diff())}
                 for d in drifted
             ],
         }
@@ -90,7 +102,7 @@ async def diff_app(config: GitopsConfig, *, app: str, as_json: bool) -> int:
             print(f"{_label(drift)}: changed {', '.join(drift.summary.fields)}")
     for drift in drifted:
         print()
-        print(drift.unified_diff(), end="")
+        print(scrub(drift.unified_diff()), end="")
     if drifted:
         print(f"\n{len(drifted)} of {len(manifests)} objects differ from Git")
         return EXIT_FINDING

@@ -168,6 +168,10 @@ class KafkaSettings(_Model):
         }
 
 
+_SERVICE_ACCOUNT = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+"""`NAME` or `NAMESPACE/NAME` of a ServiceAccount."""
+
+
 class ClusterConfig(_Model):
     """A target cluster: a kubeconfig (and context), or the cluster the syncer runs in."""
 
@@ -177,6 +181,10 @@ class ClusterConfig(_Model):
     """Context inside the kubeconfig; its current context when omitted."""
     in_cluster: bool = False
     """Use the pod's service account (the cluster the syncer runs in)."""
+    default_service_account: str | None = Field(None, pattern=_SERVICE_ACCOUNT)
+    """ServiceAccount that apps of this cluster without `service_account` act as: `NAME`
+    (in each app's `namespace`) or `NAMESPACE/NAME`. Unset: such apps act with the syncer's
+    own rights. See docs/tenancy.md."""
 
     @model_validator(mode="after")
     def _one_way_in(self) -> ClusterConfig:
@@ -419,6 +427,25 @@ class KustomizeSource(_Model):
 SourceKind = Literal["directory", "kustomize", "helm"]
 
 
+class Decryption(_Model):
+    """How the syncer decrypts SOPS-encrypted files of an app before applying them."""
+
+    provider: Literal["sops"]
+    """`sops`: files encrypted with SOPS (age recipients), decrypted by the `sops` binary."""
+    secret: str | None = Field(None, pattern=_K8S_NAME, max_length=253)
+    """A Secret in `syncer.inventory_namespace` of the app's cluster whose `*.agekey`
+    entries hold the age identities (read with the syncer's own rights)."""
+    keys: SecretRef | None = None
+    """The age identities themselves (`AGE-SECRET-KEY-1...` lines): `{file: PATH}` or
+    `{env: NAME}`, read at each sync."""
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> Decryption:
+        if (self.secret is None) == (self.keys is None):
+            raise ValueError("decryption needs exactly one of 'secret' or 'keys'")
+        return self
+
+
 class AppConfig(_Model):
     """One directory of manifests in one repository, synced to one cluster and namespace."""
 
@@ -458,6 +485,13 @@ class AppConfig(_Model):
     commit (a platform before the apps on it); until then its requests are `skipped`
     ("waiting for <app>") and run again when that app's sync succeeds. A cycle, or an
     unknown name, is a configuration error."""
+    service_account: str | None = Field(None, pattern=_SERVICE_ACCOUNT)
+    """ServiceAccount every request of this app's sync impersonates: `NAME` (in the app's
+    `namespace`) or `NAMESPACE/NAME`; the cluster's `default_service_account` when unset.
+    The account's RBAC rights then bound what a commit can change (docs/tenancy.md)."""
+    decryption: Decryption | None = None
+    """Decrypt SOPS-encrypted files before applying them; without it an encrypted file
+    fails the sync."""
 
     @model_validator(mode="after")
     def _path_stays_inside(self) -> AppConfig:

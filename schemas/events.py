@@ -81,6 +81,19 @@ class SyncRequestedData(_Value):
     """A `manual` request that applies even though the app is suspended (`--force`)."""
 
 
+class Refusal(_Value):
+    """The API server's RBAC refusal of one request, as its 403 answer states it."""
+
+    account: str
+    """The identity that was refused, e.g. `system:serviceaccount:team-a:deployer`."""
+    verb: str
+    """`patch`, `create`, `delete`, `get`, `list`, `impersonate`..."""
+    resource: str
+    """The resource, with its API group when it has one: `deployments.apps`, `configmaps`."""
+    namespace: str | None = None
+    """The namespace of the request; null at the cluster scope."""
+
+
 class ObjectResult(_Value):
     """What happened to one object during a sync."""
 
@@ -90,6 +103,8 @@ class ObjectResult(_Value):
     name: str
     action: ObjectAction
     error: str | None = None
+    refused: Refusal | None = None
+    """Set when the error is an RBAC refusal of the account the app acts as."""
 
 
 class SyncResultData(_Value):

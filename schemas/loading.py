@@ -151,7 +151,9 @@ def _pydantic_issues(exc: ValidationError, raw: Any, source: str) -> list[Config
 
 
 def _secretish(loc: Loc) -> bool:
-    return any(p in ("webhook_secret", "token", "value", "private_key", "passphrase") for p in loc)
+    return any(
+        p in ("webhook_secret", "token", "value", "private_key", "passphrase", "keys") for p in loc
+    )
 
 
 def _cross_reference_issues(raw: CommentedMap, source: str) -> list[ConfigIssue]:

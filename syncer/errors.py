@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from schemas.events import Refusal
+
 
 @dataclass(frozen=True)
 class ObjectError:
@@ -21,6 +23,8 @@ class ObjectError:
     namespace: str | None
     name: str
     message: str
+    refusal: Refusal | None = None
+    """The API server's RBAC refusal, when that is why (the account, verb, resource)."""
 
     def __str__(self) -> str:
         where = f"{self.namespace}/" if self.namespace else ""

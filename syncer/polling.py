@@ -324,6 +324,7 @@ def build_poller(
     clusters: Mapping[str, Cluster],
     producer: Producer,
     ownership: Ownership,
+    app_clusters: Mapping[str, Cluster] | None = None,
     source: str,
     busy: Callable[[str], bool] = lambda app: False,
     renderer: Renderer | None = None,
@@ -333,7 +334,9 @@ def build_poller(
     drift = DriftChecker(
         config=config,
         clusters=clusters,
+        app_clusters=app_clusters,
         desired=desired_from_git(config, git, renderer=renderer),
+        scrub=renderer.decryptor.scrub if renderer is not None else str,
         producer=producer,
         source=source,
         metrics=metrics,

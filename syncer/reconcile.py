@@ -31,7 +31,7 @@ from syncer.errors import ObjectError, PermanentSyncError, SyncError, TransientS
 from syncer.health import WORKLOAD_KINDS, Workload, wait_healthy
 from syncer.inventory import Entry, Inventory, InventoryStore, ObjectKey
 from syncer.jsoncodec import canonical_json
-from syncer.kube import FIELD_MANAGER, ApiRejected, Cluster, NotFound, ResourceInfo
+from syncer.kube import FIELD_MANAGER, ApiRejected, Cluster, Forbidden, NotFound, ResourceInfo
 from syncer.manifests import Manifest
 from syncer.planning import CRD_GROUP, Planned, is_stage_zero, plan
 
@@ -276,11 +276,14 @@ class Reconciler:
         async def fetch(group: tuple[ResourceInfo, str | None]) -> None:
             info, namespace = group
             members = groups[group]
-            if len(members) <= 2:
-                objs = [await self.cluster.get(info, namespace, p.name) for p in members]
-                found = [o for o in objs if o is not None]
-            else:
-                found = await self.cluster.list_objects(info, namespace)
+            try:
+                if len(members) <= 2:
+                    objs = [await self.cluster.get(info, namespace, p.name) for p in members]
+                    found = [o for o in objs if o is not None]
+                else:
+                    found = await self.cluster.list_objects(info, namespace)
+            except Forbidden:
+                return  # the account may not read them: their dry runs will say what it may
             for obj in found:
                 meta = obj.get("metadata") or {}
                 key = (
@@ -308,8 +311,12 @@ class Reconciler:
 
     async def _missing_namespaces(self, names: set[str | None]) -> set[str]:
         info = await self.cluster.resource("v1", "Namespace")
-        found = await asyncio.gather(*(self.cluster.get(info, None, n) for n in names if n))
-        return {n for n, obj in zip([n for n in names if n], found, strict=True) if obj is None}
+        wanted = [n for n in names if n]
+        try:
+            found = await asyncio.gather(*(self.cluster.get(info, None, n) for n in wanted))
+        except Forbidden:
+            return set()  # the account may not read Namespaces: its dry runs will tell
+        return {n for n, obj in zip(wanted, found, strict=True) if obj is None}
 
     async def _dry_run(
         self, item: Planned, created_ns: set[str], missing: frozenset[str] = frozenset()
@@ -331,7 +338,7 @@ class Reconciler:
                 return None
             return item.error(exc.message)
         except ApiRejected as exc:
-            return item.error(exc.message)
+            return item.error(exc.message, exc.refusal)
         obj["_existed"] = status != 201
         return obj
 
