@@ -8,6 +8,7 @@ from schemas.events import (
     AnyEvent,
     AppStatus,
     DriftDetected,
+    NotificationFailed,
     PushReceived,
     SyncFailed,
     SyncRequested,
@@ -59,6 +60,12 @@ def format_event(event: AnyEvent) -> str:
         if status.waiting_for:
             state += f", waiting for {', '.join(status.waiting_for)}"
         return f"{stamp} {status.app:<16} {short(status.commit)}  status    {state}"
+    if isinstance(event, NotificationFailed):
+        data_n = event.data
+        return (
+            f"{stamp} {data_n.app:<16} {short(data_n.commit)}  notify!   {data_n.rule}"
+            f" ({data_n.provider}) gave up on {data_n.outcome}: {data_n.error}"
+        )
     assert isinstance(event, PushReceived)  # noqa: S101 - the union is exhaustive
     data_p = event.data
     apps = ", ".join(data_p.apps) if data_p.apps else "no app"

@@ -26,6 +26,7 @@ from gitops.broker import EmbeddedBroker, free_port
 from gitops.demo import DemoState, seed_repository
 from gitops.display import format_event
 from gitops.gitserver import GitHttpServer
+from gitops.printer import NotificationPrinter
 from gitops.processes import ChildProcess
 from gitops.reading import read_events
 from gitops.topics import ensure_topics
@@ -61,7 +62,13 @@ async def _wait_http(
 
 
 def _default_config(
-    workdir: Path, *, bootstrap: str, repo_url: str, secret: str, kubeconfig: Path
+    workdir: Path,
+    *,
+    bootstrap: str,
+    repo_url: str,
+    secret: str,
+    kubeconfig: Path,
+    printer: NotificationPrinter,
 ) -> str:
     return f"""\
 kafka:
@@ -91,6 +98,12 @@ apps:
 syncer:
   cache_dir: {workdir / "cache"}
   health_timeout: 15s
+notifications:
+- name: local
+  on: [requested, succeeded, failed, skipped, drift]
+  provider: webhook
+  url: {printer.url}
+  secret: {{value: {secret}}}
 """
 
 
@@ -148,6 +161,7 @@ async def _up(stack: AsyncExitStack, workdir: Path, config_path: str | None, syn
         git = await stack.enter_async_context(GitHttpServer(workdir / "git"))
         git.create_repo("examples")
         secret = secrets.token_hex(16)
+        printer = await stack.enter_async_context(NotificationPrinter(secret, _say))
         receiver_port = free_port()
         demo = DemoState(
             workdir=workdir / "work",
@@ -165,6 +179,7 @@ async def _up(stack: AsyncExitStack, workdir: Path, config_path: str | None, syn
                 repo_url=demo.repo_url,
                 secret=secret,
                 kubeconfig=kubeconfig,
+                printer=printer,
             )
         )
         config = load_config(config_file)
@@ -198,6 +213,17 @@ async def _up(stack: AsyncExitStack, workdir: Path, config_path: str | None, syn
             )
         )
     await _wait_http(f"http://127.0.0.1:{port}/readyz", "the receiver", receiver)
+    if config.notifications:
+        notifier_port = free_port()
+        args = ["notifier", "--config", str(config_file), "--id", "notifier-1"]
+        notifier = ChildProcess(
+            "notifier", [*args, "--http-port", str(notifier_port)], log_dir=logs, env=env
+        )
+        await stack.enter_async_context(notifier)
+        # Ready once in its group: a new group starts at the end, so nothing is missed after.
+        await _wait_http(
+            f"http://127.0.0.1:{notifier_port}/readyz", "the notifier", notifier, timeout=60
+        )
 
     _say()
     _say(
@@ -211,6 +237,9 @@ async def _up(stack: AsyncExitStack, workdir: Path, config_path: str | None, syn
         _say()
         _say("push a change and send a signed webhook:")
         _say(f"  {sys.executable} -m gitops.demo push --state {workdir / 'demo.json'}")
+    if config.notifications:
+        rules = ", ".join(f"{r.name} ({r.provider})" for r in config.notifications)
+        _say(f"notifications    {rules}")
     _say(f"logs             {workdir / 'logs'}")
     _say()
     _say("live sync events (Ctrl-C stops everything):")

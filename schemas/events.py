@@ -21,6 +21,7 @@ SYNC_FAILED = "gitops.sync.failed"
 SYNC_SKIPPED = "gitops.sync.skipped"
 DRIFT_DETECTED = "gitops.drift.detected"
 APP_STATUS = "gitops.app.status"
+NOTIFICATION_FAILED = "gitops.notification.failed"
 
 Provider = Literal["github", "gitlab", "gitea", "bitbucket"]
 SyncReason = Literal[
@@ -174,6 +175,28 @@ class AppStatusData(_Value):
     """That request, asked again (reason `dependency`) once they are ready."""
 
 
+NotificationMoment = Literal["requested", "succeeded", "failed", "skipped", "drift"]
+
+
+class NotificationFailedData(_Value):
+    """A notification the notifier gave up on: which rule, about what, and why (no secrets)."""
+
+    rule: str
+    """The `name` of the notification rule."""
+    provider: str
+    app: AppName
+    commit: CommitSha | None = None
+    outcome: NotificationMoment
+    """The moment the notification was about (`failed` for a `gitops.sync.failed` event...)."""
+    event_id: str
+    """The CloudEvent id of the event the notification was about."""
+    attempts: int
+    status: int | None = None
+    """The provider's last HTTP status; null when no answer came (network error, timeout)."""
+    error: str
+    """Why it was given up, with the provider's answer shortened; never a token or URL secret."""
+
+
 D = TypeVar("D", bound=BaseModel)
 
 
@@ -226,6 +249,11 @@ class AppStatus(_Envelope):
     data: AppStatusData
 
 
+class NotificationFailed(_Envelope):
+    type: Literal["gitops.notification.failed"] = "gitops.notification.failed"
+    data: NotificationFailedData
+
+
 class DeadLetter(SyncRequested):
     """A sync request that kept failing: the original request plus the final error.
 
@@ -245,7 +273,8 @@ AnyEvent = Annotated[
     | SyncFailed
     | SyncSkipped
     | DriftDetected
-    | AppStatus,
+    | AppStatus
+    | NotificationFailed,
     Field(discriminator="type"),
 ]
 
@@ -269,4 +298,5 @@ EVENT_MODELS: dict[str, type[_Envelope]] = {
     SYNC_SKIPPED: SyncSkipped,
     DRIFT_DETECTED: DriftDetected,
     APP_STATUS: AppStatus,
+    NOTIFICATION_FAILED: NotificationFailed,
 }

@@ -24,6 +24,8 @@ from schemas.errors import ConfigError, ConfigIssue
 BOOTSTRAP_ENV = "GITOPS_KAFKA_BOOTSTRAP"
 
 Loc = tuple[str | int, ...]
+_UNION_TAGS = ("str", "int", "float", "bool")
+"""Names pydantic adds to an error's location for a union member of a builtin type."""
 
 
 def load_config(
@@ -126,7 +128,9 @@ def _pydantic_issues(exc: ValidationError, raw: Any, source: str) -> list[Config
     for err in exc.errors():
         # Union members add their type name to the location; users never wrote it.
         loc: Loc = tuple(
-            p for p in err["loc"] if not (isinstance(p, str) and (p[:1].isupper() or "[" in p))
+            p
+            for p in err["loc"]
+            if not (isinstance(p, str) and (p[:1].isupper() or "[" in p or p in _UNION_TAGS))
         )
         kind = err["type"]
         if kind == "extra_forbidden":
@@ -151,13 +155,15 @@ def _pydantic_issues(exc: ValidationError, raw: Any, source: str) -> list[Config
 
 
 def _secretish(loc: Loc) -> bool:
+    if loc[:1] == ("notifications",) and any(p in ("url", "secret") for p in loc):
+        return True  # a chat webhook URL is a credential
     return any(
         p in ("webhook_secret", "token", "value", "private_key", "passphrase", "keys") for p in loc
     )
 
 
 def _cross_reference_issues(raw: CommentedMap, source: str) -> list[ConfigIssue]:
-    issues: list[ConfigIssue] = []
+    issues: list[ConfigIssue] = _duplicate_rule_issues(raw, source)
     apps = raw.get("apps")
     if not isinstance(apps, CommentedMap):
         return issues
@@ -202,6 +208,24 @@ def _dependency_issues(apps: CommentedMap, raw: CommentedMap, source: str) -> li
     ]
 
 
+def _duplicate_rule_issues(raw: CommentedMap, source: str) -> list[ConfigIssue]:
+    """Rule names key metrics and failure events, so two rules may not share one."""
+    rules = raw.get("notifications")
+    if not isinstance(rules, CommentedSeq):
+        return []
+    issues, seen = [], set()
+    for index, rule in enumerate(rules):
+        name = rule.get("name") if isinstance(rule, CommentedMap) else None
+        if not isinstance(name, str):
+            continue
+        if name in seen:
+            loc: Loc = ("notifications", index, "name")
+            message = f"another rule is already named '{name}'; rule names must be unique"
+            issues.append(ConfigIssue(source, line_of(raw, loc), _dotted(loc), message))
+        seen.add(name)
+    return issues
+
+
 def _resolve_secrets(
     config: GitopsConfig, raw: CommentedMap, source: str
 ) -> tuple[GitopsConfig, list[ConfigIssue]]:
@@ -227,4 +251,13 @@ def _resolve_secrets(
         elif secret is not None:
             update["webhook_secret"] = resolve(secret, ("repositories", name, "webhook_secret"))
         repositories[name] = repo.model_copy(update=update)
-    return config.model_copy(update={"repositories": repositories}), issues
+    rules = []
+    for index, rule in enumerate(config.notifications):
+        rule_update: dict[str, Any] = {}
+        for key in ("url", "token", "secret"):
+            ref = getattr(rule, key)
+            if isinstance(ref, SecretRef):
+                rule_update[key] = resolve(ref, ("notifications", index, key))
+        rules.append(rule.model_copy(update=rule_update))
+    update = {"repositories": repositories, "notifications": rules}
+    return config.model_copy(update=update), issues

@@ -194,6 +194,8 @@ class Cluster:
         self._closed = False
         self._headers: dict[str, str] = {}
         self._view = False
+        self._root = self
+        """The client views are made from: discovery asks with its own identity."""
         self.identity: str | None = None
         """The user every request impersonates (None: the client's own identity)."""
         try:
@@ -230,10 +232,12 @@ class Cluster:
     def impersonating(self, user: str) -> Cluster:
         """A view of this cluster whose every request acts as `user`.
 
-        It shares the connections, the token and the discovery cache (discovery answers
-        the same for everyone); closing it closes nothing. Only `Impersonate-User` is
-        sent: for a ServiceAccount's user name the API server adds its groups itself
-        (system:serviceaccounts, system:serviceaccounts:<namespace>,
+        It shares the connections, the token and the discovery cache; discovery, which
+        answers the same for everyone, asks with the client's own identity, so a refused
+        impersonation shows on each object's dry run. Closing a view closes nothing.
+
+        Only `Impersonate-User` is sent: for a ServiceAccount's user name the API server
+        adds its groups itself (system:serviceaccounts, system:serviceaccounts:<namespace>,
         system:authenticated), so the syncer never needs the right to impersonate groups,
         which would let it claim any group, system:masters included."""
         view = copy.copy(self)
@@ -285,7 +289,7 @@ class Cluster:
     async def _discover(self, group: str, version: str) -> None:
         path = f"/apis/{group}/{version}" if group else f"/api/{version}"
         try:
-            doc = await self.request("GET", path)
+            doc = await self._root.request("GET", path)
         except NotFound:
             self._kinds[(group, version)] = {}
             return

@@ -13,12 +13,13 @@ import pytest
 import yaml
 
 from schemas import AppConfig, ClusterConfig
+from schemas.events import Refusal
 from schemas.types import CommitSha
 from syncer.errors import PermanentSyncError
 from syncer.inventory import InventoryStore
 from syncer.kube import Cluster, Forbidden
 from syncer.manifests import render as render_manifests
-from syncer.reconcile import ReconcileOptions, Reconciler
+from syncer.reconcile import ReconcileOptions, Reconciler, ReconcileResult
 from syncer.tenancy import service_account
 from tests.deploy.rendering import Obj, render
 from tests.support.bed import RealCluster, unique_name
@@ -150,11 +151,60 @@ async def test_impersonation_mode_lets_the_syncer_impersonate_and_nothing_more(
             ("secrets", "[sops-keys]", "[get]"),
         }
     finally:
-        for obj in objects:
-            if obj["kind"].startswith("Cluster"):
-                await kubectl.run("delete", obj["kind"], obj["metadata"]["name"])
-        for ns in (release_ns, state_ns, team_ns):
-            await kubectl.run("delete", "namespace", ns, "--wait=false")
+        await uninstall(kubectl, objects, (release_ns, state_ns, team_ns))
+
+
+async def deployer(kubectl: Kubectl, namespace: str) -> None:
+    """A team's ServiceAccount `deployer`, bound to the built-in `edit` in its namespace."""
+    await kubectl.ok("create", "serviceaccount", "deployer", f"--namespace={namespace}")
+    await kubectl.ok(
+        "create",
+        "rolebinding",
+        "deployer",
+        "--clusterrole=edit",
+        f"--serviceaccount={namespace}:deployer",
+        f"--namespace={namespace}",
+    )
+
+
+async def syncer_kubeconfig(
+    kubectl: Kubectl, real_cluster: RealCluster, account: str, namespace: str, path: Path
+) -> Path:
+    """The syncer's kubeconfig: its own ServiceAccount token, as in the pod."""
+    token = (await kubectl.ok("create", "token", account, f"--namespace={namespace}")).strip()
+    admin = yaml.safe_load(real_cluster.kubeconfig.read_text())
+    cluster = admin["clusters"][0]["name"]
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": admin["clusters"],
+                "users": [{"name": "syncer", "user": {"token": token}}],
+                "contexts": [{"name": "syncer", "context": {"cluster": cluster, "user": "syncer"}}],
+                "current-context": "syncer",
+            }
+        )
+    )
+    return path
+
+
+async def sync(
+    cluster: Cluster, state_ns: str, app_ns: str, account: str, target_ns: str, name: str
+) -> ReconcileResult:
+    """One ConfigMap in `target_ns`, synced by an app acting as `account` (NAME or NS/NAME)."""
+    app = AppConfig.model_validate(
+        {"repo": "r", "cluster": "here", "namespace": app_ns, "service_account": account}
+    )
+    acting_as = service_account(app, None)
+    assert acting_as is not None
+    reconciler = Reconciler(
+        cluster.impersonating(acting_as.username), InventoryStore(cluster, state_ns)
+    )
+    manifests = render_manifests({"a.yaml": CONFIGMAP.format(name=name, ns=target_ns).encode()})
+    return await reconciler.reconcile(
+        f"app-{name}", app, CommitSha("a" * 40), manifests, ReconcileOptions(health_timeout=0)
+    )
 
 
 async def test_with_only_the_charts_rights_the_syncer_applies_as_each_teams_account(
@@ -174,59 +224,14 @@ async def test_with_only_the_charts_rights_the_syncer_applies_as_each_teams_acco
     )
     objects = [o for o in rendered.objects if o["kind"] in RBAC_KINDS]
     await kubectl.install(objects, release_ns)
-    await kubectl.ok("create", "serviceaccount", "deployer", f"--namespace={team_ns}")
-    await kubectl.ok(
-        "create",
-        "rolebinding",
-        "deployer",
-        "--clusterrole=edit",
-        f"--serviceaccount={team_ns}:deployer",
-        f"--namespace={team_ns}",
-    )
-    account = rendered.one("ServiceAccount", "syncer")["metadata"]["name"]
-    token = (await kubectl.ok("create", "token", account, f"--namespace={release_ns}")).strip()
-    # The syncer's kubeconfig: its own token, as in the pod (no client certificate).
-    admin = yaml.safe_load(real_cluster.kubeconfig.read_text())
-    own = tmp_path / "syncer.kubeconfig"
-    own.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": admin["clusters"],
-                "users": [{"name": "syncer", "user": {"token": token}}],
-                "contexts": [
-                    {
-                        "name": "syncer",
-                        "context": {"cluster": admin["clusters"][0]["name"], "user": "syncer"},
-                    }
-                ],
-                "current-context": "syncer",
-            }
-        )
-    )
-    app = AppConfig.model_validate(
-        {"repo": "r", "cluster": "here", "namespace": team_ns, "service_account": "deployer"}
-    )
+    await deployer(kubectl, team_ns)
+    syncer = rendered.one("ServiceAccount", "syncer")["metadata"]["name"]
+    own = await syncer_kubeconfig(kubectl, real_cluster, syncer, release_ns, tmp_path / "own")
     try:
         async with await Cluster.connect("here", ClusterConfig(kubeconfig=str(own))) as cluster:
-            account_of_app = service_account(app, None)
-            assert account_of_app is not None
-            acting = cluster.impersonating(account_of_app.username)
-            reconciler = Reconciler(acting, InventoryStore(cluster, state_ns))
-            own_cm = render_manifests(
-                {"a.yaml": CONFIGMAP.format(name="mine", ns=team_ns).encode()}
-            )
-            result = await reconciler.reconcile(
-                "web", app, CommitSha("a" * 40), own_cm, ReconcileOptions(health_timeout=0)
-            )
-            intruding = render_manifests(
-                {"a.yaml": CONFIGMAP.format(name="theirs", ns=other_ns).encode()}
-            )
+            result = await sync(cluster, state_ns, team_ns, "deployer", team_ns, "mine")
             with pytest.raises(PermanentSyncError) as refused:
-                await reconciler.reconcile(
-                    "web", app, CommitSha("b" * 40), intruding, ReconcileOptions(health_timeout=0)
-                )
+                await sync(cluster, state_ns, team_ns, "deployer", other_ns, "theirs")
             # Without impersonation the syncer itself may write nothing in a team's namespace.
             with pytest.raises(Forbidden):
                 await cluster.apply(
@@ -242,19 +247,69 @@ async def test_with_only_the_charts_rights_the_syncer_applies_as_each_teams_acco
             ("ConfigMap", "mine", "created")
         ]
         (error,) = refused.value.objects
-        assert error.refusal is not None
-        assert (error.refusal.account, error.refusal.verb, error.refusal.namespace) == (
-            f"system:serviceaccount:{team_ns}:deployer",
-            "patch",
-            other_ns,
+        assert error.refusal == Refusal(
+            account=f"system:serviceaccount:{team_ns}:deployer",
+            verb="patch",
+            resource="configmaps",
+            namespace=other_ns,
         )
         inventory = await kubectl.ok(
-            "get", "configmap", "gitops-inventory-web", f"--namespace={state_ns}", "-o", "yaml"
+            "get", "configmap", "gitops-inventory-app-mine", f"--namespace={state_ns}", "-o", "yaml"
         )
         assert '"n":"mine"' in inventory
     finally:
-        for obj in objects:
-            if obj["kind"].startswith("Cluster"):
-                await kubectl.run("delete", obj["kind"], obj["metadata"]["name"])
-        for ns in (release_ns, state_ns, team_ns, other_ns):
-            await kubectl.run("delete", "namespace", ns, "--wait=false")
+        await uninstall(kubectl, objects, (release_ns, state_ns, team_ns, other_ns))
+
+
+async def test_impersonation_limited_to_listed_namespaces_refuses_the_others_per_object(
+    real_cluster: RealCluster, tmp_path: Path
+) -> None:
+    kubectl = Kubectl(real_cluster.write_kubeconfig(tmp_path / "kubeconfig"), tmp_path)
+    release = unique_name("rel")
+    release_ns, state_ns, team_ns, other_ns = (
+        unique_name(p) for p in ("gitops", "state", "team", "other")
+    )
+    for ns in (release_ns, state_ns, team_ns, other_ns):
+        await kubectl.ok("create", "namespace", ns)
+    rendered = render(
+        {
+            "rbac": {"mode": "impersonate", "impersonation": {"namespaces": [team_ns]}},
+            "config": {"syncer": {"inventory_namespace": state_ns}},
+        },
+        release=release,
+        namespace=release_ns,
+    )
+    objects = [o for o in rendered.objects if o["kind"] in RBAC_KINDS]
+    await kubectl.install(objects, release_ns)
+    for ns in (team_ns, other_ns):
+        await deployer(kubectl, ns)
+    syncer = rendered.one("ServiceAccount", "syncer")["metadata"]["name"]
+    own = await syncer_kubeconfig(kubectl, real_cluster, syncer, release_ns, tmp_path / "own")
+    try:
+        async with await Cluster.connect("here", ClusterConfig(kubeconfig=str(own))) as cluster:
+            allowed = await sync(cluster, state_ns, team_ns, "deployer", team_ns, "listed")
+            with pytest.raises(PermanentSyncError) as refused:
+                await sync(cluster, state_ns, other_ns, "deployer", other_ns, "unlisted")
+        assert [o.action for o in allowed.objects] == ["created"]
+        (error,) = refused.value.objects
+        assert error.refusal == Refusal(
+            account=f"system:serviceaccount:{release_ns}:{syncer}",
+            verb="impersonate",
+            resource="serviceaccounts",
+            namespace=other_ns,
+        )
+        assert error.message == (
+            f"forbidden: system:serviceaccount:{release_ns}:{syncer} may not impersonate "
+            f"serviceaccounts in namespace {other_ns} (the syncer needs the impersonate right, "
+            "see docs/tenancy.md)"
+        )
+    finally:
+        await uninstall(kubectl, objects, (release_ns, state_ns, team_ns, other_ns))
+
+
+async def uninstall(kubectl: Kubectl, objects: list[Obj], namespaces: tuple[str, ...]) -> None:
+    for obj in objects:
+        if obj["kind"].startswith("Cluster"):
+            await kubectl.run("delete", obj["kind"], obj["metadata"]["name"])
+    for ns in namespaces:
+        await kubectl.run("delete", "namespace", ns, "--wait=false")
