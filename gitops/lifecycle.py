@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 
 from gitops.display import short
+from gitops.generated import with_generated
 from gitops.operate import (
     EXIT_USAGE,
     build_request,
@@ -68,6 +69,7 @@ def _refuse(problem: str) -> int:
 
 
 async def suspend_app(config: GitopsConfig, *, app: str, reason: str | None, wait: bool) -> int:
+    config, _ = await with_generated(config)
     if problem := check_app(config, app):
         return _refuse(problem)
     request = build_request(config, app, "suspend", note=reason)
@@ -77,6 +79,7 @@ async def suspend_app(config: GitopsConfig, *, app: str, reason: str | None, wai
 
 
 async def resume_app(config: GitopsConfig, *, app: str, wait: bool) -> int:
+    config, _ = await with_generated(config)
     if problem := check_app(config, app):
         return _refuse(problem)
     request = build_request(config, app, "resume")
@@ -85,6 +88,7 @@ async def resume_app(config: GitopsConfig, *, app: str, wait: bool) -> int:
 
 
 async def rollback_app(config: GitopsConfig, *, app: str, to: str, wait: bool) -> int:
+    config, _ = await with_generated(config)
     if problem := check_app(config, app) or check_sha(to, "--to"):
         return _refuse(problem)
     request = build_request(config, app, "rollback", commit=CommitSha(to))

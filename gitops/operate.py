@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gitops.display import format_event, short
+from gitops.generated import with_generated
 from gitops.reading import read_events
 from schemas import GitopsConfig, SyncRequested, Topics
 from schemas.config import parse_duration
@@ -76,6 +77,7 @@ def _concerns(event: object, app: str) -> bool:
 
 async def list_apps(config: GitopsConfig, *, as_json: bool) -> int:
     last: dict[str, SyncSucceeded | SyncFailed | SyncSkipped | DriftDetected] = {}
+    config, origins = await with_generated(config)
     topics = _topics(config)
     async for event in read_events(config.kafka.bootstrap, [topics.sync_events]):
         if isinstance(event, SyncSucceeded | SyncFailed | SyncSkipped):
@@ -91,6 +93,7 @@ async def list_apps(config: GitopsConfig, *, as_json: bool) -> int:
         rows.append(
             {
                 "app": name,
+                "set": origins.get(name),
                 "repo": spec.repo,
                 "branch": spec.branch,
                 "path": spec.path,
@@ -107,14 +110,14 @@ async def list_apps(config: GitopsConfig, *, as_json: bool) -> int:
         print(json.dumps(rows, indent=2))
         return EXIT_OK
     print(
-        f"{'APP':<18} {'REPO':<14} {'BRANCH':<10} {'PATH':<22} {'CLUSTER':<10} {'LAST':<13} "
-        "COMMIT   STATE"
+        f"{'APP':<18} {'SET':<12} {'REPO':<14} {'BRANCH':<10} {'PATH':<22} {'CLUSTER':<10}"
+        f" {'LAST':<13} COMMIT   STATE"
     )
     for row in rows:
         print(
-            f"{row['app']:<18} {row['repo']:<14} {row['branch']:<10} {row['path']:<22} "
-            f"{row['cluster']:<10} {row['last_outcome']:<13} {short(row['commit']):<8} "
-            f"{row['state']}".rstrip()
+            f"{row['app']:<18} {row['set'] or '-':<12} {row['repo']:<14} {row['branch']:<10} "
+            f"{row['path']:<22} {row['cluster']:<10} {row['last_outcome']:<13} "
+            f"{short(row['commit']):<8} {row['state']}".rstrip()
         )
     return EXIT_OK
 
@@ -128,6 +131,7 @@ async def request_sync(
     force: bool = False,
     timeout: float = 120.0,
 ) -> int:
+    config, _ = await with_generated(config)
     problem = check_app(config, app) or (check_sha(commit, "--commit") if commit else None)
     if problem is not None:
         print(f"gitops: {problem}", file=sys.stderr)

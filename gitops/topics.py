@@ -13,9 +13,11 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from schemas import KafkaSettings, Topics
 
-_COMPACTED = {"cleanup.policy": "compact", "segment.ms": str(3600 * 1000)}
+COMPACTED = {"cleanup.policy": "compact"}
+"""The generated-apps topic is a table (latest definition per app), not a log."""
+APP_STATUS_CONFIG = {**COMPACTED, "segment.ms": str(3600 * 1000)}
 """The app-status topic keeps the latest record per app; hour-long segments let the
-broker compact it, so a syncer starting up reads about one record per app."""
+broker compact it soon, so a syncer starting up reads about one record per app."""
 
 
 class TopicSetupError(Exception):
@@ -41,7 +43,7 @@ async def ensure_topics(settings: KafkaSettings, *, attempts: int = 5) -> list[s
                             n,
                             settings.partitions,
                             settings.replication_factor,
-                            topic_configs=_COMPACTED if n == topics.app_status else None,
+                            topic_configs=_topic_configs(topics, n),
                         )
                         for n in missing
                     ]
@@ -66,3 +68,9 @@ def _topic_errors(response: object) -> list[tuple[str, int, str | None]]:
         message = entry[2] if len(entry) > 2 else None
         result.append((str(name), int(code), message))
     return result
+
+
+def _topic_configs(topics: Topics, name: str) -> dict[str, str]:
+    if name == topics.app_status:
+        return APP_STATUS_CONFIG
+    return COMPACTED if name == topics.generated_apps else {}

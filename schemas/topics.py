@@ -30,6 +30,11 @@ class Topics:
         """Compacted: the latest `gitops.app.status` of each app (`docs/lifecycle.md`)."""
         return f"{self.prefix}.app-status"
 
+    @property
+    def generated_apps(self) -> str:
+        """Compacted: the current definition of every app an app set generated, by app name."""
+        return f"{self.prefix}.generated-apps"
+
     def all(self) -> tuple[str, ...]:
         return (
             self.push_events,
@@ -37,4 +42,5 @@ class Topics:
             self.sync_events,
             self.dead_letters,
             self.app_status,
+            self.generated_apps,
         )

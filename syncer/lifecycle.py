@@ -219,6 +219,9 @@ class Lifecycle:
         heads: dict[str, Mapping[str, CommitSha]] = {}
         for dep in deps:
             status = self.status_of(dep)
+            if dep not in self._config.apps:  # a generated app not (or no longer) known
+                blocked[AppName(dep)] = None
+                continue
             if status is None:
                 await self._ask_unknown(dep)
             if status is None or not status.ready or status.commit is None:

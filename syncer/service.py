@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import os
@@ -40,7 +41,10 @@ from schemas import (
     Topics,
 )
 from syncer.appstatus import StatusView
+from syncer.catalog import AppCatalog
 from syncer.consuming import Dispatcher, Rebalance
+from syncer.generation import Generator
+from syncer.generator import AppSetGenerator
 from syncer.gitcache import GitCache
 from syncer.holds import HoldStore
 from syncer.inventory import InventoryStore
@@ -51,6 +55,7 @@ from syncer.ops import OpsServer
 from syncer.ownership import Ownership
 from syncer.polling import InventoryCommits, Poller, build_poller
 from syncer.reconcile import Reconciler
+from syncer.removal import GeneratedRequests, inventory_gone
 from syncer.reporting import Reporter
 from syncer.sources import Renderer
 from syncer.sources.decryption import Decryptor
@@ -99,6 +104,10 @@ class Syncer:
         """`/healthz`, `/readyz`, `/metrics` (built by `start()` when `http_port` is set)."""
         self.ownership: Ownership | None = None
         """The apps this member owns: those on its partitions of sync-requests."""
+        self.catalog: AppCatalog | None = None
+        """Configured plus generated apps (built by `start()` when the config has app sets)."""
+        self.generator: AppSetGenerator | None = None
+        """Generates the app sets this member owns (with `catalog`)."""
         self.poller: Poller | None = None
         """Branch-head polls and drift checks of what this member owns (built by `start()`,
         running only with `periodic_checks`)."""
@@ -144,6 +153,14 @@ class Syncer:
         kafka = self.config.kafka
         producer = await start_producer(kafka)
         stack.push_async_callback(producer.stop)
+        config = self.config
+        if config.app_sets:
+            # Generated apps join the configured ones in one live mapping that every part
+            # below reads as `config.apps` (`syncer.catalog`).
+            self.catalog = await stack.enter_async_context(
+                AppCatalog(config, client_id=f"{kafka.client_id}-{self.syncer_id}-catalog")
+            )
+            config = config.model_copy(update={"apps": self.catalog.apps})
         consumer = AIOKafkaConsumer(
             bootstrap_servers=kafka.bootstrap,
             client_id=f"{kafka.client_id}-{self.syncer_id}",
@@ -169,7 +186,7 @@ class Syncer:
         )
         renderer = Renderer(self._cache_dir / "snapshots", decryptor=decryptor)
         worker = Worker(
-            config=self.config,
+            config=config,
             git=git,
             reconcilers=reconcilers,
             app_reconcilers=app_reconcilers,
@@ -177,6 +194,16 @@ class Syncer:
             renderer=renderer,
             metrics=self.metrics,
         )
+        apps = config.apps
+        process = worker.process
+        if self.catalog is not None:
+            process = GeneratedRequests(
+                catalog=self.catalog,
+                reconcilers=reconcilers,
+                process=worker.process,
+                git=git,
+                config=config,
+            ).process
         ownership = Ownership(self.topics.sync_requests)
         self.ownership = ownership
         view = await stack.enter_async_context(
@@ -187,8 +214,8 @@ class Syncer:
             )
         )
         lifecycle = Lifecycle(
-            config=self.config,
-            process=worker.process,
+            config=config,
+            process=process,
             publish=reporter.publish,
             holds={
                 name: HoldStore(r.cluster, settings.inventory_namespace)
@@ -196,12 +223,11 @@ class Syncer:
             },
             view=view,
             heads=git,
-            applied=InventoryCommits(self.config, {n: r.cluster for n, r in reconcilers.items()}),
+            applied=InventoryCommits(config, clusters),
             producer=producer,
             ownership=ownership,
             source=reporter.source,
         )
-        apps = self.config.apps
         dispatcher = Dispatcher(
             consumer,
             process=lifecycle.process,
@@ -229,7 +255,7 @@ class Syncer:
         stack.push_async_callback(dispatcher.close)
         await stack.enter_async_context(lifecycle)
         self.poller = build_poller(
-            config=self.config,
+            config=config,
             git=git,
             clusters=clusters,
             app_clusters=acting,
@@ -239,7 +265,20 @@ class Syncer:
             busy=dispatcher.syncing,
             renderer=renderer,
             metrics=self.metrics,
+            apps_version=(lambda: catalog.version) if (catalog := self.catalog) else None,
         )
+        if self.catalog is not None:
+            generator = Generator(
+                config=config,
+                catalog=self.catalog,
+                git=git,
+                producer=producer,
+                source=f"/gitops/syncer/{self.syncer_id}",
+                app_gone=functools.partial(inventory_gone, reconcilers),
+            )
+            self.generator = await stack.enter_async_context(
+                AppSetGenerator(config=config, generator=generator, ownership=ownership)
+            )
         if self._periodic_checks:
             await stack.enter_async_context(self.poller)
         self._consumer, self._dispatcher = consumer, dispatcher

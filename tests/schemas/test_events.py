@@ -51,6 +51,7 @@ def test_topic_names_follow_the_prefix() -> None:
         "acme.sync-events",
         "acme.sync-requests.dlq",
         "acme.app-status",
+        "acme.generated-apps",
     )
 
 
