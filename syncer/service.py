@@ -33,6 +33,7 @@ from aiokafka.errors import (
     KafkaError,
 )
 
+from credentials import HostCredentials, InstallationTokens
 from schemas import (
     GitopsConfig,
     IdempotenceRefused,
@@ -120,11 +121,15 @@ class Syncer:
 
     async def _build(self, stack: AsyncExitStack) -> None:
         settings = self.config.syncer
+        credentials = await stack.enter_async_context(
+            HostCredentials(InstallationTokens(timeout=settings.git_timeout.total_seconds()))
+        )
         git = await stack.enter_async_context(
             GitCache(
                 self._cache_dir,
                 max_file_bytes=settings.max_file_bytes,
                 timeout=settings.git_timeout.total_seconds(),
+                credentials=credentials,
             )
         )
         reconcilers: dict[str, Reconciler] = {}
