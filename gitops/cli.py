@@ -79,6 +79,12 @@ def cmd_config_check(args: argparse.Namespace) -> int:
             f"  {name}: {app.repo}@{app.branch}:{app.path} -> {app.cluster}/{app.namespace}"
             f" every {int(app.interval.total_seconds())}s" + (f" ({flags})" if flags else "")
         )
+    if config.app_sets:
+        print(f"app sets ({len(config.app_sets)}):")
+    for name, app_set in config.app_sets.items():
+        kind = "directories" if app_set.directories is not None else "files"
+        globs = ", ".join(app_set.generator.include)
+        print(f"  {name}: {app_set.repo}@{app_set.branch}: one app per {kind} {globs}")
     return EXIT_OK
 
 

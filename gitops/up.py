@@ -95,6 +95,16 @@ apps:
     namespace: monitoring
     self_heal: false
     interval: 30s
+app_sets:
+  services:                 # one app per directory under services/
+    repo: examples
+    directories: {{include: ["services/*"]}}
+    prune: true             # a removed directory takes its objects with it
+    interval: 30s
+    template:
+      cluster: local
+      namespace: "{{{{ basename }}}}"
+      interval: 30s
 syncer:
   cache_dir: {workdir / "cache"}
   health_timeout: 15s
@@ -235,8 +245,11 @@ async def _up(stack: AsyncExitStack, workdir: Path, config_path: str | None, syn
         _say(f"kubeconfig       {workdir / 'kubeconfig'}")
         _say(f"git repository   {demo.repo_url}")
         _say()
+        state = workdir / "demo.json"
         _say("push a change and send a signed webhook:")
-        _say(f"  {sys.executable} -m gitops.demo push --state {workdir / 'demo.json'}")
+        _say(f"  {sys.executable} -m gitops.demo push --state {state}")
+        _say("add (or remove) a service directory: its app is created (or deleted) live:")
+        _say(f"  {sys.executable} -m gitops.demo add-service NAME --state {state}")
     if config.notifications:
         rules = ", ".join(f"{r.name} ({r.provider})" for r in config.notifications)
         _say(f"notifications    {rules}")

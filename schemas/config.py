@@ -495,6 +495,69 @@ class AppConfig(_Model):
         return self
 
 
+class PathGenerator(_Model):
+    """Which paths of the branch head make an app: globs matched one path segment at a time.
+
+    Shell-style (`*` never crosses a `/`), against repository-relative paths.
+    """
+
+    include: list[str] = Field(min_length=1)
+    """Globs of the paths that make an app, e.g. `apps/*` or `envs/*/services/*`."""
+    exclude: list[str] = Field(default_factory=list)
+    """Globs of matching paths to leave out, e.g. `apps/_template`."""
+
+    @field_validator("include", "exclude")
+    @classmethod
+    def _relative_globs(cls, globs: list[str]) -> list[str]:
+        for glob in globs:
+            parts = Path(glob).parts
+            if not glob.strip() or Path(glob).is_absolute() or ".." in parts:
+                raise ValueError(
+                    f"glob {glob!r} must be relative to the repository root and stay inside it"
+                )
+        return globs
+
+
+class AppSetConfig(_Model):
+    """Apps generated from a repository: one per matching directory or file of a branch.
+
+    Every generated app is an ordinary app (same topics, keys, events and commands),
+    named `<set>-<basename>` unless the template sets `name`.
+    """
+
+    repo: str
+    """Key of the repository under `repositories:` whose branch is scanned."""
+    branch: str = "main"
+    """Branch whose head decides which apps exist; the generated apps follow it too."""
+    directories: PathGenerator | None = None
+    """One app per matching directory; the template sees `path`, `basename`, `dirname`."""
+    files: PathGenerator | None = None
+    """One app per matching YAML file; the template also sees the file's top-level keys
+    (and all of them under `file`), and `path` is the directory holding the file."""
+    template: dict[str, Any] = Field(default_factory=dict)
+    """App settings (any key of an app but `repo` and `branch`, plus `name`); string values
+    are Jinja templates (sandboxed, undefined names are errors), e.g. `{{ basename }}`.
+    `path` defaults to `{{ path }}`."""
+    prune: bool = False
+    """When a directory or file leaves the branch, delete its app's objects from the
+    cluster; when false they are left in place and reported as orphaned."""
+    interval: Duration = timedelta(seconds=60)
+    """How often the branch head is checked for added or removed apps (webhooks make it a
+    fallback)."""
+
+    @model_validator(mode="after")
+    def _one_generator(self) -> AppSetConfig:
+        if (self.directories is None) == (self.files is None):
+            raise ValueError("an app set needs exactly one generator: 'directories' or 'files'")
+        return self
+
+    @property
+    def generator(self) -> PathGenerator:
+        found = self.directories or self.files
+        assert found is not None  # noqa: S101 - guaranteed by the validator
+        return found
+
+
 class ReceiverSettings(_Model):
     """Limits and behaviour of the webhook receiver."""
 
@@ -665,6 +728,8 @@ class GitopsConfig(_Model):
     """Registered repositories by name."""
     apps: dict[str, AppConfig] = Field(default_factory=dict)
     """Apps by name; the name is the Kafka key of the app's requests and events."""
+    app_sets: dict[str, AppSetConfig] = Field(default_factory=dict)
+    """Rules generating apps from the directories or files of a branch, by set name."""
     receiver: ReceiverSettings = ReceiverSettings()
     """Webhook receiver settings."""
     syncer: SyncerSettings = SyncerSettings()

@@ -16,6 +16,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
+from schemas.appsets import template_problems
 from schemas.authcheck import check_repository_auth
 from schemas.config import GitopsConfig, SecretRef
 from schemas.errors import ConfigError, ConfigIssue
@@ -79,6 +80,7 @@ def parse_config(
     except ValidationError as exc:
         issues.extend(_pydantic_issues(exc, raw, source))
     if config is not None:
+        issues.extend(app_set_issues(config, raw, source))
         config, secret_issues = _resolve_secrets(config, raw, source)
         issues.extend(secret_issues)
         config, auth_issues = check_repository_auth(
@@ -163,6 +165,7 @@ def _secretish(loc: Loc) -> bool:
 
 def _cross_reference_issues(raw: CommentedMap, source: str) -> list[ConfigIssue]:
     issues: list[ConfigIssue] = _duplicate_rule_issues(raw, source)
+    issues.extend(_app_set_repo_issues(raw, source))
     apps = raw.get("apps")
     if not isinstance(apps, CommentedMap):
         return issues
@@ -186,6 +189,49 @@ def _cross_reference_issues(raw: CommentedMap, source: str) -> list[ConfigIssue]
                         f"unknown {label} '{target}' (known: {listing})",
                     )
                 )
+    return issues
+
+
+def _app_set_repo_issues(raw: CommentedMap, source: str) -> list[ConfigIssue]:
+    sets = raw.get("app_sets")
+    if not isinstance(sets, CommentedMap):
+        return []
+    known_node = raw.get("repositories")
+    known = sorted(str(k) for k in known_node) if isinstance(known_node, CommentedMap) else []
+    listing = ", ".join(known) or "none defined under 'repositories'"
+    return [
+        ConfigIssue(
+            source,
+            line_of(raw, ("app_sets", name, "repo")),
+            f"app_sets.{name}.repo",
+            f"unknown repository '{app_set['repo']}' (known: {listing})",
+        )
+        for name, app_set in sets.items()
+        if isinstance(app_set, CommentedMap)
+        and "repo" in app_set
+        and str(app_set["repo"]) not in known
+    ]
+
+
+def app_set_issues(config: GitopsConfig, raw: CommentedMap, source: str) -> list[ConfigIssue]:
+    """Unknown clusters of app sets and every problem of their templates, each at the line
+    of the key to edit (unknown repositories are found on the raw tree, with the apps')."""
+    issues: list[ConfigIssue] = []
+
+    def issue(loc: Loc, message: str) -> None:
+        issues.append(ConfigIssue(source, line_of(raw, loc), _dotted(loc), message))
+
+    for name, app_set in config.app_sets.items():
+        cluster = app_set.template.get("cluster")
+        if isinstance(cluster, str) and "{" not in cluster and cluster not in config.clusters:
+            known = ", ".join(sorted(config.clusters)) or "none defined under 'clusters'"
+            issue(
+                ("app_sets", name, "template", "cluster"),
+                f"unknown cluster '{cluster}' (known: {known})",
+            )
+        for problem in template_problems(app_set):
+            parts = tuple(int(p) if p.isdigit() else p for p in problem.key.split(".") if p)
+            issue(("app_sets", name, "template", *parts), problem.message)
     return issues
 
 
