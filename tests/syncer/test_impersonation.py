@@ -33,6 +33,11 @@ async def team(k8s: K8s, namespace: str, rules: list[dict[str, Any]] | None = No
     """A namespace with a ServiceAccount `deployer` bound to `edit` there (or to `rules`);
     returns the account's user name."""
     await create_namespace(k8s, namespace)
+    return await deployer(k8s, namespace, rules)
+
+
+async def deployer(k8s: K8s, namespace: str, rules: list[dict[str, Any]] | None = None) -> str:
+    """The ServiceAccount `deployer` of an existing namespace, bound to `edit` (or `rules`)."""
     base = f"/api/v1/namespaces/{namespace}"
     await create(
         k8s, f"{base}/serviceaccounts", {"metadata": {"name": "deployer"}, "kind": "ServiceAccount"}
