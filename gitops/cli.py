@@ -197,6 +197,23 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return _run(diff_app(_load(args, fetches=True), app=args.app, as_json=args.json))
 
 
+def cmd_ui(args: argparse.Namespace) -> int:
+    from dashboard.auth import TokenRequired
+    from dashboard.service import run_ui
+
+    path = _config_path(args)
+    config = load_config(path)
+    configure_logging("ui", config, args.log_level)
+    try:
+        return _run(
+            run_ui(config, host=args.host, port=args.port, source=path),
+            loop_factory=event_loop_factory(),
+        )
+    except TokenRequired as exc:
+        print(f"gitops ui: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gitops",
@@ -218,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(
                 "--config", metavar="FILE", help=f"configuration file (default ${CONFIG_ENV})"
             )
-        if name in ("receiver", "syncer", "notifier"):
+        if name in ("receiver", "syncer", "notifier", "ui"):
             p.add_argument(
                 "--log-level",
                 default=os.environ.get("GITOPS_LOG_LEVEL", "INFO"),
@@ -264,6 +281,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="port of /healthz, /readyz, /metrics (default 8082, env GITOPS_NOTIFIER_HTTP_PORT)",
     )
     p.add_argument("--no-http", action="store_true", help="serve no HTTP endpoints")
+
+    p = command("ui", "serve the read-only web dashboard", cmd_ui)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8090, help="port to listen on (default 8090)")
 
     p = command("up", "run the whole local stack on embedded defaults", cmd_up)
     p.add_argument("--syncers", type=int, default=2, help="syncer processes to start (default 2)")

@@ -717,6 +717,16 @@ class NotifierSettings(_Model):
         return rates
 
 
+class UiSettings(_Model):
+    """The read-only web dashboard (`gitops ui`)."""
+
+    token: SecretRef | None = None
+    """Bearer token every request must carry (`Authorization: Bearer ...`, or the sign-in
+    form's cookie); required to listen on any address but 127.0.0.1/::1/localhost."""
+    max_events: int = Field(5000, ge=100, le=1_000_000)
+    """Events kept in memory for the Events page and the app pages (newest win)."""
+
+
 class GitopsConfig(_Model):
     """The whole configuration file."""
 
@@ -738,6 +748,8 @@ class GitopsConfig(_Model):
     """Notification rules: commit statuses, chat messages and webhooks about outcomes."""
     notifier: NotifierSettings = NotifierSettings()
     """Notifier process settings."""
+    ui: UiSettings = UiSettings()
+    """Web dashboard settings."""
 
     def with_bootstrap(self, bootstrap: str) -> GitopsConfig:
         """Return a copy talking to another broker (GITOPS_KAFKA_BOOTSTRAP, `gitops up`)."""

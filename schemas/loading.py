@@ -286,5 +286,8 @@ def _resolve_secrets(
             if isinstance(ref, SecretRef):
                 rule_update[key] = resolve(ref, ("notifications", index, key))
         rules.append(rule.model_copy(update=rule_update))
-    update = {"repositories": repositories, "notifications": rules}
-    return config.model_copy(update=update), issues
+    changes: dict[str, Any] = {"repositories": repositories, "notifications": rules}
+    if config.ui.token is not None:
+        token = resolve(config.ui.token, ("ui", "token"))
+        changes["ui"] = config.ui.model_copy(update={"token": token})
+    return config.model_copy(update=changes), issues
