@@ -216,7 +216,8 @@ class Worker:
         applied = await reconciler.applied_commit(request.data.app)
         if applied is None or applied == commit:
             return
-        if await self._git.is_ancestor(url, commit, applied):
+        # Going back in history is what a rollback asks for, and nothing else may do it.
+        if request.data.reason != "rollback" and await self._git.is_ancestor(url, commit, applied):
             raise _Skip(f"commit {commit[:12]} is older than applied {applied[:12]}", commit)
         before = request.data.before
         if before is not None and before == applied:
