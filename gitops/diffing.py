@@ -17,12 +17,14 @@ from pathlib import Path
 
 from schemas import GitopsConfig
 from schemas.types import CommitSha
-from syncer.drift import DriftCheckError, ObjectDrift, desired_from_git, detect
+from syncer.desired import DesiredState
+from syncer.drift import DriftCheckError, ObjectDrift, detect
 from syncer.errors import SyncError
 from syncer.gitcache import GitCache
 from syncer.giterrors import GitError
 from syncer.inventory import InventoryStore
 from syncer.kube import Cluster
+from syncer.sources import Renderer
 
 EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
 
@@ -62,9 +64,10 @@ async def diff_app(config: GitopsConfig, *, app: str, as_json: bool) -> int:
             store = InventoryStore(cluster, config.syncer.inventory_namespace)
             inventory = await store.load(app)
             applied = inventory.commit
-            commit: CommitSha = applied or await git.resolve(repo, spec.branch)
-            manifests = await desired_from_git(config, git)(app, spec, commit)
-            drifted = await detect(cluster, spec, manifests, inventory, thorough=True)
+            state = DesiredState(config=config, git=git, renderer=Renderer(cache_dir / "snapshots"))
+            commit: CommitSha = applied or await state.resolve(app, spec, None)
+            desired = await state.at(app, spec, commit, cluster)
+            drifted = await detect(cluster, spec, desired, inventory, thorough=True)
     except (SyncError, GitError, DriftCheckError) as exc:
         return _fail(f"app '{app}': {getattr(exc, 'message', None) or exc}")
     basis = "last applied" if applied else f"head of {spec.branch}, never applied"
@@ -74,7 +77,7 @@ async def diff_app(config: GitopsConfig, *, app: str, as_json: bool) -> int:
             "cluster": spec.cluster,
             "commit": commit,
             "applied": applied is not None,
-            "objects": len(manifests),
+            "objects": len(desired.objects),
             "drifted": [
                 {**d.summary.model_dump(exclude_none=True), "diff": d.unified_diff()}
                 for d in drifted
@@ -92,7 +95,7 @@ async def diff_app(config: GitopsConfig, *, app: str, as_json: bool) -> int:
         print()
         print(drift.unified_diff(), end="")
     if drifted:
-        print(f"\n{len(drifted)} of {len(manifests)} objects differ from Git")
+        print(f"\n{len(drifted)} of {len(desired.objects)} objects differ from Git")
         return EXIT_FINDING
-    print(f"no drift: {len(manifests)} objects match Git")
+    print(f"no drift: {len(desired.objects)} objects match Git")
     return EXIT_OK

@@ -25,6 +25,7 @@ Provider = Literal["github", "gitlab", "gitea", "bitbucket"]
 SyncReason = Literal["webhook", "poll", "manual", "drift"]
 ObjectAction = Literal["created", "configured", "unchanged", "pruned", "failed"]
 Health = Literal["healthy", "progressing", "degraded"]
+SyncPhase = Literal["pre-sync", "sync", "post-sync", "sync-failed"]
 
 
 class _Value(BaseModel):
@@ -77,6 +78,10 @@ class ObjectResult(_Value):
     name: str
     action: ObjectAction
     error: str | None = None
+    phase: SyncPhase | None = None
+    """When in the sync it happened: `sync` for app objects, a hook's phase for a hook."""
+    wave: int | None = None
+    """The object's `gitops.dev/sync-wave` (app objects and hooks; none for pruned ones)."""
 
 
 class SyncResultData(_Value):

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from schemas.events import ObjectResult
+
 
 @dataclass(frozen=True)
 class ObjectError:
@@ -36,6 +38,8 @@ class SyncError(Exception):
         self.objects: list[ObjectError] = list(objects or [])
         self.commit: str | None = None
         """The commit being synced, once known (set by the worker for the report)."""
+        self.results: list[ObjectResult] = []
+        """The change set of a sync that failed after it started writing."""
 
 
 class TransientSyncError(SyncError):

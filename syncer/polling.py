@@ -39,12 +39,12 @@ from typing import Protocol, Self
 from schemas import GitopsConfig, RepositoryConfig, Topics
 from schemas.events import SyncRequested, SyncRequestedData
 from schemas.types import AppName, CommitSha
-from syncer.drift import DriftChecker, DriftCheckError, GitFiles, Producer, desired_from_git
+from syncer.desired import DesiredState, GitFiles
+from syncer.drift import DriftChecker, DriftCheckError, Producer
 from syncer.inventory import InventoryStore
 from syncer.kube import Cluster
 from syncer.metrics import SyncerMetrics
 from syncer.ownership import Ownership
-from syncer.sources import Renderer
 
 log = logging.getLogger(__name__)
 
@@ -325,15 +325,15 @@ def build_poller(
     producer: Producer,
     ownership: Ownership,
     source: str,
+    desired: DesiredState,
     busy: Callable[[str], bool] = lambda app: False,
-    renderer: Renderer | None = None,
     metrics: SyncerMetrics | None = None,
 ) -> Poller:
     """The poller of one syncer process, wired the way the composition root needs it."""
     drift = DriftChecker(
         config=config,
         clusters=clusters,
-        desired=desired_from_git(config, git, renderer=renderer),
+        desired=desired,
         producer=producer,
         source=source,
         metrics=metrics,

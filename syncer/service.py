@@ -40,6 +40,7 @@ from schemas import (
     Topics,
 )
 from syncer.consuming import Dispatcher, Rebalance
+from syncer.desired import DesiredState
 from syncer.gitcache import GitCache
 from syncer.inventory import InventoryStore
 from syncer.kube import Cluster
@@ -149,13 +150,15 @@ class Syncer:
             metrics=self.metrics,
         )
         # One render cache for syncs and drift checks: a drift check never re-renders.
-        renderer = Renderer(self._cache_dir / "snapshots")
+        desired = DesiredState(
+            config=self.config, git=git, renderer=Renderer(self._cache_dir / "snapshots")
+        )
         worker = Worker(
             config=self.config,
             git=git,
             reconcilers=reconcilers,
+            desired=desired,
             max_delay=self._retry_max_delay,
-            renderer=renderer,
             metrics=self.metrics,
         )
         apps = self.config.apps
@@ -192,8 +195,8 @@ class Syncer:
             producer=producer,
             ownership=ownership,
             source=f"/gitops/syncer/{self.syncer_id}",
+            desired=desired,
             busy=dispatcher.syncing,
-            renderer=renderer,
             metrics=self.metrics,
         )
         if self._periodic_checks:
