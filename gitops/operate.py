@@ -10,8 +10,9 @@ import asyncio
 import json
 import sys
 from datetime import UTC, datetime
+from typing import Any
 
-from gitops.display import format_event, short
+from gitops.display import format_event, short, steps
 from gitops.reading import read_events
 from schemas import GitopsConfig, SyncRequested, Topics
 from schemas.config import parse_duration
@@ -74,11 +75,15 @@ def _concerns(event: object, app: str) -> bool:
 
 async def list_apps(config: GitopsConfig, *, as_json: bool) -> int:
     last: dict[str, SyncSucceeded | SyncFailed | SyncSkipped | DriftDetected] = {}
+    ran: dict[str, list[str]] = {}
+    """The hooks and waves of each app's last sync that ran (a skip runs none)."""
     topics = _topics(config)
     async for event in read_events(config.kafka.bootstrap, [topics.sync_events]):
         if isinstance(event, SyncSucceeded | SyncFailed | SyncSkipped):
             last[event.data.app] = event
-    rows = []
+        if isinstance(event, SyncSucceeded | SyncFailed) and event.data.objects:
+            ran[event.data.app] = steps(event.data.objects)
+    rows: list[dict[str, Any]] = []
     for name, spec in config.apps.items():
         seen = last.get(name)
         outcome = seen.type.rsplit(".", 1)[-1] if seen else "never synced"
@@ -94,18 +99,21 @@ async def list_apps(config: GitopsConfig, *, as_json: bool) -> int:
                 "last_outcome": outcome,
                 "commit": commit,
                 "time": seen.time.isoformat() if seen else None,
+                "steps": ran.get(name, []),
             }
         )
     if as_json:
         print(json.dumps(rows, indent=2))
         return EXIT_OK
     print(
-        f"{'APP':<18} {'REPO':<14} {'BRANCH':<10} {'PATH':<22} {'CLUSTER':<10} {'LAST':<13} COMMIT"
+        f"{'APP':<18} {'REPO':<14} {'BRANCH':<10} {'PATH':<22} {'CLUSTER':<10} {'LAST':<13} "
+        f"{'COMMIT':<8} STEPS"
     )
     for row in rows:
         print(
             f"{row['app']:<18} {row['repo']:<14} {row['branch']:<10} {row['path']:<22} "
-            f"{row['cluster']:<10} {row['last_outcome']:<13} {short(row['commit'])}"
+            f"{row['cluster']:<10} {row['last_outcome']:<13} {short(row['commit']):<8} "
+            f"{', '.join(row['steps']) or '-'}"
         )
     return EXIT_OK
 

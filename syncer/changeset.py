@@ -2,8 +2,8 @@
 
 Every engine operation (apply a stage, prune, run a hook) returns one, as Flux's `ssa`
 manager does, and the reconcile only adds them up; the sum becomes the outcome event's
-object results. Each result says when in the sync it happened (`phase`, `wave`), so the
-order of a staged sync can be read back from the event.
+object results, in the order the operations ran. Each result also says when in the
+sync it happened (`phase`, `wave`), so a staged sync can be read back from the event.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from schemas.events import ObjectAction, ObjectResult, SyncPhase
 from syncer.inventory import Entry
 from syncer.planning import Planned
-
-_PHASE_ORDER: dict[str | None, int] = {"pre-sync": 0, "sync": 1, "post-sync": 2, "sync-failed": 3}
 
 
 def result_of(
@@ -73,18 +71,8 @@ class ChangeSet:
         self.entries.extend(other.entries)
         return self
 
-    def in_order(self) -> list[ObjectResult]:
-        """The results in the order the sync ran: phase, wave, then namespace, kind, name.
-
-        Pruned objects come after every wave of the sync phase (they have no wave)."""
-        return sorted(
-            self.entries,
-            key=lambda o: (
-                _PHASE_ORDER.get(o.phase, 1),
-                o.wave is None,
-                o.wave or 0,
-                o.namespace or "",
-                o.kind,
-                o.name,
-            ),
-        )
+    def sorted(self) -> ChangeSet:
+        """The same results by namespace, kind and name: one operation's objects are
+        written concurrently, so the order they finished in means nothing."""
+        self.entries.sort(key=lambda o: (o.namespace or "", o.kind, o.name))
+        return self

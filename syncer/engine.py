@@ -205,19 +205,22 @@ class ApplyEngine:
         return result
 
     async def dry_run_deferred(self, dry: DryRun) -> Applied:
-        """Dry-run what waited for its Namespace or CRD (now applied); a change set of the
-        refused ones (`failed`), nothing written."""
+        """Dry-run what waited for a Namespace or CRD that is now applied; a change set of
+        the refused ones (`failed`). Objects whose kind is still not served keep waiting."""
         outcomes = await bounded(
             DRY_RUN_CONCURRENCY, dry.deferred, lambda p: self._preview(p, set())
         )
         result = Applied()
+        waiting: list[Planned] = []
         for item, outcome in zip(dry.deferred, outcomes, strict=True):
-            if isinstance(outcome, ObjectError):
+            if outcome is None:
+                waiting.append(item)
+            elif isinstance(outcome, ObjectError):
                 result.errors.append(outcome)
                 result.changes.add(item, "failed", outcome.message, wave=item.wave)
-            elif outcome is not None:
+            else:
                 dry.previews[item.key] = outcome
-        dry.deferred = []
+        dry.deferred = waiting
         return result
 
     async def _missing_namespaces(self, names: set[str | None]) -> set[str]:
@@ -237,10 +240,9 @@ class ApplyEngine:
                 await self.cluster.resource(item.info.api_version, item.kind)
             except SyncError:
                 return None
+        body, encoded = (item.body, item.encoded) if item.hook is None else _as_new(item)
         try:
-            status, obj = await self.cluster.apply(
-                item.info, item.body, dry_run=True, encoded=item.encoded
-            )
+            status, obj = await self.cluster.apply(item.info, body, dry_run=True, encoded=encoded)
         except NotFound as exc:
             if item.namespace in commit_namespaces:
                 return None
@@ -276,6 +278,7 @@ class ApplyEngine:
             result.changes.add(item, action, wave=wave)
 
         await bounded(self.concurrency, items, one)
+        result.changes.sorted()
         return result
 
     async def wait_established(self, crds: list[Planned]) -> None:
@@ -319,6 +322,7 @@ class ApplyEngine:
                 result.kept.append(entry)
                 result.changes.add(entry, "failed", problem)
                 result.problems.append(f"{entry.kind} {entry.name}: {problem}")
+        result.changes.sorted()
         return result
 
     async def _delete(self, entry: Entry) -> str | None:
@@ -330,6 +334,14 @@ class ApplyEngine:
                 return None  # its kind is gone (CRD deleted), and the object with it
             return exc.message
         return None
+
+
+def _as_new(item: Planned) -> tuple[JsonObj, bytes]:
+    """A hook's body under a scratch name: hooks are created afresh on every run, so the
+    dry run validates a create (a Job's immutable spec on the live one does not matter)."""
+    name = f"{item.name[:54].rstrip('.-')}-{item.digest[:8]}"
+    body = {**item.body, "metadata": {**item.body["metadata"], "name": name}}
+    return body, b""
 
 
 def is_crd(item: Planned) -> bool:

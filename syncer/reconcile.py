@@ -1,14 +1,17 @@
-"""Reconcile one app to one commit, in Flux's order: dry run → apply each stage (waiting
-for it) → prune → health → result, through the apply engine (`syncer.engine`).
+"""Reconcile one app to one commit, in Flux's order, through the apply engine
+(`syncer.engine`): dry run → each stage in turn (Namespaces, pre-sync hooks, CRDs, the
+sync waves, each waited for) → prune → health → post-sync hooks → result. The order and
+its reasons are in `syncer.staging` and docs/ordering.md; hooks in `syncer.hooks`.
 
 Atomic intent: every object that needs a write is dry-run first; if any is refused the
 sync fails listing each refused object and nothing is written. The one exception is
 inherent: objects in a Namespace, or of a kind from a CRD, that the same commit creates
-are dry-run right after the Namespaces and CRDs are applied and before anything else.
+are dry-run right after the Namespaces and CRDs are applied and before they are written.
+A sync that fails after that runs the sync-failed hooks and keeps the old commit.
 
 The inventory is read once per sync (by the caller, which also needs its commit), saved
-once before the first write (intent: a crash mid-apply still leaves every object owned)
-and once at the end.
+before the first write (intent: a crash mid-apply still leaves every object owned) and
+once at the end.
 """
 
 from __future__ import annotations
@@ -21,12 +24,16 @@ from schemas.events import Health, ObjectResult
 from schemas.types import CommitSha
 from syncer.changeset import ChangeSet
 from syncer.desired import Desired
-from syncer.engine import Applied, ApplyEngine, DryRun, Pruned, is_crd
+from syncer.engine import Applied, ApplyEngine, DryRun, Pruned
 from syncer.errors import PermanentSyncError, SyncError, TransientSyncError
+from syncer.health import HealthReport
+from syncer.hooks import HookRunner
 from syncer.inventory import Entry, Inventory, InventoryStore, ObjectKey
 from syncer.kube import Cluster
-from syncer.planning import summary
+from syncer.planning import Planned, summary
 from syncer.staging import Stage, stages
+
+DEFAULT_HOOK_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,12 @@ class ReconcileOptions:
     """0 skips the health waits (the result then carries no health)."""
     write_concurrency: int = 16
     """Requests in flight against the API server at once for one app."""
+
+    @property
+    def hook_timeout(self) -> float:
+        """How long a hook, or the health before post-sync hooks, is waited for: the health
+        timeout, or a minute when health waits are off (a hook is always waited for)."""
+        return self.health_timeout if self.health_timeout > 0 else DEFAULT_HOOK_TIMEOUT
 
 
 @dataclass
@@ -78,21 +91,24 @@ class Reconciler:
         engine = ApplyEngine(self.cluster, concurrency=options.write_concurrency)
         unchanged = await engine.unchanged(desired.objects, inventory)
         to_apply = [p for p in desired.objects if p.key not in unchanged]
-        dry = await engine.dry_run(to_apply, commit_namespaces=_namespaces(desired))
+        # Hooks run only when the sync writes something or applies a new commit.
+        hooks = desired.hooks if to_apply or inventory.commit != desired.commit else []
+        dry = await engine.dry_run([*to_apply, *hooks], commit_namespaces=_namespaces(desired))
         run = _Run(self.inventories, app_name, engine, desired, inventory, options, unchanged)
+        run.failed_hooks = [h for h in hooks if _phase(h) == "sync-failed"]
         await run.record_intent()
-        for stage in stages(desired.objects):
+        for stage in stages(desired.objects, [h for h in hooks if _phase(h) == "pre-sync"]):
             await run.stage(stage, dry)
         pruned = await run.prune(app.prune)
-        result = ReconcileResult(desired.commit, problems=list(pruned.problems))
-        if options.health_timeout > 0:
-            report = await engine.wait_healthy(desired.objects, timeout=options.health_timeout)
-            result.health = report.health
-            result.problems.extend(report.problems)
+        report = await run.health([h for h in hooks if _phase(h) == "post-sync"])
         await run.save(desired.commit, kept=pruned.kept)
-        result.objects = run.changes.in_order()
-        result.duration_ms = int((time.monotonic() - started) * 1000)
-        return result
+        return ReconcileResult(
+            desired.commit,
+            objects=run.changes.entries,
+            health=report.health if report is not None else None,
+            problems=[*pruned.problems, *(report.problems if report is not None else [])],
+            duration_ms=int((time.monotonic() - started) * 1000),
+        )
 
 
 @dataclass
@@ -108,6 +124,8 @@ class _Run:
     unchanged: dict[ObjectKey, Entry]
     changes: ChangeSet = field(default_factory=ChangeSet)
     written: dict[ObjectKey, Entry] = field(default_factory=dict)
+    failed_hooks: list[Planned] = field(default_factory=list)
+    """sync-failed hooks, run by `fail` when the sync fails after its dry run."""
 
     async def record_intent(self) -> None:
         """Own every object about to be written before writing it."""
@@ -119,17 +137,22 @@ class _Run:
             await self.inventories.save(self.app_name, pending)
 
     async def stage(self, stage: Stage, dry: DryRun) -> None:
-        """Apply one stage, then what must follow it before the next stage may start."""
+        """Run one stage, then what must follow it before the next stage may start."""
+        if stage.kind == "hooks":
+            await self.hooks(stage.objects)
+            return
         todo = [p for p in stage.objects if p.key not in self.unchanged]
+        applied = await self.engine.apply(todo, dry, wave=stage.wave)
         for item in stage.objects:
             if item.key in self.unchanged:
-                self.changes.add(item, "unchanged", wave=stage.wave)
-        applied = await self.engine.apply(todo, dry, wave=stage.wave)
+                applied.changes.add(item, "unchanged", wave=stage.wave)
+        applied.changes.sorted()
         self._record(applied)
         if applied.errors:
             await self.fail(summary("could not be applied", applied.errors), applied)
-        if stage.definitions:
-            await self.engine.wait_established([p for p in todo if is_crd(p)])
+        if stage.kind == "definitions":
+            await self.engine.wait_established(todo)
+        if stage.kind in ("namespaces", "definitions") and dry.deferred:
             refused = await self.engine.dry_run_deferred(dry)
             self._record(refused)
             if refused.errors:
@@ -143,6 +166,31 @@ class _Run:
                     f"wave {stage.wave} is {report.health}, later waves were not applied: "
                     + "; ".join(report.problems)
                 )
+
+    async def health(self, post_sync: list[Planned]) -> HealthReport | None:
+        """The app's health (None when health waits are off), then the post-sync hooks,
+        which need a healthy app."""
+        if self.options.health_timeout <= 0 and not post_sync:
+            return None
+        report = await self.engine.wait_healthy(
+            self.desired.objects, timeout=self.options.hook_timeout
+        )
+        if post_sync and report.health != "healthy":
+            await self.fail(
+                f"post-sync hooks not run: the app is {report.health}: "
+                + "; ".join(report.problems)
+            )
+        await self.hooks(post_sync)
+        return report
+
+    async def hooks(self, hooks: list[Planned]) -> None:
+        """Run hooks of one phase; the sync fails with the first failure's reason."""
+        if not hooks:
+            return
+        ran = await HookRunner(self.engine, timeout=self.options.hook_timeout).run(hooks)
+        self.changes.extend(ran.changes)
+        if ran.failure is not None:
+            await self.fail(ran.failure)
 
     async def prune(self, enabled: bool) -> Pruned:
         wanted = {p.key for p in self.desired.objects}
@@ -162,7 +210,16 @@ class _Run:
             await self.inventories.save(self.app_name, final)
 
     async def fail(self, message: str, step: Applied | None = None) -> None:
-        """Save what was written (the old commit stays applied) and fail with the change set."""
+        """Save what was written (the old commit stays applied), run the sync-failed hooks
+        (not after a transient error: the retry may still succeed) and fail with the
+        change set."""
+        transient = step is not None and step.transient
+        failed_hooks, self.failed_hooks = self.failed_hooks, []
+        if failed_hooks and not transient:
+            ran = await HookRunner(self.engine, timeout=self.options.hook_timeout).run(failed_hooks)
+            self.changes.extend(ran.changes)
+            if ran.failure is not None:
+                message = f"{message} (and {ran.failure})"
         final = self._inventory(self.inventory.commit)
         for key, entry in self.inventory.entries.items():
             final.entries.setdefault(key, entry)
@@ -170,10 +227,10 @@ class _Run:
         errors = step.errors if step is not None else []
         exc: SyncError = (
             TransientSyncError(message, objects=errors)
-            if step is not None and step.transient
+            if transient
             else PermanentSyncError(message, objects=errors)
         )
-        exc.results = self.changes.in_order()
+        exc.results = list(self.changes.entries)
         raise exc
 
     def _record(self, applied: Applied) -> None:
@@ -188,6 +245,10 @@ class _Run:
                 self.written.get(item.key) or self.unchanged.get(item.key) or item.entry()
             )
         return final
+
+
+def _phase(hook: Planned) -> str:
+    return hook.hook.phase if hook.hook is not None else "sync"
 
 
 def _namespaces(desired: Desired) -> set[str]:
