@@ -11,6 +11,14 @@
 # as long as HOME (or /tmp) and the syncer's cache_dir are writable.
 
 ARG PYTHON_IMAGE=python:3.11-slim
+ARG GO_IMAGE=golang:1.26
+# The sops the syncer decrypts SOPS-encrypted manifests with (the version the tests run).
+ARG SOPS_VERSION=v3.13.3
+
+FROM ${GO_IMAGE} AS sops
+ARG SOPS_VERSION
+RUN CGO_ENABLED=0 GOBIN=/out go install -trimpath -ldflags="-s -w" \
+    github.com/getsops/sops/v3/cmd/sops@${SOPS_VERSION}
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -37,6 +45,7 @@ RUN apt-get update \
     && useradd --system --uid 10001 --gid 10001 --home-dir /home/gitops --create-home \
         --shell /usr/sbin/nologin gitops
 COPY --from=build /opt/gitops /opt/gitops
+COPY --from=sops /out/sops /usr/local/bin/sops
 ENV PATH=/opt/gitops/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

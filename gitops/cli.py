@@ -41,8 +41,9 @@ def _config_path(args: argparse.Namespace) -> str:
     return path
 
 
-def _load(args: argparse.Namespace) -> GitopsConfig:
-    return load_config(_config_path(args))
+def _load(args: argparse.Namespace, *, fetches: bool = False) -> GitopsConfig:
+    """The config; `fetches` for commands that fetch, which need every SSH URL's host keys."""
+    return load_config(_config_path(args), require_ssh_auth=fetches)
 
 
 def _run(
@@ -58,7 +59,7 @@ def _run(
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    config = load_config(args.file)
+    config = load_config(args.file, require_ssh_auth=True)
     print(f"{args.file}: ok")
     print(f"kafka: {config.kafka.bootstrap} (topics {config.kafka.topic_prefix}.*)")
     print(f"clusters ({len(config.clusters)}):")
@@ -69,7 +70,8 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     print(f"repositories ({len(config.repositories)}):")
     for name, repo in config.repositories.items():
         secrets = len(repo.webhook_secrets())
-        print(f"  {name}: {repo.url} ({secrets} webhook secret{'s' if secrets != 1 else ''})")
+        auth = f", {repo.auth.kind()}" if repo.auth is not None and repo.auth.kind() else ""
+        print(f"  {name}: {repo.url} ({secrets} webhook secret{'s' if secrets != 1 else ''}{auth})")
     print(f"apps ({len(config.apps)}):")
     for name, app in config.apps.items():
         flags = ", ".join(f for f, on in (("prune", app.prune), ("self-heal", app.self_heal)) if on)
@@ -114,7 +116,7 @@ def cmd_receiver(args: argparse.Namespace) -> int:
 def cmd_syncer(args: argparse.Namespace) -> int:
     from syncer.service import run_syncer  # type: ignore[import-not-found, unused-ignore]
 
-    config = _load(args)
+    config = _load(args, fetches=True)
     if args.group_id:
         settings = config.syncer.model_copy(update={"group_id": args.group_id})
         config = config.model_copy(update={"syncer": settings})
@@ -172,7 +174,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 def cmd_diff(args: argparse.Namespace) -> int:
     from gitops.diffing import diff_app  # type: ignore[import-not-found, unused-ignore]
 
-    return _run(diff_app(_load(args), app=args.app, as_json=args.json))
+    return _run(diff_app(_load(args, fetches=True), app=args.app, as_json=args.json))
 
 
 def build_parser() -> argparse.ArgumentParser:

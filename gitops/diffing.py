@@ -25,6 +25,7 @@ from syncer.giterrors import GitError
 from syncer.inventory import InventoryStore
 from syncer.kube import Cluster
 from syncer.sources import Renderer
+from syncer.sources.decryption import Decryptor
 
 EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
 
@@ -56,6 +57,7 @@ async def diff_app(config: GitopsConfig, *, app: str, as_json: bool) -> int:
         return _fail(f"app '{app}' names an unknown cluster or repository")
     # Our own mirror directory: a syncer on this machine may be fetching into its own.
     cache_dir = _cli_cache(config.syncer.cache_dir)
+    decryptor: Decryptor | None = None
     try:
         async with (
             GitCache(cache_dir, max_file_bytes=config.syncer.max_file_bytes) as git,
@@ -64,12 +66,21 @@ async def diff_app(config: GitopsConfig, *, app: str, as_json: bool) -> int:
             store = InventoryStore(cluster, config.syncer.inventory_namespace)
             inventory = await store.load(app)
             applied = inventory.commit
-            state = DesiredState(config=config, git=git, renderer=Renderer(cache_dir / "snapshots"))
+            # SOPS files decrypt as the syncer decrypts them; their values never print.
+            decryptor = Decryptor(
+                cache_dir,
+                clusters={spec.cluster: cluster},
+                namespace=config.syncer.inventory_namespace,
+            )
+            renderer = Renderer(cache_dir / "snapshots", decryptor=decryptor)
+            state = DesiredState(config=config, git=git, renderer=renderer)
             commit: CommitSha = applied or await state.resolve(app, spec, None)
             desired = await state.at(app, spec, commit, cluster)
             drifted = await detect(cluster, spec, desired, inventory, thorough=True)
     except (SyncError, GitError, DriftCheckError) as exc:
-        return _fail(f"app '{app}': {getattr(exc, 'message', None) or exc}")
+        message = f"app '{app}': {getattr(exc, 'message', None) or exc}"
+        return _fail(decryptor.scrub(message) if decryptor else message)
+    scrub = decryptor.scrub
     basis = "last applied" if applied else f"head of {spec.branch}, never applied"
     if as_json:
         doc = {
@@ -79,7 +90,7 @@ async def diff_app(config: GitopsConfig, *, app: str, as_json: bool) -> int:
             "applied": applied is not None,
             "objects": len(desired.objects),
             "drifted": [
-                {**d.summary.model_dump(exclude_none=True), "diff": d.unified_diff()}
+                {**d.summary.model_dump(exclude_none=True), "diff": scrub(d.unified_diff())}
                 for d in drifted
             ],
         }
@@ -93,7 +104,7 @@ async def diff_app(config: GitopsConfig, *, app: str, as_json: bool) -> int:
             print(f"{_label(drift)}: changed {', '.join(drift.summary.fields)}")
     for drift in drifted:
         print()
-        print(drift.unified_diff(), end="")
+        print(scrub(drift.unified_diff()), end="")
     if drifted:
         print(f"\n{len(drifted)} of {len(desired.objects)} objects differ from Git")
         return EXIT_FINDING

@@ -49,7 +49,11 @@ def config_secrets(config: GitopsConfig) -> list[str]:
     for repo in config.repositories.values():
         values.extend(ref.resolve().get_secret_value() for ref in repo.webhook_secrets())
         if repo.auth is not None:
-            values.append(repo.auth.token.resolve().get_secret_value())
+            for ref in repo.auth.secret_refs():
+                secret = ref.resolve().get_secret_value()
+                values.append(secret)
+                # A key file's body lines, should a library ever quote one.
+                values.extend(line for line in secret.splitlines()[1:-1] if len(line) >= 16)
     return values
 
 

@@ -167,6 +167,10 @@ class KafkaSettings(_Model):
         }
 
 
+_SERVICE_ACCOUNT = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+"""`NAME` or `NAMESPACE/NAME` of a ServiceAccount."""
+
+
 class ClusterConfig(_Model):
     """A target cluster: a kubeconfig (and context), or the cluster the syncer runs in."""
 
@@ -176,6 +180,10 @@ class ClusterConfig(_Model):
     """Context inside the kubeconfig; its current context when omitted."""
     in_cluster: bool = False
     """Use the pod's service account (the cluster the syncer runs in)."""
+    default_service_account: str | None = Field(None, pattern=_SERVICE_ACCOUNT)
+    """ServiceAccount that apps of this cluster without `service_account` act as: `NAME`
+    (in each app's `namespace`) or `NAMESPACE/NAME`. Unset: such apps act with the syncer's
+    own rights. See docs/tenancy.md."""
 
     @model_validator(mode="after")
     def _one_way_in(self) -> ClusterConfig:
@@ -186,13 +194,104 @@ class ClusterConfig(_Model):
         return self
 
 
-class GitAuth(_Model):
-    """Credentials for fetching a private repository over HTTPS."""
+class FileRef(_Model):
+    """A file the process reads (not a secret, so no `env` or `value`)."""
 
-    token: SecretRef
+    file: str
+    """Path of the file."""
+
+
+class SshAuth(_Model):
+    """An SSH identity (e.g. a deploy key) and the host keys the server must present.
+
+    Host keys are always checked against `known_hosts`: an unknown or changed host key
+    fails the fetch, naming the host and the key's fingerprint; nothing is trusted on
+    first use.
+    """
+
+    private_key: SecretRef
+    """The private key file's content (OpenSSH or PEM), e.g. `{file: /run/secrets/deploy_key}`."""
+    passphrase: SecretRef | None = None
+    """Passphrase of an encrypted private key."""
+    known_hosts: str | FileRef
+    """Pinned host keys: known_hosts lines (`ssh-keyscan -p PORT HOST` prints them; a port
+    other than 22 is written `[host]:port`) or `{file: PATH}` of a known_hosts file."""
+
+
+class GitHubAppAuth(_Model):
+    """Fetch as a GitHub App installation: a short-lived token minted from the app's key."""
+
+    app_id: int | str
+    """The app's ID (or client ID); the issuer of the JWT signed with `private_key`."""
+    installation_id: int = Field(ge=1)
+    """The installation on the organisation or account that owns the repository."""
+    private_key: SecretRef
+    """The app's private key (the PEM file GitHub generates), e.g. `{file: app.pem}`."""
+    api_url: str = Field("https://api.github.com", pattern=r"^https?://")
+    """REST API base; `https://HOST/api/v3` for GitHub Enterprise Server."""
+
+
+class GitAuth(_Model):
+    """Credentials for fetching a private repository: one of `token`, `ssh` or `github_app`.
+
+    The same credentials serve branch-head polls, fetches and commit verification, and the
+    notifier's commit statuses on the same host. `ca_bundle` and `proxy` apply to HTTPS.
+    """
+
+    token: SecretRef | None = None
     """An access token, sent as HTTP basic auth password."""
     username: str = "git"
     """Basic-auth user name sent with the token (GitHub accepts any, GitLab wants `oauth2`)."""
+    ssh: SshAuth | None = None
+    """An SSH key and pinned host keys, for `ssh://` and `git@host:path` URLs."""
+    github_app: GitHubAppAuth | None = None
+    """GitHub App credentials; installation tokens are minted and renewed as needed."""
+    ca_bundle: FileRef | None = None
+    """PEM file of the CA certificates that sign the git server's HTTPS certificate (a
+    private CA); the system's trust store when unset."""
+    proxy: str | None = Field(None, pattern=r"^https?://")
+    """HTTP(S) proxy for the git server (and the GitHub API), e.g. `http://proxy:3128`."""
+
+    def secret_refs(self) -> list[SecretRef]:
+        """Every secret this auth holds, so logs can redact each of them."""
+        refs = [self.token] if self.token is not None else []
+        if self.ssh is not None:
+            refs.append(self.ssh.private_key)
+            if self.ssh.passphrase is not None:
+                refs.append(self.ssh.passphrase)
+        if self.github_app is not None:
+            refs.append(self.github_app.private_key)
+        return refs
+
+    def kind(self) -> str | None:
+        """How this repository authenticates, for summaries (never the secret itself)."""
+        if self.ssh is not None:
+            return "ssh key"
+        if self.github_app is not None:
+            return f"GitHub App {self.github_app.app_id}"
+        if self.token is not None:
+            return "token"
+        return None
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> GitAuth:
+        given = [k for k in ("token", "ssh", "github_app") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(
+                f"set one of 'token', 'ssh' or 'github_app', not {' and '.join(given)}"
+            )
+        return self
+
+
+_SCP_LIKE = re.compile(r"^(?:[^@/]+@)?(?:[^:/\[\]]+|\[[^\]]+\]):(?!//)")
+
+
+def is_ssh_url(url: str) -> bool:
+    """Whether git reaches `url` over SSH: `ssh://`, `git+ssh://` or scp-like `git@host:path`."""
+    text = url.strip()
+    if "://" in text:
+        return text.split("://", 1)[0].lower() in ("ssh", "git+ssh", "ssh+git")
+    return bool(_SCP_LIKE.match(text))
 
 
 _SSH_KEY_TYPES = (
@@ -267,6 +366,20 @@ class RepositoryConfig(_Model):
     verify: CommitVerification | None = None
     """Require signed commits; omit to apply whatever the branch points at."""
 
+    @model_validator(mode="after")
+    def _auth_fits_url(self) -> RepositoryConfig:
+        auth = self.auth
+        if auth is None:
+            return self
+        ssh = is_ssh_url(self.url)
+        if auth.ssh is not None and not ssh:
+            raise ValueError("'auth.ssh' needs an ssh:// or git@host:path URL")
+        if ssh and (auth.token or auth.github_app or auth.ca_bundle or auth.proxy):
+            raise ValueError(
+                "an SSH URL takes 'auth.ssh'; token, github_app, ca_bundle and proxy are for HTTPS"
+            )
+        return self
+
     def webhook_secrets(self) -> list[SecretRef]:
         if self.webhook_secret is None:
             return []
@@ -313,6 +426,25 @@ class KustomizeSource(_Model):
 SourceKind = Literal["directory", "kustomize", "helm"]
 
 
+class Decryption(_Model):
+    """How the syncer decrypts SOPS-encrypted files of an app before applying them."""
+
+    provider: Literal["sops"]
+    """`sops`: files encrypted with SOPS (age recipients), decrypted by the `sops` binary."""
+    secret: str | None = Field(None, pattern=_K8S_NAME, max_length=253)
+    """A Secret in `syncer.inventory_namespace` of the app's cluster whose `*.agekey`
+    entries hold the age identities (read with the syncer's own rights)."""
+    keys: SecretRef | None = None
+    """The age identities themselves (`AGE-SECRET-KEY-1...` lines): `{file: PATH}` or
+    `{env: NAME}`, read at each sync."""
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> Decryption:
+        if (self.secret is None) == (self.keys is None):
+            raise ValueError("decryption needs exactly one of 'secret' or 'keys'")
+        return self
+
+
 class AppConfig(_Model):
     """One directory of manifests in one repository, synced to one cluster and namespace."""
 
@@ -347,6 +479,13 @@ class AppConfig(_Model):
     """Values and release name when the source is a Helm chart."""
     kustomize: KustomizeSource | None = None
     """Options when the source is a kustomization."""
+    service_account: str | None = Field(None, pattern=_SERVICE_ACCOUNT)
+    """ServiceAccount every request of this app's sync impersonates: `NAME` (in the app's
+    `namespace`) or `NAMESPACE/NAME`; the cluster's `default_service_account` when unset.
+    The account's RBAC rights then bound what a commit can change (docs/tenancy.md)."""
+    decryption: Decryption | None = None
+    """Decrypt SOPS-encrypted files before applying them; without it an encrypted file
+    fails the sync."""
 
     @model_validator(mode="after")
     def _path_stays_inside(self) -> AppConfig:

@@ -69,6 +69,19 @@ class SyncRequestedData(_Value):
     delivery_id: DeliveryId | None = None
 
 
+class Refusal(_Value):
+    """The API server's RBAC refusal of one request, as its 403 answer states it."""
+
+    account: str
+    """The identity that was refused, e.g. `system:serviceaccount:team-a:deployer`."""
+    verb: str
+    """`patch`, `create`, `delete`, `get`, `list`, `impersonate`..."""
+    resource: str
+    """The resource, with its API group when it has one: `deployments.apps`, `configmaps`."""
+    namespace: str | None = None
+    """The namespace of the request; null at the cluster scope."""
+
+
 class ObjectResult(_Value):
     """What happened to one object during a sync."""
 
@@ -78,6 +91,8 @@ class ObjectResult(_Value):
     name: str
     action: ObjectAction
     error: str | None = None
+    refused: Refusal | None = None
+    """Set when the error is an RBAC refusal of the account the app acts as."""
     phase: SyncPhase | None = None
     """When in the sync it happened: `sync` for app objects, a hook's phase for a hook."""
     wave: int | None = None

@@ -16,6 +16,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
+from schemas.authcheck import check_repository_auth
 from schemas.config import GitopsConfig, SecretRef
 from schemas.errors import ConfigError, ConfigIssue
 
@@ -25,19 +26,30 @@ Loc = tuple[str | int, ...]
 
 
 def load_config(
-    path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None
+    path: str | os.PathLike[str],
+    *,
+    environ: Mapping[str, str] | None = None,
+    require_ssh_auth: bool = False,
 ) -> GitopsConfig:
-    """Read and validate a configuration file; raise `ConfigError` listing every issue."""
+    """Read and validate a configuration file; raise `ConfigError` listing every issue.
+
+    `require_ssh_auth` (what fetches: `config check`, the syncer) also refuses SSH URLs
+    without `auth.ssh`; the receiver only matches URLs and needs no credentials.
+    """
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([ConfigIssue(source, None, "", f"cannot read: {exc.strerror}")]) from None
-    return parse_config(text, source=source, environ=environ)
+    return parse_config(text, source=source, environ=environ, require_ssh_auth=require_ssh_auth)
 
 
 def parse_config(
-    text: str, *, source: str = "<config>", environ: Mapping[str, str] | None = None
+    text: str,
+    *,
+    source: str = "<config>",
+    environ: Mapping[str, str] | None = None,
+    require_ssh_auth: bool = False,
 ) -> GitopsConfig:
     """Validate configuration text; `environ` (default `os.environ`) supplies overrides."""
     env = os.environ if environ is None else environ
@@ -67,6 +79,10 @@ def parse_config(
     if config is not None:
         config, secret_issues = _resolve_secrets(config, raw, source)
         issues.extend(secret_issues)
+        config, auth_issues = check_repository_auth(
+            config, raw, source, line_of, require_ssh_auth=require_ssh_auth
+        )
+        issues.extend(auth_issues)
     if issues:
         issues.sort(key=lambda i: (i.line or 0, i.path))
         raise ConfigError(issues)
@@ -134,7 +150,9 @@ def _pydantic_issues(exc: ValidationError, raw: Any, source: str) -> list[Config
 
 
 def _secretish(loc: Loc) -> bool:
-    return any(p in ("webhook_secret", "token", "value") for p in loc)
+    return any(
+        p in ("webhook_secret", "token", "value", "private_key", "passphrase", "keys") for p in loc
+    )
 
 
 def _cross_reference_issues(raw: CommentedMap, source: str) -> list[ConfigIssue]:
@@ -189,8 +207,5 @@ def _resolve_secrets(
             ]
         elif secret is not None:
             update["webhook_secret"] = resolve(secret, ("repositories", name, "webhook_secret"))
-        if repo.auth is not None:
-            token = resolve(repo.auth.token, ("repositories", name, "auth", "token"))
-            update["auth"] = repo.auth.model_copy(update={"token": token})
         repositories[name] = repo.model_copy(update=update)
     return config.model_copy(update={"repositories": repositories}), issues

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from schemas.events import ObjectAction, ObjectResult, SyncPhase
+from schemas.events import ObjectAction, ObjectResult, Refusal, SyncPhase
 from syncer.inventory import Entry
 from syncer.planning import Planned
 
@@ -21,6 +21,7 @@ def result_of(
     error: str | None = None,
     *,
     wave: int | None = None,
+    refused: Refusal | None = None,
 ) -> ObjectResult:
     """One object's result; a planned object's phase is its hook's, else `sync`."""
     if isinstance(item, Planned):
@@ -48,6 +49,7 @@ def result_of(
         error=error,
         phase=phase,
         wave=wave,
+        refused=refused,
     )
 
 
@@ -64,8 +66,9 @@ class ChangeSet:
         error: str | None = None,
         *,
         wave: int | None = None,
+        refused: Refusal | None = None,
     ) -> None:
-        self.entries.append(result_of(item, action, error, wave=wave))
+        self.entries.append(result_of(item, action, error, wave=wave, refused=refused))
 
     def extend(self, other: ChangeSet) -> ChangeSet:
         self.entries.extend(other.entries)

@@ -74,6 +74,10 @@ class DesiredState:
         self._renderer = renderer
         self._parsed = RenderCache()
 
+    def scrub(self, text: str) -> str:
+        """`text` without any value a SOPS decryption of these reads revealed."""
+        return self._renderer.decryptor.scrub(text)
+
     def repository(self, app_name: str, app: AppConfig) -> RepositoryConfig:
         repo = self._config.repositories.get(app.repo)
         if repo is None:

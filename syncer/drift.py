@@ -25,11 +25,12 @@ it is reported again as soon as it changes, or after it was clean in between.
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import difflib
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -220,10 +221,17 @@ class ObjectDrift:
     """What it would be after applying the commit (ignored fields kept as they are live)."""
 
     def unified_diff(self) -> str:
-        """`kubectl diff`-like text: `-` live, `+` what Git says it should be."""
+        """`kubectl diff`-like text: `-` live, `+` what Git says it should be.
+
+        A Secret's values never show: each key of its `data` reads `<redacted>` on both
+        sides when the value is the same, and `<redacted, changed>` on Git's side when
+        it differs, so the diff says which keys change and nothing of what they hold."""
         label = _label(self.summary)
-        before = _yaml(self.live) if self.live is not None else ""
-        after = _yaml(self.expected)
+        live, expected = self.live, self.expected
+        if self.summary.kind == "Secret" and self.summary.api_version == "v1":
+            live, expected = _masked_secret(live, expected)
+        before = _yaml(live) if live is not None else ""
+        after = _yaml(expected)
         lines = difflib.unified_diff(
             before.splitlines(keepends=True),
             after.splitlines(keepends=True),
@@ -231,6 +239,36 @@ class ObjectDrift:
             tofile=f"git/{label}",
         )
         return "".join(lines)
+
+
+SECRET_UNCHANGED = "<redacted>"  # noqa: S105 - a marker, not a password
+SECRET_CHANGED = "<redacted, changed>"  # noqa: S105 - a marker
+
+
+def _masked_secret(live: JsonObj | None, expected: JsonObj) -> tuple[JsonObj | None, JsonObj]:
+    """Both sides of a Secret with every value of `data`/`stringData` replaced by a marker."""
+    old = _secret_values(live or {})
+    masked_live = None
+    if live is not None:
+        masked_live = {k: v for k, v in live.items() if k not in ("data", "stringData")}
+        if old:
+            masked_live["data"] = dict.fromkeys(old, SECRET_UNCHANGED)
+    new = _secret_values(expected)
+    masked = {k: v for k, v in expected.items() if k not in ("data", "stringData")}
+    if new:
+        masked["data"] = {
+            key: SECRET_UNCHANGED if old.get(key) == value else SECRET_CHANGED
+            for key, value in new.items()
+        }
+    return masked_live, masked
+
+
+def _secret_values(obj: JsonObj) -> dict[str, str]:
+    """key -> base64 value of a Secret, `stringData` encoded as the API server stores it."""
+    values = {str(k): str(v) for k, v in (obj.get("data") or {}).items()}
+    for key, value in (obj.get("stringData") or {}).items():
+        values[str(key)] = base64.b64encode(str(value).encode()).decode()
+    return values
 
 
 def _yaml(obj: JsonObj) -> str:
@@ -346,9 +384,16 @@ class DriftChecker:
         producer: Producer,
         source: str,
         metrics: SyncerMetrics | None = None,
+        app_clusters: Mapping[str, Cluster] | None = None,
+        scrub: Callable[[str], str] = str,
     ) -> None:
         self._config = config
         self._clusters = clusters
+        self._scrub = scrub
+        """Removes values SOPS decryption revealed from the texts a failed check logs."""
+        self._app_clusters = app_clusters or {}
+        """Per app, the impersonating client of apps with a ServiceAccount (syncer.tenancy):
+        a check reads and dry-runs with the app's rights, the inventory with the syncer's."""
         self._desired = desired
         self._producer = producer
         self._source = source
@@ -374,10 +419,13 @@ class DriftChecker:
             result = DriftResult(app_name, inventory.commit)
             if inventory.commit is None:
                 return result  # never applied: the branch-head poll takes care of it
-            desired = await self._desired.at(app_name, app, inventory.commit, cluster)
-            result.drifted = await detect(cluster, app, desired, inventory)
+            acting = self._app_clusters.get(app_name, cluster)
+            desired = await self._desired.at(app_name, app, inventory.commit, acting)
+            result.drifted = await detect(acting, app, desired, inventory)
         except SyncError as exc:
-            raise DriftCheckError(f"app {app_name}: drift check failed: {exc.message}") from exc
+            raise DriftCheckError(
+                self._scrub(f"app {app_name}: drift check failed: {exc.message}")
+            ) from exc
         signature = (inventory.commit, frozenset(_identity(d.summary) for d in result.drifted))
         if not result.drifted:
             self._last_report.pop(app_name, None)

@@ -34,7 +34,7 @@ from syncer.errors import ObjectError, PermanentSyncError, SyncError, TransientS
 from syncer.health import WORKLOAD_KINDS, HealthReport, Workload, wait_healthy
 from syncer.inventory import Entry, Inventory, ObjectKey
 from syncer.jsoncodec import canonical_json
-from syncer.kube import FIELD_MANAGER, ApiRejected, Cluster, NotFound, ResourceInfo
+from syncer.kube import FIELD_MANAGER, ApiRejected, Cluster, Forbidden, NotFound, ResourceInfo
 from syncer.planning import CRD_GROUP, Planned, is_stage_zero, summary
 
 JsonObj = dict[str, Any]
@@ -149,11 +149,14 @@ class ApplyEngine:
         async def fetch(group: tuple[ResourceInfo, str | None]) -> None:
             info, namespace = group
             members = groups[group]
-            if len(members) <= 2:
-                objs = [await self.cluster.get(info, namespace, p.name) for p in members]
-                found = [o for o in objs if o is not None]
-            else:
-                found = await self.cluster.list_objects(info, namespace)
+            try:
+                if len(members) <= 2:
+                    objs = [await self.cluster.get(info, namespace, p.name) for p in members]
+                    found = [o for o in objs if o is not None]
+                else:
+                    found = await self.cluster.list_objects(info, namespace)
+            except Forbidden:
+                return  # the account may not read them: their dry runs will say what it may
             for obj in found:
                 meta = obj.get("metadata") or {}
                 key = (
@@ -226,7 +229,10 @@ class ApplyEngine:
     async def _missing_namespaces(self, names: set[str | None]) -> set[str]:
         wanted = sorted(n for n in names if n)
         info = await self.cluster.resource("v1", "Namespace")
-        found = await asyncio.gather(*(self.cluster.get(info, None, n) for n in wanted))
+        try:
+            found = await asyncio.gather(*(self.cluster.get(info, None, n) for n in wanted))
+        except Forbidden:
+            return set()  # the account may not read Namespaces: its dry runs will tell
         return {n for n, obj in zip(wanted, found, strict=True) if obj is None}
 
     async def _preview(
@@ -248,7 +254,7 @@ class ApplyEngine:
                 return None
             return item.error(exc.message)
         except ApiRejected as exc:
-            return item.error(exc.message)
+            return item.error(exc.message, exc.refusal)
         version = str((obj.get("metadata") or {}).get("resourceVersion") or "")
         return Preview(existed=status != 201, resource_version=version)
 
@@ -262,9 +268,10 @@ class ApplyEngine:
             try:
                 status, obj = await self.cluster.apply(item.info, item.body, encoded=item.encoded)
             except SyncError as exc:
-                result.errors.append(item.error(exc.message))
+                refusal = exc.refusal if isinstance(exc, ApiRejected) else None
+                result.errors.append(item.error(exc.message, refusal))
                 result.transient = result.transient or isinstance(exc, TransientSyncError)
-                result.changes.add(item, "failed", exc.message, wave=wave)
+                result.changes.add(item, "failed", exc.message, wave=wave, refused=refusal)
                 return
             version = str((obj.get("metadata") or {}).get("resourceVersion") or "")
             action: ObjectAction

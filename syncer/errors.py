@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas.events import ObjectResult
+from schemas.events import ObjectResult, Refusal
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,8 @@ class ObjectError:
     namespace: str | None
     name: str
     message: str
+    refusal: Refusal | None = None
+    """The API server's RBAC refusal, when that is why (the account, verb, resource)."""
 
     def __str__(self) -> str:
         where = f"{self.namespace}/" if self.namespace else ""

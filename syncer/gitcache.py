@@ -28,9 +28,12 @@ from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from credentials import HostCredentials
 from schemas.config import RepositoryConfig
 from schemas.types import CommitSha
+from syncer.gitaccess import GitAccess
 from syncer.giterrors import (
+    CredentialsRefusedError,
     FileTooLargeError,
     GitError,
     PermanentGitError,
@@ -39,7 +42,7 @@ from syncer.giterrors import (
     safe_url,
     translate,
 )
-from syncer.gitmirror import INFINITE_DEPTH, Credentials, Mirror, short
+from syncer.gitmirror import INFINITE_DEPTH, NO_ACCESS, Mirror, short
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +124,10 @@ class GitCache:
         max_file_bytes: int = 4 * 1024 * 1024,
         timeout: float = 30.0,
         max_threads: int = 4,
+        credentials: HostCredentials | None = None,
     ) -> None:
         self.cache_dir = cache_dir
+        self._access = GitAccess(credentials)
         self.max_file_bytes = max_file_bytes
         self.timeout = timeout
         self._max_threads = max_threads
@@ -162,6 +167,7 @@ class GitCache:
             await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
         for mirror in self._mirrors.values():
             mirror.close()
+        await self._access.close()
 
     def remote_calls(self) -> int:
         """Network round trips started so far (ref listings and fetches), for tests."""
@@ -178,7 +184,12 @@ class GitCache:
         fetched (shallow the first time, incrementally after), then deepened step by step
         when the commit is older than the history at hand.
         """
-        mirror = self._mirror_for(repo)
+        return await self._renewing(repo, self._resolve, repo, branch, commit)
+
+    async def _resolve(
+        self, repo: RepositoryConfig, branch: str, commit: CommitSha | None
+    ) -> CommitSha:
+        mirror = await self._mirror_for(repo)
         if commit is not None:
             found = await self._find(mirror, commit)
             if found is not None:
@@ -255,29 +266,42 @@ class GitCache:
 
     async def ls_remote(self, repo: RepositoryConfig) -> dict[str, CommitSha]:
         """The server's branch heads, `refs/heads/<name>` → sha, without fetching objects."""
-        mirror = self._mirror_for(repo)
+        return await self._renewing(repo, self._ls_remote, repo)
+
+    async def _ls_remote(self, repo: RepositoryConfig) -> dict[str, CommitSha]:
+        mirror = await self._mirror_for(repo)
         self._remote_calls += 1
         return await self._run(mirror, "listing branches", mirror.ls_remote)
 
     # -- internals --------------------------------------------------------------------
 
-    def _mirror_for(self, repo: RepositoryConfig) -> Mirror:
-        """The mirror of a configured repository; refreshes its credentials from the config."""
-        credentials = None
-        if repo.auth is not None:
-            try:
-                token = repo.auth.token.resolve().get_secret_value()
-            except ValueError as exc:
-                raise PermanentGitError(
-                    f"cannot read the token for {safe_url(repo.url)}: {exc}"
-                ) from None
-            credentials = Credentials(repo.auth.username, token)
+    async def _renewing(
+        self,
+        repo: RepositoryConfig,
+        operation: Callable[P, Coroutine[object, object, T]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """`operation`, once more with fresh credentials when the host refused minted ones
+        (an installation token revoked or expired early)."""
+        try:
+            return await operation(*args, **kwargs)
+        except CredentialsRefusedError:
+            if not self._access.renew(repo):
+                raise
+            log.info("the git host refused the token for %s; minted a new one", safe_url(repo.url))
+            return await operation(*args, **kwargs)
+
+    async def _mirror_for(self, repo: RepositoryConfig) -> Mirror:
+        """The mirror of a configured repository, with its current access (credentials,
+        CA bundle, proxy or SSH identity); a change drops the mirror's connections."""
+        access = await self._access.access(repo)
         mirror = self._mirror_for_url(repo.url)
-        if mirror.credentials != credentials:
-            mirror.credentials = credentials
+        if mirror.access != access:
+            mirror.access = access
             mirror.reset_transport()
-        if credentials is not None:
-            self._secrets[mirror.url] = credentials.password
+        if access.credentials is not None:
+            self._secrets[mirror.url] = access.credentials.password
         return mirror
 
     def _mirror_for_url(self, url: str) -> Mirror:
@@ -287,7 +311,7 @@ class GitCache:
         mirror = self._mirrors.get(key)
         if mirror is None:
             path = self.cache_dir / "repos" / key
-            mirror = Mirror(path, url, credentials=None, timeout=self.timeout)
+            mirror = Mirror(path, url, access=NO_ACCESS, timeout=self.timeout)
             for lock in mirror.clear_stale_locks():
                 log.warning("removed stale lock %s left by an earlier process", lock)
             self._mirrors[key] = mirror

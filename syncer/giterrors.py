@@ -42,6 +42,11 @@ class PermanentGitError(GitError):
     """Retrying cannot help until the repository, the config or the request changes."""
 
 
+class CredentialsRefusedError(PermanentGitError):
+    """The host refused our credentials (HTTP 401/403, SSH publickey); a minted token may
+    be renewed once, anything else needs a config change."""
+
+
 class UnsafePathError(PermanentGitError):
     """A path or symlink would read outside the repository."""
 
@@ -112,6 +117,30 @@ def _network_reason(exc: BaseException) -> str | None:
     return None
 
 
+_SSH_PERMANENT = (
+    ("permission denied", "the SSH server refused the key; check that auth.ssh.private_key "
+     "is a deploy key of this repository (or of a user who may read it)"),
+    ("does not appear to be a git repository", "no git repository at that path; check the URL"),
+    ("repository not found", "no git repository at that path; check the URL"),
+    ("no such identity", "the SSH key file cannot be read"),
+)  # fmt: skip
+_SSH_TRANSIENT = ("connection refused", "connection timed out", "operation timed out",
+                  "could not resolve hostname", "connection closed", "connection reset",
+                  "no route to host", "network is unreachable", "timeout, server")  # fmt: skip
+
+
+def _ssh_failure(where: str, detail: str) -> GitError | None:
+    """A GitError for what OpenSSH or the remote's git printed on stderr, when recognised."""
+    text = detail.lower()
+    for needle, advice in _SSH_PERMANENT:
+        if needle in text:
+            kind = CredentialsRefusedError if needle == "permission denied" else PermanentGitError
+            return kind(f"{where}: {advice} ({detail.strip()[:200]})")
+    if any(needle in text for needle in _SSH_TRANSIENT):
+        return TransientGitError(f"{where}: {detail.strip()[:200]}; will retry")
+    return None
+
+
 def translate(
     exc: BaseException, *, url: str, action: str, secrets: Iterable[str] = ()
 ) -> GitError:
@@ -125,7 +154,7 @@ def translate(
     where = f"{action} from {safe_url(url)}"
     detail = redact(str(exc), secrets)
     if isinstance(exc, HTTPUnauthorized | HTTPProxyUnauthorized):
-        return PermanentGitError(
+        return CredentialsRefusedError(
             f"{where}: the server refused the credentials (401); "
             "check the repository's auth token and username"
         )
@@ -140,7 +169,7 @@ def translate(
                 f"{where}: no git repository there (404); check the repository URL"
             )
         if status in {401, 403, 407}:
-            return PermanentGitError(
+            return CredentialsRefusedError(
                 f"{where}: the server refused the credentials ({status}); check the "
                 "repository's auth token and username, and that it may read this repository"
             )
@@ -154,7 +183,7 @@ def translate(
         if match is not None:
             status = int(match.group("status"))
             if status in {401, 403}:
-                return PermanentGitError(
+                return CredentialsRefusedError(
                     f"{where}: access denied ({status}); check the repository's auth token "
                     "and that it may read this repository"
                 )
@@ -164,6 +193,10 @@ def translate(
     reason = _network_reason(exc)
     if reason is not None:
         return TransientGitError(f"{where}: {reason}; will retry")
+    if isinstance(exc, HangupException) and exc.stderr_lines:
+        found = _ssh_failure(where, detail)
+        if found is not None:
+            return found
     if isinstance(exc, HangupException):
         return TransientGitError(f"{where}: the server hung up ({detail}); will retry")
     if isinstance(exc, GitProtocolError):

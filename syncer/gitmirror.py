@@ -24,20 +24,24 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from dulwich.client import (
     GitClient,
+    SSHGitClient,
     Urllib3HttpGitClient,
     default_urllib3_manager,
+    default_user_agent_string,
     get_transport_and_path,
 )
+from dulwich.config import ConfigDict
 from dulwich.diff_tree import tree_changes
 from dulwich.objects import Commit, ObjectID
 from dulwich.pack import extend_pack, iter_sha1, write_pack_index
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
+from schemas.config import is_ssh_url
 from schemas.types import CommitSha
 from syncer.giterrors import (
     HttpStatusError,
@@ -45,6 +49,7 @@ from syncer.giterrors import (
     safe_url,
 )
 from syncer.gitpack import index_pack, write_index_v2
+from syncer.gitssh import SshGitClient, SshIdentity
 from syncer.gittree import TreeReader
 
 if TYPE_CHECKING:
@@ -80,6 +85,23 @@ class Credentials:
         return f"Credentials(username={self.username!r}, password=***)"
 
 
+@dataclass(frozen=True)
+class Access:
+    """Everything a mirror needs to reach its remote besides the URL (see `syncer.gitaccess`)."""
+
+    credentials: Credentials | None = None
+    """HTTP basic auth (a token, or a GitHub App installation token)."""
+    ca_bundle: str | None = None
+    """PEM file of the CAs to trust for HTTPS instead of the system's."""
+    proxy: str | None = None
+    """HTTP(S) proxy URL for HTTPS remotes."""
+    ssh: SshIdentity | None = None
+    """Key and known_hosts files for SSH remotes."""
+
+
+NO_ACCESS = Access()
+
+
 def short(sha: str) -> str:
     return sha[:7]
 
@@ -87,12 +109,10 @@ def short(sha: str) -> str:
 class Mirror:
     """A bare repository under the cache directory that mirrors `url`; all methods block."""
 
-    def __init__(
-        self, path: Path, url: str, *, credentials: Credentials | None, timeout: float
-    ) -> None:
+    def __init__(self, path: Path, url: str, *, access: Access, timeout: float) -> None:
         self.path = path
         self.url = url
-        self.credentials = credentials
+        self.access = access
         self.timeout = timeout
         self._client: tuple[GitClient, str] | None = None
         self._client_lock = threading.Lock()  # ls-remote and a fetch may start together
@@ -110,22 +130,46 @@ class Mirror:
 
     def _build_transport(self) -> tuple[GitClient, str]:
         if self._client is None:
+            credentials = self.access.credentials
             if self.url.startswith(("http://", "https://")):
                 parsed = urlparse(self.url)
                 client = _HttpClient.from_parsedurl(
                     parsed,
-                    username=self.credentials.username if self.credentials else None,
-                    password=self.credentials.password if self.credentials else None,
-                    pool_manager=cast(
-                        "urllib3.PoolManager",
-                        default_urllib3_manager(None, base_url=self.url, timeout=self.timeout),
-                    ),
+                    username=credentials.username if credentials else None,
+                    password=credentials.password if credentials else None,
+                    pool_manager=http_pool(self.access, base_url=self.url, timeout=self.timeout),
                 )
                 self._client = (client, parsed.path)
+            elif self.access.ssh is not None and is_ssh_url(self.url):
+                parsed_client, path = get_transport_and_path(self.url)
+                if not isinstance(parsed_client, SSHGitClient):
+                    raise PermanentGitError(f"{self.display_url} is not an SSH URL")
+                ssh_client = SshGitClient(
+                    parsed_client.host,
+                    port=parsed_client.port,
+                    username=parsed_client.username,
+                    identity=self.access.ssh,
+                    timeout=self.timeout,
+                )
+                self._client = (ssh_client, path)
+            elif is_ssh_url(self.url):
+                raise PermanentGitError(
+                    f"{self.display_url} is an SSH URL but its repository has no 'auth.ssh' "
+                    "(a private key and the server's known_hosts lines)"
+                )
             else:
                 location = self.url.removeprefix("file://")
                 self._client = get_transport_and_path(location)
         return self._client
+
+    @contextlib.contextmanager
+    def _explained(self, client: GitClient) -> Iterator[None]:
+        """SSH calls run guarded (see `SshGitClient.guard`); others as they are."""
+        if isinstance(client, SshGitClient):
+            with client.guard(self.display_url):
+                yield
+        else:
+            yield
 
     @contextlib.contextmanager
     def _open(self) -> Iterator[Repo]:
@@ -189,7 +233,8 @@ class Mirror:
     def ls_remote(self) -> dict[str, CommitSha]:
         """Branch heads on the server (`refs/heads/<name>` → sha); no objects are fetched."""
         client, path = self._transport()
-        result = client.get_refs(path.encode() if isinstance(path, str) else path)
+        with self._explained(client):
+            result = client.get_refs(path.encode() if isinstance(path, str) else path)
         heads: dict[str, CommitSha] = {}
         for name, sha in result.refs.items():
             if sha is not None and name.startswith(_HEADS) and not name.endswith(b"^{}"):
@@ -249,7 +294,7 @@ class Mirror:
 
             fd, incoming = tempfile.mkstemp(dir=repo.object_store.pack_dir, prefix="incoming-")
             try:
-                with os.fdopen(fd, "w+b") as sink:
+                with os.fdopen(fd, "w+b") as sink, self._explained(client):
                     result = client.fetch_pack(
                         path,
                         wanted,
@@ -420,6 +465,38 @@ class _HttpClient(Urllib3HttpGitClient):
             response.close()
             raise HttpStatusError(status)
         return response, read
+
+
+def http_pool(access: Access, *, base_url: str, timeout: float) -> urllib3.PoolManager:
+    """The connection pool for an HTTPS remote: its CA bundle and proxy, or the defaults.
+
+    dulwich lets `https_proxy` in the environment win over a configured proxy, so a
+    configured `proxy` gets its own `ProxyManager` here instead.
+    """
+    import urllib3
+
+    if access.proxy is None:
+        config = ConfigDict()
+        if access.ca_bundle is not None:
+            config.set((b"http",), b"sslCAInfo", access.ca_bundle.encode())
+        return cast(
+            "urllib3.PoolManager",
+            default_urllib3_manager(config, base_url=base_url, timeout=timeout),
+        )
+    proxy = urlparse(access.proxy)
+    headers = None
+    if proxy.username:
+        userinfo = f"{unquote(proxy.username)}:{unquote(proxy.password or '')}"
+        headers = urllib3.util.make_headers(proxy_basic_auth=userinfo)
+    bare = proxy._replace(netloc=proxy.netloc.rpartition("@")[2]).geturl()
+    return urllib3.ProxyManager(
+        bare,
+        proxy_headers=headers,
+        timeout=timeout,
+        cert_reqs="CERT_REQUIRED",
+        ca_certs=access.ca_bundle,
+        headers={"User-agent": default_user_agent_string()},
+    )
 
 
 def _install_pack(repo: Repo, sink: BinaryIO, incoming: str) -> None:

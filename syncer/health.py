@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from syncer.kube import Cluster, ResourceInfo
+from syncer.kube import Cluster, Forbidden, ResourceInfo
 
 WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Job"})
 POLL_INTERVAL = 0.2
@@ -44,11 +44,14 @@ async def wait_healthy(
     deadline = time.monotonic() + timeout
     problems: dict[Workload, str] = {}
     while pending:
-        objects = await asyncio.gather(*(cluster.get(w.info, w.namespace, w.name) for w in pending))
+        objects = await asyncio.gather(*(_read(cluster, w) for w in pending))
         still: list[Workload] = []
         failed: list[str] = []
         for workload, obj in zip(pending, objects, strict=True):
             label = f"{workload.info.kind} {_where(workload)}"
+            if isinstance(obj, Forbidden):
+                failed.append(f"{label}: health unknown, {obj.message}")
+                continue
             if obj is None:
                 problems[workload] = f"{label}: not found"
                 still.append(workload)
@@ -68,6 +71,14 @@ async def wait_healthy(
             return HealthReport("progressing", [problems[w] for w in pending])
         await asyncio.sleep(min(POLL_INTERVAL, max(0.0, deadline - time.monotonic())))
     return HealthReport("healthy", [])
+
+
+async def _read(cluster: Cluster, workload: Workload) -> JsonObj | Forbidden | None:
+    """The workload as the app's account sees it; its refusal when it may not read it."""
+    try:
+        return await cluster.get(workload.info, workload.namespace, workload.name)
+    except Forbidden as exc:
+        return exc
 
 
 def _where(workload: Workload) -> str:

@@ -20,7 +20,7 @@ import orjson
 
 from schemas.types import CommitSha
 from syncer.jsoncodec import canonical_json, compact_json
-from syncer.kube import Cluster, ResourceInfo
+from syncer.kube import Cluster, Forbidden, ResourceInfo
 
 FORMAT = "gitops-pipeline/inventory/v1"
 _NAMESPACE_KIND = ResourceInfo("", "v1", "Namespace", "namespaces", namespaced=False)
@@ -135,7 +135,13 @@ class InventoryStore:
     async def _ensure_namespace(self) -> None:
         if self._namespace_ready:
             return
-        if await self._cluster.get(_NAMESPACE_KIND, None, self._namespace) is None:
+        try:
+            missing = await self._cluster.get(_NAMESPACE_KIND, None, self._namespace) is None
+        except Forbidden:
+            # A syncer with rights only in its own namespace (the chart's impersonation
+            # mode) cannot read Namespaces; its namespace exists, or the write says so.
+            missing = False
+        if missing:
             await self._cluster.apply(
                 _NAMESPACE_KIND,
                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self._namespace}},

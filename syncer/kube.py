@@ -20,7 +20,9 @@ apply that does not fit the schema.
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
+import re
 import ssl
 from dataclasses import dataclass
 from types import TracebackType
@@ -38,6 +40,7 @@ from tenacity import (
 )
 
 from schemas import ClusterConfig
+from schemas.events import Refusal
 from syncer.errors import PermanentSyncError, TransientSyncError
 from syncer.jsoncodec import compact_json
 from syncer.transport import Http1Pool
@@ -51,6 +54,11 @@ _DRY_APPLY_QUERY = _APPLY_QUERY + "&dryRun=All"
 # not declared, duplicate list keys) with a bare 500 (kubernetes/kubernetes#139253): the
 # commit is wrong, not the server, and retrying cannot fix it.
 _SCHEMA_ERROR = "failed to create typed patch object"
+# The authorizer's words in a 403 (k8s.io/apiserver responsewriters.forbiddenMessage).
+_FORBIDDEN = re.compile(
+    r'User "(?P<account>[^"]*)" cannot (?P<verb>\S+) resource "(?P<resource>[^"]*)"'
+    r' in API group "(?P<group>[^"]*)"(?: in the namespace "(?P<namespace>[^"]*)")?'
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,10 +119,46 @@ class ApiRejected(PermanentSyncError):
         super().__init__(message)
         self.status = status
         self.reason = reason
+        self.refusal: Refusal | None = None
+        """Who was refused what, when RBAC refused it (`Forbidden`)."""
 
 
 class NotFound(ApiRejected):
     """The object (or its namespace, or its kind) does not exist."""
+
+
+class Forbidden(ApiRejected):
+    """RBAC refused the request (403): the identity it ran as lacks the right.
+
+    `refusal` is the server's statement parsed (who, which verb on which resource, where);
+    None when the answer did not follow the authorizer's wording (a webhook's, say)."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        refusal = parse_refusal(message)
+        super().__init__(status, reason, _describe(refusal) if refusal else message)
+        self.refusal = refusal
+
+
+def parse_refusal(message: str) -> Refusal | None:
+    """Who was refused what, from the message of kube-apiserver's 403 Status."""
+    found = _FORBIDDEN.search(message)
+    if found is None:
+        return None
+    group, resource = found["group"], found["resource"]
+    return Refusal(
+        account=found["account"],
+        verb=found["verb"],
+        resource=f"{resource}.{group}" if group else resource,
+        namespace=found["namespace"] or None,
+    )
+
+
+def _describe(refusal: Refusal) -> str:
+    where = f"in namespace {refusal.namespace}" if refusal.namespace else "at the cluster scope"
+    text = f"forbidden: {refusal.account} may not {refusal.verb} {refusal.resource} {where}"
+    if refusal.verb == "impersonate":
+        text += " (the syncer needs the impersonate right, see docs/tenancy.md)"
+    return text
 
 
 class UnknownKind(PermanentSyncError):
@@ -148,6 +192,12 @@ class Cluster:
         self._kinds: dict[tuple[str, str], dict[str, ResourceInfo]] = {}
         self._discovery_lock = asyncio.Lock()
         self._closed = False
+        self._headers: dict[str, str] = {}
+        self._view = False
+        self._root = self
+        """The client views are made from: discovery asks with its own identity."""
+        self.identity: str | None = None
+        """The user every request impersonates (None: the client's own identity)."""
         try:
             self._pool = _pool(api.configuration)
         except ValueError as exc:
@@ -179,7 +229,26 @@ class Cluster:
             await api.close()
             raise
 
+    def impersonating(self, user: str) -> Cluster:
+        """A view of this cluster whose every request acts as `user`.
+
+        It shares the connections, the token and the discovery cache; discovery, which
+        answers the same for everyone, asks with the client's own identity, so a refused
+        impersonation shows on each object's dry run. Closing a view closes nothing.
+
+        Only `Impersonate-User` is sent: for a ServiceAccount's user name the API server
+        adds its groups itself (system:serviceaccounts, system:serviceaccounts:<namespace>,
+        system:authenticated), so the syncer never needs the right to impersonate groups,
+        which would let it claim any group, system:masters included."""
+        view = copy.copy(self)
+        view._headers = {"Impersonate-User": user}
+        view._view = True
+        view.identity = user
+        return view
+
     async def close(self) -> None:
+        if self._view:
+            return
         if not self._closed:
             self._closed = True
             await self._pool.close()
@@ -220,7 +289,7 @@ class Cluster:
     async def _discover(self, group: str, version: str) -> None:
         path = f"/apis/{group}/{version}" if group else f"/api/{version}"
         try:
-            doc = await self.request("GET", path)
+            doc = await self._root.request("GET", path)
         except NotFound:
             self._kinds[(group, version)] = {}
             return
@@ -332,7 +401,7 @@ class Cluster:
     ) -> tuple[int, JsonObj]:
         # The generated client's call_api costs more CPU than the API server's work for
         # small objects (it re-walks every body); we reuse its configuration and auth only.
-        headers = {"Content-Type": content_type, "Accept": "application/json"}
+        headers = {"Content-Type": content_type, "Accept": "application/json", **self._headers}
         params: list[tuple[str, str]] = list(query or [])
         await self._api.update_params_for_auth(headers, params, ["BearerToken"])
         if params:
@@ -359,4 +428,6 @@ class Cluster:
             raise TransientSyncError(f"cluster {self.name}: {message}", delay=1.0)
         if status == 404:
             raise NotFound(status, reason, message)
+        if status == 403:
+            raise Forbidden(status, reason, message)
         raise ApiRejected(status, reason, message)

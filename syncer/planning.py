@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from schemas import AppConfig
+from schemas.events import Refusal
 from syncer.errors import ObjectError
 from syncer.inventory import Entry, ObjectKey, digest
 from syncer.jsoncodec import compact_json
@@ -63,8 +64,10 @@ class Planned:
             self.info.api_version, self.kind, self.namespace or "", self.name, self.digest, live
         )
 
-    def error(self, message: str) -> ObjectError:
-        return ObjectError(self.info.api_version, self.kind, self.namespace, self.name, message)
+    def error(self, message: str, refusal: Refusal | None = None) -> ObjectError:
+        return ObjectError(
+            self.info.api_version, self.kind, self.namespace, self.name, message, refusal
+        )
 
 
 def is_stage_zero(info: ResourceInfo) -> bool:

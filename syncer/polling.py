@@ -324,6 +324,7 @@ def build_poller(
     clusters: Mapping[str, Cluster],
     producer: Producer,
     ownership: Ownership,
+    app_clusters: Mapping[str, Cluster] | None = None,
     source: str,
     desired: DesiredState,
     busy: Callable[[str], bool] = lambda app: False,
@@ -333,7 +334,9 @@ def build_poller(
     drift = DriftChecker(
         config=config,
         clusters=clusters,
+        app_clusters=app_clusters,
         desired=desired,
+        scrub=desired.scrub,
         producer=producer,
         source=source,
         metrics=metrics,

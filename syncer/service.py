@@ -51,6 +51,8 @@ from syncer.polling import Poller, build_poller
 from syncer.reconcile import Reconciler
 from syncer.reporting import Reporter
 from syncer.sources import Renderer
+from syncer.sources.decryption import Decryptor
+from syncer.tenancy import acting_clusters
 from syncer.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -127,6 +129,14 @@ class Syncer:
             reconcilers[name] = Reconciler(
                 cluster, InventoryStore(cluster, settings.inventory_namespace)
             )
+        clusters = {name: r.cluster for name, r in reconcilers.items()}
+        # Apps with a ServiceAccount act through an impersonating view of their cluster;
+        # the inventory stays the syncer's own (syncer.tenancy).
+        acting = acting_clusters(self.config, clusters)
+        app_reconcilers = {
+            app: Reconciler(view, reconcilers[self.config.apps[app].cluster].inventories)
+            for app, view in acting.items()
+        }
         kafka = self.config.kafka
         producer = await start_producer(kafka)
         stack.push_async_callback(producer.stop)
@@ -150,14 +160,20 @@ class Syncer:
             metrics=self.metrics,
         )
         # One render cache for syncs and drift checks: a drift check never re-renders.
+        decryptor = Decryptor(
+            self._cache_dir, clusters=clusters, namespace=settings.inventory_namespace
+        )
         desired = DesiredState(
-            config=self.config, git=git, renderer=Renderer(self._cache_dir / "snapshots")
+            config=self.config,
+            git=git,
+            renderer=Renderer(self._cache_dir / "snapshots", decryptor=decryptor),
         )
         worker = Worker(
             config=self.config,
             git=git,
             reconcilers=reconcilers,
             desired=desired,
+            app_reconcilers=app_reconcilers,
             max_delay=self._retry_max_delay,
             metrics=self.metrics,
         )
@@ -191,7 +207,8 @@ class Syncer:
         self.poller = build_poller(
             config=self.config,
             git=git,
-            clusters={name: r.cluster for name, r in reconcilers.items()},
+            clusters=clusters,
+            app_clusters=acting,
             producer=producer,
             ownership=ownership,
             source=f"/gitops/syncer/{self.syncer_id}",

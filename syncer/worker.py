@@ -71,6 +71,7 @@ class Worker:
         git: GitSource,
         reconcilers: Mapping[str, Reconciler],
         desired: DesiredState,
+        app_reconcilers: Mapping[str, Reconciler] | None = None,
         max_delay: float = 30.0,
         verifier: CommitVerifier | None = None,
         metrics: SyncerMetrics | None = None,
@@ -79,6 +80,8 @@ class Worker:
         self._config = config
         self._git = git
         self._reconcilers = reconcilers
+        self._app_reconcilers = app_reconcilers or {}
+        """Per app, for apps that act as their own ServiceAccount (`syncer.tenancy`)."""
         self._max_delay = max_delay
         self._desired = desired
         work = Path(config.syncer.cache_dir).expanduser()
@@ -113,6 +116,20 @@ class Worker:
         except PermanentSyncError as exc:
             outcome = self._failure(request, app, exc)
         outcome.duration_ms = int((time.monotonic() - started) * 1000)
+        return self._scrubbed(outcome)
+
+    def _scrubbed(self, outcome: Outcome) -> Outcome:
+        """The outcome without any value a SOPS decryption revealed (an API server's
+        refusal may quote a field's value)."""
+        scrub = self._desired.scrub
+        if outcome.error:
+            outcome.error = scrub(outcome.error)
+        if outcome.dead_letter is not None:
+            outcome.dead_letter = (scrub(outcome.dead_letter[0]), outcome.dead_letter[1])
+        outcome.objects = [
+            o.model_copy(update={"error": scrub(o.error)}) if o.error else o
+            for o in outcome.objects
+        ]
         return outcome
 
     def _wait(self, state: RetryCallState) -> float:
@@ -132,7 +149,7 @@ class Worker:
 
     async def _attempt(self, request: SyncRequested, app: AppConfig) -> Outcome:
         name = request.data.app
-        reconciler = self._reconcilers.get(app.cluster)
+        reconciler = self._app_reconcilers.get(name) or self._reconcilers.get(app.cluster)
         if reconciler is None:
             raise PermanentSyncError(f"app {name!r} refers to unknown cluster {app.cluster!r}")
         repo = self._desired.repository(name, app)
@@ -222,4 +239,5 @@ def _failed(error: ObjectError) -> ObjectResult:
         name=error.name,
         action="failed",
         error=error.message,
+        refused=error.refusal,
     )

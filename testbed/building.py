@@ -132,6 +132,29 @@ def kwok() -> GoPart:
     )
 
 
+def sops() -> GoPart:
+    return GoPart(
+        name="sops",
+        module="github.com/getsops/sops/v3",
+        version=versions.SOPS,
+        binaries={"sops": "github.com/getsops/sops/v3/cmd/sops"},
+    )
+
+
+def age() -> GoPart:
+    return GoPart(
+        name="age",
+        module="filippo.io/age",
+        version=versions.AGE,
+        binaries={name: f"filippo.io/age/cmd/{name}" for name in ("age", "age-keygen")},
+    )
+
+
+def tools() -> tuple[GoPart, ...]:
+    """Command-line tools the tests drive beside the bed's servers (nothing runs them)."""
+    return (sops(), age())
+
+
 def kafka() -> MavenPart:
     return MavenPart(
         name="kafka",
@@ -332,9 +355,13 @@ def _run(argv: list[str], *, cwd: Path | None, env: dict[str, str], what: str) -
 
 
 def build_all(only: str | None = None) -> None:
-    """Build what `only` (kube, kafka or None for both) needs and is not cached yet."""
+    """Build what `only` (kube, kafka or None for both, plus the tools) needs and is not
+    cached yet."""
     if only in (None, "kube"):
         for part in (etcd(), kubernetes(), kwok()):
+            build_go(part)
+    if only is None:
+        for part in tools():
             build_go(part)
     if only in (None, "kafka"):
         build_maven(kafka())

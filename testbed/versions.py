@@ -18,6 +18,12 @@ ETCD = "v3.7.3"
 KWOK = "v0.8.0"
 """`sigs.k8s.io/kwok`: fake nodes, so Pods are scheduled, run and complete."""
 
+SOPS = "v3.13.3"
+"""`github.com/getsops/sops/v3`: decrypts SOPS-encrypted manifests (the syncer runs the binary)."""
+
+AGE = "v1.3.2"
+"""`filippo.io/age`: `age-keygen` makes the identities the SOPS tests encrypt to."""
+
 KAFKA = "4.4.0"
 """Apache Kafka (`org.apache.kafka:kafka_2.13`), run as one KRaft broker and controller."""
 

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from schemas.config import AppConfig, SourceKind
+from syncer.sources.decryption import Decryptor
 from syncer.sources.detect import app_prefix, detect_source
 from syncer.sources.helm import render_helm
 from syncer.sources.kustomize import render_kustomize
@@ -114,8 +115,11 @@ class Renderer:
         cache_size: int = 128,
         timeout: float = DEFAULT_TIMEOUT,
         max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
+        decryptor: Decryptor | None = None,
     ) -> None:
         self.workdir = workdir
+        self.decryptor = decryptor or Decryptor(workdir)
+        """Decrypts SOPS files before rendering (and refuses them for apps without keys)."""
         self.timeout = timeout
         self.max_total_bytes = max_total_bytes
         self._cache_size = cache_size
@@ -135,13 +139,14 @@ class Renderer:
         """Like `render_app`, answered from the cache when this commit was rendered before."""
         kind = detect_source(app, files.keys())
         if kind == "directory":
-            return dict(files)
+            return await self.decryptor.decrypt(app_name, app, files)
         key = (commit, app_name, settings_digest(app))
         cached = self._cache.get(key)
         if cached is not None:
             self._cache.move_to_end(key)
             return dict(cached)
         tree = await read_tree() if read_tree is not None else files
+        tree = await self.decryptor.decrypt(app_name, app, tree)
         self.renders += 1
         rendered = await render_source(
             kind,
@@ -152,6 +157,7 @@ class Renderer:
             timeout=self.timeout,
             max_total_bytes=self.max_total_bytes,
         )
+        self.decryptor.refuse_encrypted(app_name, rendered)
         self._cache[key] = rendered
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from gitops.cli import build_parser
+from testbed import versions
 from tests.deploy.rendering import CHART, REPO
 
 DOCKERFILE = REPO / "Dockerfile"
@@ -107,6 +108,18 @@ def test_runtime_is_python_slim_with_the_git_cli() -> None:
     assert args.get(base.strip("${}"), base) == "python:3.11-slim"
     assert "apt-get install" in run and " git " in f" {run} "
     assert "rm -rf /var/lib/apt/lists/*" in run
+
+
+def test_image_ships_the_sops_the_tests_run_on_the_path() -> None:
+    args = dict(
+        i.arguments.split("=", 1)
+        for i in _instructions()
+        if i.keyword == "ARG" and "=" in i.arguments
+    )
+    copies = [i.arguments.split() for i in _final_stage() if i.keyword == "COPY"]
+
+    assert args["SOPS_VERSION"] == versions.SOPS
+    assert ["--from=sops", "/out/sops", "/usr/local/bin/sops"] in copies
 
 
 def _copy_sources() -> set[str]:

@@ -59,6 +59,8 @@ def by_identity(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 # The syncer bench (the bed's cluster and Kafka, a config builder) for end-to-end tests.
+# The real sops and age-keygen, built by the test bed (tests/support/sops.py).
+from tests.support.sops import age_key, age_keygen, sops_binary, sops_path  # noqa: E402, F401
 from tests.syncer.conftest import (  # noqa: E402, F401
     bench,
     cluster,

@@ -62,3 +62,14 @@ async def create_namespace(k8s: K8s, name: str) -> None:
         assert response.status == 201, await response.text()
     finally:
         response.release()
+
+
+async def create(k8s: K8s, path: str, body: dict[str, Any]) -> None:
+    """POST one object as the bed's admin (RBAC objects a cluster admin sets up)."""
+    response = await k8s.api.call_api(
+        path, "POST", body=body, auth_settings=["BearerToken"], _preload_content=False
+    )
+    try:
+        assert response.status == 201, await response.text()
+    finally:
+        response.release()

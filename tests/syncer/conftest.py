@@ -212,3 +212,7 @@ spec:
 
 def namespace_yaml(name: str) -> str:
     return f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n"
+
+
+# The real sops and age-keygen, built by the test bed (tests/support/sops.py).
+from tests.support.sops import age_key, age_keygen, sops_binary, sops_path  # noqa: E402, F401
