@@ -53,11 +53,10 @@ from pathlib import Path
 from gitops.eventloop import event_loop_factory
 from schemas import AppConfig, ClusterConfig
 from schemas.types import CommitSha
-from syncer.desired import Desired
+from syncer.desired import planned
 from syncer.inventory import InventoryStore
 from syncer.kube import Cluster, ResourceInfo
 from syncer.manifests import RenderCache
-from syncer.planning import plan
 from syncer.reconcile import ReconcileOptions, Reconciler
 from syncer.service import settle_heap
 
@@ -196,11 +195,8 @@ class Ours:
         for attempt in ("first", "resync"):
             cpu_before, server_before = own_cpu(), server.cpu()
             started = time.perf_counter()
-            planned, errors = await plan(self.cluster, app, renders.render(files))
-            if errors:
-                raise RuntimeError(f"the bench's objects were refused: {errors[:3]}")
+            desired = await planned(self.cluster, app, commit, renders.render(files))
             inventory = await self.reconciler.inventory(app_name)
-            desired = Desired.of(commit, planned)
             result = await self.reconciler.reconcile(app_name, app, desired, inventory, options)
             elapsed = time.perf_counter() - started
             actions = {o.action for o in result.objects}

@@ -120,15 +120,21 @@ class DesiredState:
         """
         commit = await self.resolve(app_name, app, commit)
         manifests = await self.manifests(app_name, app, commit)
-        planned, errors = await plan(cluster, app, manifests)
-        if errors:
-            raise _at(
-                PermanentSyncError(
-                    summary("refused by policy or discovery", errors), objects=errors
-                ),
-                commit,
-            )
-        return Desired.of(commit, planned)
+        return await planned(cluster, app, commit, manifests)
+
+
+async def planned(
+    cluster: Cluster, app: AppConfig, commit: CommitSha, manifests: list[Manifest]
+) -> Desired:
+    """The plan step alone, for manifests at hand; `PermanentSyncError` listing every
+    object refused by discovery or policy."""
+    objects, errors = await plan(cluster, app, manifests)
+    if errors:
+        raise _at(
+            PermanentSyncError(summary("refused by policy or discovery", errors), objects=errors),
+            commit,
+        )
+    return Desired.of(commit, objects)
 
 
 def _at(exc: SyncError, commit: CommitSha) -> SyncError:

@@ -18,11 +18,10 @@ from kubernetes_asyncio.client import ApiClient, Configuration
 
 from schemas import AppConfig, ClusterConfig
 from schemas.types import CommitSha
-from syncer.desired import Desired
+from syncer.desired import planned
 from syncer.inventory import Inventory, InventoryStore
 from syncer.kube import Cluster
 from syncer.manifests import render
-from syncer.planning import plan
 from syncer.reconcile import ReconcileOptions, Reconciler, ReconcileResult
 from tests.support.apiproxy import ApiProxy, Seen
 from tests.support.bed import RealCluster, unique_name
@@ -62,9 +61,8 @@ class EngineBench:
         raises what a sync raises."""
         spec = app or self.app()
         manifests = render({path: text.encode() for path, text in files.items()})
-        planned, errors = await plan(self.cluster, spec, manifests)
-        assert not errors, errors
-        desired = Desired.of(commit or CommitSha(f"{next(_commits):040x}"), planned)
+        commit = commit or CommitSha(f"{next(_commits):040x}")
+        desired = await planned(self.cluster, spec, commit, manifests)
         inventory = await self.inventory()
         options = ReconcileOptions(health_timeout=health_timeout)
         return await self.reconciler.reconcile(self.app_name, spec, desired, inventory, options)
