@@ -139,6 +139,12 @@ class InstallationTokens:
             async with self._http().post(url, headers=headers, ssl=context, proxy=proxy) as answer:
                 status = answer.status
                 body = await answer.read()
+        except aiohttp.ClientConnectorCertificateError:
+            raise GitHubAppError(
+                f"{where}: the API's TLS certificate is not trusted; if a private CA signs "
+                "it, set auth.ca_bundle to that CA's PEM file",
+                transient=False,
+            ) from None
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             reason = type(exc).__name__ if not isinstance(exc, TimeoutError) else "timed out"
             raise GitHubAppError(

@@ -79,6 +79,12 @@ def cmd_config_check(args: argparse.Namespace) -> int:
             f"  {name}: {app.repo}@{app.branch}:{app.path} -> {app.cluster}/{app.namespace}"
             f" every {int(app.interval.total_seconds())}s" + (f" ({flags})" if flags else "")
         )
+    if config.app_sets:
+        print(f"app sets ({len(config.app_sets)}):")
+    for name, app_set in config.app_sets.items():
+        kind = "directories" if app_set.directories is not None else "files"
+        globs = ", ".join(app_set.generator.include)
+        print(f"  {name}: {app_set.repo}@{app_set.branch}: one app per {kind} {globs}")
     return EXIT_OK
 
 
@@ -124,6 +130,20 @@ def cmd_syncer(args: argparse.Namespace) -> int:
     http_port = None if args.no_http else args.http_port
     return _run(
         _after_topics(config, run_syncer(config, syncer_id=args.id, http_port=http_port)),
+        loop_factory=event_loop_factory(),
+    )
+
+
+def cmd_notifier(args: argparse.Namespace) -> int:
+    from notifier.service import run_notifier  # type: ignore[import-not-found, unused-ignore]
+
+    config = _load(args)
+    if not config.notifications:
+        raise UsageError(f"{_config_path(args)}: no rules under 'notifications:', nothing to send")
+    configure_logging("notifier", config, args.log_level)
+    http_port = None if args.no_http else args.http_port
+    return _run(
+        _after_topics(config, run_notifier(config, notifier_id=args.id, http_port=http_port)),
         loop_factory=event_loop_factory(),
     )
 
@@ -198,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(
                 "--config", metavar="FILE", help=f"configuration file (default ${CONFIG_ENV})"
             )
-        if name in ("receiver", "syncer"):
+        if name in ("receiver", "syncer", "notifier"):
             p.add_argument(
                 "--log-level",
                 default=os.environ.get("GITOPS_LOG_LEVEL", "INFO"),
@@ -226,6 +246,22 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=int(os.environ.get("GITOPS_SYNCER_HTTP_PORT", "8081")),
         help="port of /healthz, /readyz, /metrics (default 8081, env GITOPS_SYNCER_HTTP_PORT)",
+    )
+    p.add_argument("--no-http", action="store_true", help="serve no HTTP endpoints")
+
+    p = command(
+        "notifier",
+        "deliver notifications and commit statuses (consumer group gitops-notifiers)",
+        cmd_notifier,
+    )
+    p.add_argument(
+        "--id", default=None, help="member name shown in events and logs (default host-pid)"
+    )
+    p.add_argument(
+        "--http-port",
+        type=int,
+        default=int(os.environ.get("GITOPS_NOTIFIER_HTTP_PORT", "8082")),
+        help="port of /healthz, /readyz, /metrics (default 8082, env GITOPS_NOTIFIER_HTTP_PORT)",
     )
     p.add_argument("--no-http", action="store_true", help="serve no HTTP endpoints")
 

@@ -30,6 +30,8 @@ _GIT_ENV = {
     "GIT_TERMINAL_PROMPT": "0",
 }
 CHANGED = "apps/guestbook/configmap.yaml"
+SERVICES = "services"
+"""Each directory under it is an app of the `services` app set of `gitops up`."""
 
 
 @dataclass
@@ -68,7 +70,8 @@ async def git(cwd: Path, *args: str) -> str:
 async def seed_repository(state: DemoState, examples: Path) -> None:
     """Create the working copy from `examples/apps` and push it as the first commit."""
     state.workdir.mkdir(parents=True)
-    shutil.copytree(examples / "apps", state.workdir / "apps")
+    for part in ("apps", SERVICES):  # the example monorepo: apps, and services of a set
+        shutil.copytree(examples / part, state.workdir / part)
     await git(state.workdir, "init", "--quiet", "--initial-branch=main")
     await git(state.workdir, "remote", "add", "origin", state.repo_url)
     await git(state.workdir, "add", "--all")
@@ -77,7 +80,14 @@ async def seed_repository(state: DemoState, examples: Path) -> None:
 
 
 def github_push_payload(
-    *, repo_url: str, before: str, after: str, changed: list[str], message: str
+    *,
+    repo_url: str,
+    before: str,
+    after: str,
+    changed: list[str],
+    message: str,
+    added: list[str] | None = None,
+    removed: list[str] | None = None,
 ) -> dict[str, object]:
     """A push payload shaped like GitHub's, for the receiver's /hooks/github."""
     now = datetime.now(UTC).isoformat()
@@ -90,8 +100,8 @@ def github_push_payload(
         "url": f"{repo_url}/commit/{after}",
         "author": {"name": "gitops demo"},
         "committer": {"name": "gitops demo"},
-        "added": [],
-        "removed": [],
+        "added": added or [],
+        "removed": removed or [],
         "modified": changed,
     }
     name = repo_url.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git")
@@ -130,15 +140,62 @@ async def push_change(state: DemoState) -> int:
     await git(state.workdir, "commit", "--quiet", "-am", f"greeting at {stamp}")
     after = await git(state.workdir, "rev-parse", "HEAD")
     await git(state.workdir, "push", "--quiet", "origin", "HEAD:refs/heads/main")
-    body = json.dumps(
-        github_push_payload(
-            repo_url=state.repo_url,
-            before=before,
-            after=after,
-            changed=[CHANGED],
-            message=f"greeting at {stamp}",
+    payload = github_push_payload(
+        repo_url=state.repo_url,
+        before=before,
+        after=after,
+        changed=[CHANGED],
+        message=f"greeting at {stamp}",
+    )
+    status, answer = await send_webhook(state, payload)
+    print(f"pushed {after[:7]} ({CHANGED}); webhook answered {status} {answer}")
+    return 0 if status == 202 else 1
+
+
+async def change_service(state: DemoState, name: str, *, add: bool) -> int:
+    """Add (or remove) `services/<name>`: a Namespace and a ConfigMap, one app of the set."""
+    if not name or not all(c.isalnum() or c == "-" for c in name) or name != name.lower():
+        print(f"gitops.demo: {name!r} is not a lowercase name of letters, digits and '-'")
+        return 2
+    directory = state.workdir / SERVICES / name
+    files = [f"{SERVICES}/{name}/namespace.yaml", f"{SERVICES}/{name}/configmap.yaml"]
+    before = await git(state.workdir, "rev-parse", "HEAD")
+    if add:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "namespace.yaml").write_text(
+            f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n"
         )
-    ).encode()
+        (directory / "configmap.yaml").write_text(
+            f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}-settings\n"
+            f"data:\n  service: {name}\n"
+        )
+        await git(state.workdir, "add", "--all")
+    elif directory.exists():
+        await git(state.workdir, "rm", "--quiet", "-r", f"{SERVICES}/{name}")
+    else:
+        print(f"gitops.demo: there is no {SERVICES}/{name} to remove")
+        return 2
+    verb = "add" if add else "remove"
+    await git(state.workdir, "commit", "--quiet", "-m", f"{verb} service {name}")
+    after = await git(state.workdir, "rev-parse", "HEAD")
+    await git(state.workdir, "push", "--quiet", "origin", "HEAD:refs/heads/main")
+    payload = github_push_payload(
+        repo_url=state.repo_url,
+        before=before,
+        after=after,
+        changed=[],
+        added=files if add else [],
+        removed=[] if add else files,
+        message=f"{verb} service {name}",
+    )
+    status, answer = await send_webhook(state, payload)
+    print(f"pushed {after[:7]} ({verb} {SERVICES}/{name}); webhook answered {status} {answer}")
+    return 0 if status == 202 else 1
+
+
+async def send_webhook(state: DemoState, payload: dict[str, object]) -> tuple[int, str]:
+    """POST a GitHub push payload signed with the stack's secret; (status, answer)."""
+    body = json.dumps(payload).encode()
     signature = hmac.new(state.secret.encode(), body, hashlib.sha256).hexdigest()
     headers = {
         "Content-Type": "application/json",
@@ -151,8 +208,7 @@ async def push_change(state: DemoState) -> int:
         session.post(state.webhook_url, data=body, headers=headers) as response,
     ):
         answer = await response.text()
-    print(f"pushed {after[:7]} ({CHANGED}); webhook answered {response.status} {answer.strip()}")
-    return 0 if response.status == 202 else 1
+    return response.status, answer.strip()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,13 +216,21 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     push = sub.add_parser("push", help="change a file, push it, send the signed webhook")
     push.add_argument("--state", required=True, help="the state file `gitops up` printed")
+    for verb in ("add-service", "remove-service"):
+        change = sub.add_parser(
+            verb, help=f"{verb.split('-')[0]} services/NAME, push it, send the signed webhook"
+        )
+        change.add_argument("name", metavar="NAME", help="the service (and its namespace)")
+        change.add_argument("--state", required=True, help="the state file `gitops up` printed")
     args = parser.parse_args(argv)
     try:
         state = DemoState.load(Path(args.state))
     except (OSError, KeyError, ValueError) as exc:
         print(f"gitops.demo: cannot read state {args.state}: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(push_change(state))
+    if args.command == "push":
+        return asyncio.run(push_change(state))
+    return asyncio.run(change_service(state, args.name, add=args.command == "add-service"))
 
 
 if __name__ == "__main__":

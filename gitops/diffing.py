@@ -15,6 +15,7 @@ import os
 import sys
 from pathlib import Path
 
+from gitops.generated import with_generated
 from schemas import GitopsConfig
 from schemas.types import CommitSha
 from syncer.desired import DesiredState
@@ -47,6 +48,7 @@ def _fail(message: str) -> int:
 
 
 async def diff_app(config: GitopsConfig, *, app: str, as_json: bool) -> int:
+    config, _ = await with_generated(config)
     spec = config.apps.get(app)
     if spec is None:
         known = ", ".join(sorted(config.apps)) or "none"

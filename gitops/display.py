@@ -7,7 +7,12 @@ from collections.abc import Sequence
 
 from schemas.events import (
     AnyEvent,
+    AppGenerated,
+    AppRemoved,
+    AppSetFailed,
     DriftDetected,
+    NotificationFailed,
+    ObjectAction,
     ObjectResult,
     PushReceived,
     SyncFailed,
@@ -66,7 +71,8 @@ def format_event(event: AnyEvent) -> str:
         data = event.data
         outcome = event.type.rsplit(".", 1)[-1]
         counts = Counter(o.action for o in data.objects)
-        parts = [f"{a} {counts[a]}" for a in ("created", "configured", "pruned") if counts[a]]
+        actions: tuple[ObjectAction, ...] = ("created", "configured", "pruned", "orphaned")
+        parts = [f"{a} {counts[a]}" for a in actions if counts[a]]
         if counts["failed"]:
             parts.append(f"failed {counts['failed']}")
         summary = ", ".join(parts) if parts else f"{len(data.objects)} objects"
@@ -92,6 +98,25 @@ def format_event(event: AnyEvent) -> str:
     if isinstance(event, SyncRequested):
         data_r = event.data
         return f"{stamp} {data_r.app:<16} {short(data_r.commit)}  requested ({data_r.reason})"
+    if isinstance(event, AppGenerated | AppRemoved):
+        data_g = event.data
+        what = "generated" if isinstance(event, AppGenerated) else "removed"
+        return (
+            f"{stamp} {data_g.app:<16} {short(data_g.commit)}  {what:<9} by app set"
+            f" {data_g.app_set} from {data_g.source}"
+        )
+    if isinstance(event, AppSetFailed):
+        data_s = event.data
+        return (
+            f"{stamp} app set {data_s.app_set:<8} {short(data_s.commit)}  failed    "
+            + data_s.error.replace("\n", "; ")
+        )
+    if isinstance(event, NotificationFailed):
+        data_n = event.data
+        return (
+            f"{stamp} {data_n.app:<16} {short(data_n.commit)}  notify!   {data_n.rule}"
+            f" ({data_n.provider}) gave up on {data_n.outcome}: {data_n.error}"
+        )
     assert isinstance(event, PushReceived)  # noqa: S101 - the union is exhaustive
     data_p = event.data
     apps = ", ".join(data_p.apps) if data_p.apps else "no app"

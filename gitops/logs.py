@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from schemas import GitopsConfig
+from schemas import GitopsConfig, SecretRef
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
@@ -54,6 +54,10 @@ def config_secrets(config: GitopsConfig) -> list[str]:
                 values.append(secret)
                 # A key file's body lines, should a library ever quote one.
                 values.extend(line for line in secret.splitlines()[1:-1] if len(line) >= 16)
+    for rule in config.notifications:
+        for held in (rule.url, rule.token, rule.secret):
+            if isinstance(held, SecretRef):
+                values.append(held.resolve().get_secret_value())
     return values
 
 

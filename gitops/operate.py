@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gitops.display import format_event, short, steps
+from gitops.generated import with_generated
 from gitops.reading import read_events
 from schemas import GitopsConfig, SyncRequested, Topics
 from schemas.config import parse_duration
@@ -77,6 +78,7 @@ async def list_apps(config: GitopsConfig, *, as_json: bool) -> int:
     last: dict[str, SyncSucceeded | SyncFailed | SyncSkipped | DriftDetected] = {}
     ran: dict[str, list[str]] = {}
     """The hooks and waves of each app's last sync that ran (a skip runs none)."""
+    config, origins = await with_generated(config)
     topics = _topics(config)
     async for event in read_events(config.kafka.bootstrap, [topics.sync_events]):
         if isinstance(event, SyncSucceeded | SyncFailed | SyncSkipped):
@@ -91,6 +93,7 @@ async def list_apps(config: GitopsConfig, *, as_json: bool) -> int:
         rows.append(
             {
                 "app": name,
+                "set": origins.get(name),
                 "repo": spec.repo,
                 "branch": spec.branch,
                 "path": spec.path,
@@ -106,14 +109,14 @@ async def list_apps(config: GitopsConfig, *, as_json: bool) -> int:
         print(json.dumps(rows, indent=2))
         return EXIT_OK
     print(
-        f"{'APP':<18} {'REPO':<14} {'BRANCH':<10} {'PATH':<22} {'CLUSTER':<10} {'LAST':<13} "
-        f"{'COMMIT':<8} STEPS"
+        f"{'APP':<18} {'SET':<12} {'REPO':<14} {'BRANCH':<10} {'PATH':<22} {'CLUSTER':<10}"
+        f" {'LAST':<13} {'COMMIT':<8} STEPS"
     )
     for row in rows:
         print(
-            f"{row['app']:<18} {row['repo']:<14} {row['branch']:<10} {row['path']:<22} "
-            f"{row['cluster']:<10} {row['last_outcome']:<13} {short(row['commit']):<8} "
-            f"{', '.join(row['steps']) or '-'}"
+            f"{row['app']:<18} {row['set'] or '-':<12} {row['repo']:<14} {row['branch']:<10} "
+            f"{row['path']:<22} {row['cluster']:<10} {row['last_outcome']:<13} "
+            f"{short(row['commit']):<8} {', '.join(row['steps']) or '-'}"
         )
     return EXIT_OK
 
@@ -121,6 +124,7 @@ async def list_apps(config: GitopsConfig, *, as_json: bool) -> int:
 async def request_sync(
     config: GitopsConfig, *, app: str, commit: str | None, wait: bool, timeout: float = 120.0
 ) -> int:
+    config, _ = await with_generated(config)
     spec = config.apps.get(app)
     if spec is None:
         known = ", ".join(sorted(config.apps)) or "none"

@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from pydantic import ValidationError
 
 from schemas.events import AnyEvent, parse_event
@@ -23,7 +23,31 @@ async def read_events(
     from_end: bool = False,
     positioned: asyncio.Event | None = None,
 ) -> AsyncIterator[AnyEvent]:
-    """Yield events of `topics` oldest first; without `follow`, stop once nothing new arrives.
+    """Yield events of `topics` oldest first; without `follow`, stop once nothing new arrives."""
+    async for record in read_records(
+        bootstrap, topics, follow=follow, idle=idle, from_end=from_end, positioned=positioned
+    ):
+        if record.value is None:
+            continue
+        try:
+            event = parse_event(record.value)
+        except ValidationError:
+            continue
+        if since is not None and event.time < since:
+            continue
+        yield event
+
+
+async def read_records(
+    bootstrap: str,
+    topics: Sequence[str],
+    *,
+    follow: bool = False,
+    idle: float = 1.0,
+    from_end: bool = False,
+    positioned: asyncio.Event | None = None,
+) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
+    """Yield the records of `topics` oldest first (keys and tombstones too).
 
     No consumer group is joined, so reading never disturbs the syncers' offsets and starts
     at once (a group join takes seconds on some brokers).
@@ -61,12 +85,6 @@ async def read_events(
             )
             for record in records:
                 last = time.monotonic()
-                try:
-                    event = parse_event(record.value)
-                except ValidationError:
-                    continue
-                if since is not None and event.time < since:
-                    continue
-                yield event
+                yield record
     finally:
         await consumer.stop()

@@ -13,6 +13,9 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from schemas import KafkaSettings, Topics
 
+COMPACTED = {"cleanup.policy": "compact"}
+"""The generated-apps topic is a table (latest definition per app), not a log."""
+
 
 class TopicSetupError(Exception):
     """The broker refused or did not answer topic creation."""
@@ -32,7 +35,15 @@ async def ensure_topics(settings: KafkaSettings, *, attempts: int = 5) -> list[s
             missing = [name for name in topics.all() if name not in existing]
             if missing:
                 response = await admin.create_topics(
-                    [NewTopic(n, settings.partitions, settings.replication_factor) for n in missing]
+                    [
+                        NewTopic(
+                            n,
+                            settings.partitions,
+                            settings.replication_factor,
+                            topic_configs=COMPACTED if n == topics.generated_apps else {},
+                        )
+                        for n in missing
+                    ]
                 )
                 for name, code, message in _topic_errors(response):
                     if code and code != TopicAlreadyExistsError.errno:

@@ -26,6 +26,7 @@ from gitops.broker import EmbeddedBroker, free_port
 from gitops.demo import DemoState, seed_repository
 from gitops.display import format_event
 from gitops.gitserver import GitHttpServer
+from gitops.printer import NotificationPrinter
 from gitops.processes import ChildProcess
 from gitops.reading import read_events
 from gitops.topics import ensure_topics
@@ -61,7 +62,13 @@ async def _wait_http(
 
 
 def _default_config(
-    workdir: Path, *, bootstrap: str, repo_url: str, secret: str, kubeconfig: Path
+    workdir: Path,
+    *,
+    bootstrap: str,
+    repo_url: str,
+    secret: str,
+    kubeconfig: Path,
+    printer: NotificationPrinter,
 ) -> str:
     return f"""\
 kafka:
@@ -88,9 +95,25 @@ apps:
     namespace: monitoring
     self_heal: false
     interval: 30s
+app_sets:
+  services:                 # one app per directory under services/
+    repo: examples
+    directories: {{include: ["services/*"]}}
+    prune: true             # a removed directory takes its objects with it
+    interval: 30s
+    template:
+      cluster: local
+      namespace: "{{{{ basename }}}}"
+      interval: 30s
 syncer:
   cache_dir: {workdir / "cache"}
   health_timeout: 15s
+notifications:
+- name: local
+  on: [requested, succeeded, failed, skipped, drift]
+  provider: webhook
+  url: {printer.url}
+  secret: {{value: {secret}}}
 """
 
 
@@ -148,6 +171,7 @@ async def _up(stack: AsyncExitStack, workdir: Path, config_path: str | None, syn
         git = await stack.enter_async_context(GitHttpServer(workdir / "git"))
         git.create_repo("examples")
         secret = secrets.token_hex(16)
+        printer = await stack.enter_async_context(NotificationPrinter(secret, _say))
         receiver_port = free_port()
         demo = DemoState(
             workdir=workdir / "work",
@@ -165,6 +189,7 @@ async def _up(stack: AsyncExitStack, workdir: Path, config_path: str | None, syn
                 repo_url=demo.repo_url,
                 secret=secret,
                 kubeconfig=kubeconfig,
+                printer=printer,
             )
         )
         config = load_config(config_file)
@@ -198,6 +223,17 @@ async def _up(stack: AsyncExitStack, workdir: Path, config_path: str | None, syn
             )
         )
     await _wait_http(f"http://127.0.0.1:{port}/readyz", "the receiver", receiver)
+    if config.notifications:
+        notifier_port = free_port()
+        args = ["notifier", "--config", str(config_file), "--id", "notifier-1"]
+        notifier = ChildProcess(
+            "notifier", [*args, "--http-port", str(notifier_port)], log_dir=logs, env=env
+        )
+        await stack.enter_async_context(notifier)
+        # Ready once in its group: a new group starts at the end, so nothing is missed after.
+        await _wait_http(
+            f"http://127.0.0.1:{notifier_port}/readyz", "the notifier", notifier, timeout=60
+        )
 
     _say()
     _say(
@@ -209,8 +245,14 @@ async def _up(stack: AsyncExitStack, workdir: Path, config_path: str | None, syn
         _say(f"kubeconfig       {workdir / 'kubeconfig'}")
         _say(f"git repository   {demo.repo_url}")
         _say()
+        state = workdir / "demo.json"
         _say("push a change and send a signed webhook:")
-        _say(f"  {sys.executable} -m gitops.demo push --state {workdir / 'demo.json'}")
+        _say(f"  {sys.executable} -m gitops.demo push --state {state}")
+        _say("add (or remove) a service directory: its app is created (or deleted) live:")
+        _say(f"  {sys.executable} -m gitops.demo add-service NAME --state {state}")
+    if config.notifications:
+        rules = ", ".join(f"{r.name} ({r.provider})" for r in config.notifications)
+        _say(f"notifications    {rules}")
     _say(f"logs             {workdir / 'logs'}")
     _say()
     _say("live sync events (Ctrl-C stops everything):")

@@ -20,6 +20,7 @@ from receiver import encoding, health
 from receiver.bitbucket import Bitbucket
 from receiver.dedupe import DeliveryLedger
 from receiver.deliveries import Answer, DeliveryHandler, Recorded, accepts
+from receiver.generated import GeneratedApps
 from receiver.gitea import Gitea
 from receiver.github import GitHub
 from receiver.gitlab import GitLab
@@ -59,6 +60,7 @@ class ReceiverState:
 
 
 STATE = web.AppKey("receiver_state", ReceiverState)
+GENERATED = web.AppKey("receiver_generated_apps", GeneratedApps)
 
 
 def providers() -> list[WebhookProvider]:
@@ -87,9 +89,10 @@ def build_app(
     )
     ledger: DeliveryLedger[Recorded] = DeliveryLedger(settings.dedupe_window)
     metrics = ReceiverMetrics()
+    registry = Registry(config)
     handler = DeliveryHandler(
         secrets=secrets,
-        registry=Registry(config),
+        registry=registry,
         publisher=publisher,
         ledger=ledger,
         metrics=metrics,
@@ -112,6 +115,9 @@ def build_app(
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[STATE] = state
     app.cleanup_ctx.append(_producer_lifetime)
+    if config.app_sets:
+        app[GENERATED] = GeneratedApps(config.kafka, registry, configured=config.apps)
+        app.cleanup_ctx.append(_generated_lifetime)
     app.add_routes([web.post(f"/hooks/{p.name}", _guarded(_hook(p))) for p in providers()])
     app.add_routes(
         [
@@ -131,6 +137,13 @@ async def _producer_lifetime(app: web.Application) -> AsyncIterator[None]:
     # that outlived their request finish (so they are not lost), then flush and close.
     await state.ledger.drain(state.drain_timeout)
     await state.publisher.close()
+
+
+async def _generated_lifetime(app: web.Application) -> AsyncIterator[None]:
+    generated = app[GENERATED]
+    await generated.start()
+    yield
+    await generated.close()
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

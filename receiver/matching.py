@@ -34,12 +34,28 @@ class Registry:
             key = normalise_url(repo.url)
             if key is not None:
                 self._by_url.setdefault(key, set()).add(name)
-        self._apps: dict[str, list[tuple[AppName, AppConfig]]] = {}
+        self._apps: dict[str, dict[AppName, AppConfig]] = {}
+        self._configured = frozenset(config.apps)
         for app_name, app in sorted(config.apps.items()):
-            self._apps.setdefault(app.repo, []).append((AppName(app_name), app))
+            self._apps.setdefault(app.repo, {})[AppName(app_name)] = app
         self._clone_urls = {
             name: without_credentials(repo.url) for name, repo in config.repositories.items()
         }
+
+    def follow(self, name: str, app: AppConfig) -> None:
+        """Follow a generated app (`receiver.generated`), or its new settings; a name a
+        configured app has is never taken over."""
+        if name in self._configured:
+            return
+        self.unfollow(name)
+        self._apps.setdefault(app.repo, {})[AppName(name)] = app
+
+    def unfollow(self, name: str) -> None:
+        """Stop following a generated app; configured apps stay."""
+        if name in self._configured:
+            return
+        for apps in self._apps.values():
+            apps.pop(AppName(name), None)
 
     def select(self, urls: Iterable[str]) -> Selection | None:
         """The first of the payload's URLs that names a registered repository."""
@@ -61,7 +77,7 @@ class Registry:
         return [
             (name, repo)
             for repo in sorted(repositories)
-            for name, app in self._apps.get(repo, [])
+            for name, app in sorted(self._apps.get(repo, {}).items())
             if app.branch == branch
         ]
 
@@ -81,7 +97,7 @@ class Registry:
         change counts; a Helm app also reads its value files. An auto-detected overlay with
         bases outside its path is caught by the branch-head poll instead.
         """
-        spec = next(a for n, a in self._apps[repo] if n == app)
+        spec = self._apps[repo][app]
         if spec.source == "kustomize":
             return ["."]
         if spec.source == "helm" and spec.helm is not None:

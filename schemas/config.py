@@ -495,6 +495,69 @@ class AppConfig(_Model):
         return self
 
 
+class PathGenerator(_Model):
+    """Which paths of the branch head make an app: globs matched one path segment at a time.
+
+    Shell-style (`*` never crosses a `/`), against repository-relative paths.
+    """
+
+    include: list[str] = Field(min_length=1)
+    """Globs of the paths that make an app, e.g. `apps/*` or `envs/*/services/*`."""
+    exclude: list[str] = Field(default_factory=list)
+    """Globs of matching paths to leave out, e.g. `apps/_template`."""
+
+    @field_validator("include", "exclude")
+    @classmethod
+    def _relative_globs(cls, globs: list[str]) -> list[str]:
+        for glob in globs:
+            parts = Path(glob).parts
+            if not glob.strip() or Path(glob).is_absolute() or ".." in parts:
+                raise ValueError(
+                    f"glob {glob!r} must be relative to the repository root and stay inside it"
+                )
+        return globs
+
+
+class AppSetConfig(_Model):
+    """Apps generated from a repository: one per matching directory or file of a branch.
+
+    Every generated app is an ordinary app (same topics, keys, events and commands),
+    named `<set>-<basename>` unless the template sets `name`.
+    """
+
+    repo: str
+    """Key of the repository under `repositories:` whose branch is scanned."""
+    branch: str = "main"
+    """Branch whose head decides which apps exist; the generated apps follow it too."""
+    directories: PathGenerator | None = None
+    """One app per matching directory; the template sees `path`, `basename`, `dirname`."""
+    files: PathGenerator | None = None
+    """One app per matching YAML file; the template also sees the file's top-level keys
+    (and all of them under `file`), and `path` is the directory holding the file."""
+    template: dict[str, Any] = Field(default_factory=dict)
+    """App settings (any key of an app but `repo` and `branch`, plus `name`); string values
+    are Jinja templates (sandboxed, undefined names are errors), e.g. `{{ basename }}`.
+    `path` defaults to `{{ path }}`."""
+    prune: bool = False
+    """When a directory or file leaves the branch, delete its app's objects from the
+    cluster; when false they are left in place and reported as orphaned."""
+    interval: Duration = timedelta(seconds=60)
+    """How often the branch head is checked for added or removed apps (webhooks make it a
+    fallback)."""
+
+    @model_validator(mode="after")
+    def _one_generator(self) -> AppSetConfig:
+        if (self.directories is None) == (self.files is None):
+            raise ValueError("an app set needs exactly one generator: 'directories' or 'files'")
+        return self
+
+    @property
+    def generator(self) -> PathGenerator:
+        found = self.directories or self.files
+        assert found is not None  # noqa: S101 - guaranteed by the validator
+        return found
+
+
 class ReceiverSettings(_Model):
     """Limits and behaviour of the webhook receiver."""
 
@@ -544,6 +607,116 @@ class SyncerSettings(_Model):
     """Longest wait for one answer of a Kubernetes API server before the request is retried."""
 
 
+NotificationTrigger = Literal["requested", "succeeded", "failed", "skipped", "drift"]
+NotificationProvider = Literal[
+    "github", "gitlab", "gitea", "bitbucket", "slack", "msteams", "webhook"
+]
+COMMIT_STATUS_PROVIDERS: tuple[str, ...] = ("github", "gitlab", "gitea", "bitbucket")
+_RULE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+
+def _template_syntax(template: str | None) -> str | None:
+    """A template that cannot compile is a configuration error, not a failed delivery later."""
+    if template is None:
+        return None
+    from jinja2 import TemplateSyntaxError
+    from jinja2.sandbox import SandboxedEnvironment
+
+    try:
+        SandboxedEnvironment().parse(template)
+    except TemplateSyntaxError as exc:
+        raise ValueError(f"template line {exc.lineno}: {exc.message}") from None
+    return template
+
+
+class NotificationRule(_Model):
+    """Tell a commit-status API, a chat or a webhook about the outcomes of some apps."""
+
+    name: str = Field(pattern=_RULE_NAME, max_length=63)
+    """Names the rule in logs, metrics and `gitops.notification.failed` events; unique."""
+    on: list[NotificationTrigger] = Field(min_length=1)
+    """Which moments notify: `requested`, `succeeded`, `failed`, `skipped`, `drift`."""
+    apps: list[str] = Field(default_factory=list)
+    """App names or shell-style globs (`shop-*`); every app when empty."""
+    provider: NotificationProvider
+    """`github`, `gitlab`, `gitea`, `bitbucket` (commit status on the synced commit), `slack`
+    (incoming webhook), `msteams` (workflow webhook) or `webhook` (the CloudEvent, as JSON)."""
+    url: str | SecretRef | None = None
+    """For a commit-status provider the API base (default the public host's API, e.g.
+    `https://api.github.com`; `http://host/api/v3` for GitHub Enterprise); for chat and
+    `webhook` the endpoint (required). A plain string or a secret reference: a Slack
+    webhook URL is a credential."""
+    token: SecretRef | None = None
+    """API token of a commit-status provider (required for them)."""
+    secret: SecretRef | None = None
+    """`webhook` only: HMAC-SHA256 key; each POST then carries `X-Gitops-Signature-256:
+    sha256=<hex of the body's HMAC>`, as GitHub signs its webhooks."""
+    template: str | None = None
+    """Jinja2 text (sandboxed) for the message or status description, with `app`, `commit`,
+    `short_commit`, `outcome`, `error`, `cluster`, `reason`, `rule` and `event`."""
+    repository: str | None = Field(None, pattern=r"^[^/\s]+(/[^/\s]+)+$")
+    """`owner/name` of the commit-status target; derived from the app's repository URL
+    (`.../<owner>/<name>(.git)`) when unset."""
+    target_url: str | None = None
+    """Link attached to a commit status (Bitbucket requires one; the repository's web page
+    when unset)."""
+
+    @field_validator("template")
+    @classmethod
+    def _compiles(cls, template: str | None) -> str | None:
+        return _template_syntax(template)
+
+    @model_validator(mode="after")
+    def _fits_provider(self) -> NotificationRule:
+        status = self.provider in COMMIT_STATUS_PROVIDERS
+        if status and self.token is None:
+            raise ValueError(f"provider {self.provider} needs 'token' (a secret reference)")
+        if status and "drift" in self.on:
+            raise ValueError(
+                f"provider {self.provider} sets commit statuses for sync outcomes; send drift"
+                " to slack, msteams or webhook instead"
+            )
+        if not status and self.url is None:
+            raise ValueError(f"provider {self.provider} needs 'url' (the endpoint to POST to)")
+        if not status and self.token is not None:
+            raise ValueError(f"'token' is for commit-status providers, not {self.provider}")
+        if self.secret is not None and self.provider != "webhook":
+            raise ValueError("'secret' (the HMAC key) is for provider webhook only")
+        if not status and (self.repository or self.target_url):
+            raise ValueError("'repository' and 'target_url' are for commit-status providers")
+        return self
+
+
+class NotifierSettings(_Model):
+    """Behaviour of the notifier processes (`gitops notifier`)."""
+
+    group_id: str = Field("gitops-notifiers", min_length=1)
+    """Kafka consumer group of the notifiers; members share the partitions."""
+    max_attempts: int = Field(5, ge=1, le=20)
+    """Attempts per notification for 5xx, 429 and network errors before it is given up."""
+    retry_delay: Duration = timedelta(seconds=1)
+    """Wait before the second attempt; doubled for each further one (a `Retry-After` wins)."""
+    max_delay: Duration = timedelta(seconds=60)
+    """Longest wait between two attempts, `Retry-After` included."""
+    request_timeout: Duration = timedelta(seconds=10)
+    """Longest wait for one provider's answer; a slower one counts as a network error."""
+    rate_limits: dict[NotificationProvider, float] = Field(default_factory=dict)
+    """Requests per second per provider, over all rules of one notifier (defaults: slack 1,
+    msteams 4, webhook 50, commit-status providers 10)."""
+    session_timeout: Duration = timedelta(seconds=10)
+    """How long the broker waits for a silent member before moving its partitions."""
+    heartbeat_interval: Duration = timedelta(seconds=3)
+    """How often a member tells the broker it is alive; well below `session_timeout`."""
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _positive_rates(cls, rates: dict[str, float]) -> dict[str, float]:
+        for provider, rate in rates.items():
+            if rate <= 0:
+                raise ValueError(f"rate_limits.{provider} must be positive, got {rate}")
+        return rates
+
+
 class GitopsConfig(_Model):
     """The whole configuration file."""
 
@@ -555,10 +728,16 @@ class GitopsConfig(_Model):
     """Registered repositories by name."""
     apps: dict[str, AppConfig] = Field(default_factory=dict)
     """Apps by name; the name is the Kafka key of the app's requests and events."""
+    app_sets: dict[str, AppSetConfig] = Field(default_factory=dict)
+    """Rules generating apps from the directories or files of a branch, by set name."""
     receiver: ReceiverSettings = ReceiverSettings()
     """Webhook receiver settings."""
     syncer: SyncerSettings = SyncerSettings()
     """Syncer worker settings."""
+    notifications: list[NotificationRule] = Field(default_factory=list)
+    """Notification rules: commit statuses, chat messages and webhooks about outcomes."""
+    notifier: NotifierSettings = NotifierSettings()
+    """Notifier process settings."""
 
     def with_bootstrap(self, bootstrap: str) -> GitopsConfig:
         """Return a copy talking to another broker (GITOPS_KAFKA_BOOTSTRAP, `gitops up`)."""

@@ -12,6 +12,7 @@ from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from schemas.config import AppConfig
 from schemas.types import AppName, CommitSha, DeliveryId
 
 PUSH_RECEIVED = "gitops.push.received"
@@ -20,10 +21,16 @@ SYNC_SUCCEEDED = "gitops.sync.succeeded"
 SYNC_FAILED = "gitops.sync.failed"
 SYNC_SKIPPED = "gitops.sync.skipped"
 DRIFT_DETECTED = "gitops.drift.detected"
+APP_GENERATED = "gitops.app.generated"
+APP_REMOVED = "gitops.app.removed"
+APPSET_FAILED = "gitops.appset.failed"
+NOTIFICATION_FAILED = "gitops.notification.failed"
 
 Provider = Literal["github", "gitlab", "gitea", "bitbucket"]
-SyncReason = Literal["webhook", "poll", "manual", "drift"]
-ObjectAction = Literal["created", "configured", "unchanged", "pruned", "failed"]
+SyncReason = Literal["webhook", "poll", "manual", "drift", "removed"]
+"""`removed`: the app's directory or file left its app set's branch; delete the app."""
+ObjectAction = Literal["created", "configured", "unchanged", "pruned", "orphaned", "failed"]
+"""`orphaned`: left in the cluster, no longer owned by any app (its set does not prune)."""
 Health = Literal["healthy", "progressing", "degraded"]
 SyncPhase = Literal["pre-sync", "sync", "post-sync", "sync-failed"]
 
@@ -136,6 +143,63 @@ class DriftDetectedData(_Value):
     self_heal: bool
 
 
+class AppDefinitionData(_Value):
+    """An app an app set generated (or removed), as its set's owner read it from one commit.
+
+    Published on the compacted `<prefix>.generated-apps` topic keyed by the app name; the
+    latest record of each key is the app's current definition, which every syncer and the
+    receiver read so they serve the same apps without reading the repository themselves.
+    """
+
+    app: AppName
+    app_set: str
+    """The key of the set under `app_sets:` that generated the app."""
+    commit: CommitSha
+    """The commit of the set's branch the definition was read from."""
+    source: str
+    """The directory or file of that commit the app was generated from."""
+    repo_url: str
+    """The repository URL as configured (no credentials)."""
+    settings: AppConfig
+    """The app's settings, exactly as a configured app's under `apps:`."""
+    prune: bool = False
+    """On a removal: whether the app's objects are deleted (the set's `prune`)."""
+
+
+class AppSetProblemData(_Value):
+    """Why an app set could not generate some of its apps at a commit."""
+
+    app_set: str
+    repo_url: str
+    branch: str
+    commit: CommitSha | None = None
+    error: str
+    """Every problem, one per line, naming the file, the template key or both sources of a
+    name clash."""
+
+
+NotificationMoment = Literal["requested", "succeeded", "failed", "skipped", "drift"]
+
+
+class NotificationFailedData(_Value):
+    """A notification the notifier gave up on: which rule, about what, and why (no secrets)."""
+
+    rule: str
+    """The `name` of the notification rule."""
+    provider: str
+    app: AppName
+    commit: CommitSha | None = None
+    outcome: NotificationMoment
+    """The moment the notification was about (`failed` for a `gitops.sync.failed` event...)."""
+    event_id: str
+    """The CloudEvent id of the event the notification was about."""
+    attempts: int
+    status: int | None = None
+    """The provider's last HTTP status; null when no answer came (network error, timeout)."""
+    error: str
+    """Why it was given up, with the provider's answer shortened; never a token or URL secret."""
+
+
 D = TypeVar("D", bound=BaseModel)
 
 
@@ -183,6 +247,26 @@ class DriftDetected(_Envelope):
     data: DriftDetectedData
 
 
+class AppGenerated(_Envelope):
+    type: Literal["gitops.app.generated"] = "gitops.app.generated"
+    data: AppDefinitionData
+
+
+class AppRemoved(_Envelope):
+    type: Literal["gitops.app.removed"] = "gitops.app.removed"
+    data: AppDefinitionData
+
+
+class AppSetFailed(_Envelope):
+    type: Literal["gitops.appset.failed"] = "gitops.appset.failed"
+    data: AppSetProblemData
+
+
+class NotificationFailed(_Envelope):
+    type: Literal["gitops.notification.failed"] = "gitops.notification.failed"
+    data: NotificationFailedData
+
+
 class DeadLetter(SyncRequested):
     """A sync request that kept failing: the original request plus the final error.
 
@@ -196,7 +280,16 @@ class DeadLetter(SyncRequested):
 SyncOutcome = SyncSucceeded | SyncFailed | SyncSkipped
 
 AnyEvent = Annotated[
-    PushReceived | SyncRequested | SyncSucceeded | SyncFailed | SyncSkipped | DriftDetected,
+    PushReceived
+    | SyncRequested
+    | SyncSucceeded
+    | SyncFailed
+    | SyncSkipped
+    | DriftDetected
+    | AppGenerated
+    | AppRemoved
+    | AppSetFailed
+    | NotificationFailed,
     Field(discriminator="type"),
 ]
 
@@ -219,4 +312,8 @@ EVENT_MODELS: dict[str, type[_Envelope]] = {
     SYNC_FAILED: SyncFailed,
     SYNC_SKIPPED: SyncSkipped,
     DRIFT_DETECTED: DriftDetected,
+    APP_GENERATED: AppGenerated,
+    APP_REMOVED: AppRemoved,
+    APPSET_FAILED: AppSetFailed,
+    NOTIFICATION_FAILED: NotificationFailed,
 }

@@ -16,6 +16,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
+from schemas.appsets import template_problems
 from schemas.authcheck import check_repository_auth
 from schemas.config import GitopsConfig, SecretRef
 from schemas.errors import ConfigError, ConfigIssue
@@ -23,6 +24,8 @@ from schemas.errors import ConfigError, ConfigIssue
 BOOTSTRAP_ENV = "GITOPS_KAFKA_BOOTSTRAP"
 
 Loc = tuple[str | int, ...]
+_UNION_TAGS = ("str", "int", "float", "bool")
+"""Names pydantic adds to an error's location for a union member of a builtin type."""
 
 
 def load_config(
@@ -77,6 +80,7 @@ def parse_config(
     except ValidationError as exc:
         issues.extend(_pydantic_issues(exc, raw, source))
     if config is not None:
+        issues.extend(app_set_issues(config, raw, source))
         config, secret_issues = _resolve_secrets(config, raw, source)
         issues.extend(secret_issues)
         config, auth_issues = check_repository_auth(
@@ -125,7 +129,9 @@ def _pydantic_issues(exc: ValidationError, raw: Any, source: str) -> list[Config
     for err in exc.errors():
         # Union members add their type name to the location; users never wrote it.
         loc: Loc = tuple(
-            p for p in err["loc"] if not (isinstance(p, str) and (p[:1].isupper() or "[" in p))
+            p
+            for p in err["loc"]
+            if not (isinstance(p, str) and (p[:1].isupper() or "[" in p or p in _UNION_TAGS))
         )
         kind = err["type"]
         if kind == "extra_forbidden":
@@ -150,13 +156,16 @@ def _pydantic_issues(exc: ValidationError, raw: Any, source: str) -> list[Config
 
 
 def _secretish(loc: Loc) -> bool:
+    if loc[:1] == ("notifications",) and any(p in ("url", "secret") for p in loc):
+        return True  # a chat webhook URL is a credential
     return any(
         p in ("webhook_secret", "token", "value", "private_key", "passphrase", "keys") for p in loc
     )
 
 
 def _cross_reference_issues(raw: CommentedMap, source: str) -> list[ConfigIssue]:
-    issues: list[ConfigIssue] = []
+    issues: list[ConfigIssue] = _duplicate_rule_issues(raw, source)
+    issues.extend(_app_set_repo_issues(raw, source))
     apps = raw.get("apps")
     if not isinstance(apps, CommentedMap):
         return issues
@@ -180,6 +189,67 @@ def _cross_reference_issues(raw: CommentedMap, source: str) -> list[ConfigIssue]
                         f"unknown {label} '{target}' (known: {listing})",
                     )
                 )
+    return issues
+
+
+def _app_set_repo_issues(raw: CommentedMap, source: str) -> list[ConfigIssue]:
+    sets = raw.get("app_sets")
+    if not isinstance(sets, CommentedMap):
+        return []
+    known_node = raw.get("repositories")
+    known = sorted(str(k) for k in known_node) if isinstance(known_node, CommentedMap) else []
+    listing = ", ".join(known) or "none defined under 'repositories'"
+    return [
+        ConfigIssue(
+            source,
+            line_of(raw, ("app_sets", name, "repo")),
+            f"app_sets.{name}.repo",
+            f"unknown repository '{app_set['repo']}' (known: {listing})",
+        )
+        for name, app_set in sets.items()
+        if isinstance(app_set, CommentedMap)
+        and "repo" in app_set
+        and str(app_set["repo"]) not in known
+    ]
+
+
+def app_set_issues(config: GitopsConfig, raw: CommentedMap, source: str) -> list[ConfigIssue]:
+    """Unknown clusters of app sets and every problem of their templates, each at the line
+    of the key to edit (unknown repositories are found on the raw tree, with the apps')."""
+    issues: list[ConfigIssue] = []
+
+    def issue(loc: Loc, message: str) -> None:
+        issues.append(ConfigIssue(source, line_of(raw, loc), _dotted(loc), message))
+
+    for name, app_set in config.app_sets.items():
+        cluster = app_set.template.get("cluster")
+        if isinstance(cluster, str) and "{" not in cluster and cluster not in config.clusters:
+            known = ", ".join(sorted(config.clusters)) or "none defined under 'clusters'"
+            issue(
+                ("app_sets", name, "template", "cluster"),
+                f"unknown cluster '{cluster}' (known: {known})",
+            )
+        for problem in template_problems(app_set):
+            parts = tuple(int(p) if p.isdigit() else p for p in problem.key.split(".") if p)
+            issue(("app_sets", name, "template", *parts), problem.message)
+    return issues
+
+
+def _duplicate_rule_issues(raw: CommentedMap, source: str) -> list[ConfigIssue]:
+    """Rule names key metrics and failure events, so two rules may not share one."""
+    rules = raw.get("notifications")
+    if not isinstance(rules, CommentedSeq):
+        return []
+    issues, seen = [], set()
+    for index, rule in enumerate(rules):
+        name = rule.get("name") if isinstance(rule, CommentedMap) else None
+        if not isinstance(name, str):
+            continue
+        if name in seen:
+            loc: Loc = ("notifications", index, "name")
+            message = f"another rule is already named '{name}'; rule names must be unique"
+            issues.append(ConfigIssue(source, line_of(raw, loc), _dotted(loc), message))
+        seen.add(name)
     return issues
 
 
@@ -208,4 +278,13 @@ def _resolve_secrets(
         elif secret is not None:
             update["webhook_secret"] = resolve(secret, ("repositories", name, "webhook_secret"))
         repositories[name] = repo.model_copy(update=update)
-    return config.model_copy(update={"repositories": repositories}), issues
+    rules = []
+    for index, rule in enumerate(config.notifications):
+        rule_update: dict[str, Any] = {}
+        for key in ("url", "token", "secret"):
+            ref = getattr(rule, key)
+            if isinstance(ref, SecretRef):
+                rule_update[key] = resolve(ref, ("notifications", index, key))
+        rules.append(rule.model_copy(update=rule_update))
+    update = {"repositories": repositories, "notifications": rules}
+    return config.model_copy(update=update), issues

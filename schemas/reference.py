@@ -70,6 +70,68 @@ def _models(annotation: Any) -> list[type[BaseModel]]:
     return found
 
 
+_GITHUB_ED25519 = "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+"""github.com's ed25519 host key, as GitHub publishes it ("GitHub's SSH key fingerprints")."""
+
+AUTH_EXAMPLES = f"""## Repository credentials: examples
+
+A repository's `auth` takes one of three credentials; all three serve branch-head polls,
+fetches and commit verification, and commit statuses on the same host.
+
+An HTTPS token (a personal or project access token):
+
+```yaml
+repositories:
+  platform:
+    url: https://gitlab.example.com/acme/platform.git
+    auth:
+      token: {{env: GITLAB_TOKEN}}
+      username: oauth2                  # GitLab wants oauth2; GitHub accepts any
+      ca_bundle: {{file: /etc/ssl/acme-ca.pem}}   # a private CA signs the server's certificate
+      proxy: http://proxy.acme.internal:3128    # HTTPS through a proxy
+```
+
+An SSH deploy key, with the server's host keys pinned (`ssh-keyscan github.com`, checked
+against the fingerprints the host publishes). Host keys are always verified: an unknown
+or changed key fails the sync with the host and the key's fingerprint in the error;
+nothing is trusted on first use:
+
+```yaml
+repositories:
+  platform:
+    url: git@github.com:acme/platform.git     # or ssh://git@github.com/acme/platform.git
+    auth:
+      ssh:
+        private_key: {{file: /run/secrets/deploy_key}}
+        passphrase: {{env: DEPLOY_KEY_PASSPHRASE}}   # only for an encrypted key
+        known_hosts: |
+          github.com ssh-ed25519 {_GITHUB_ED25519}
+        # or: known_hosts: {{file: /etc/gitops/known_hosts}}; a port other than 22 is
+        # written [host]:port, as `ssh-keyscan -p PORT host` prints it
+```
+
+A GitHub App installation: the syncer signs a JWT with the app's key, exchanges it for an
+installation token, and mints a new one shortly before it expires or when the host
+refuses it:
+
+```yaml
+repositories:
+  platform:
+    url: https://github.com/acme/platform.git
+    auth:
+      github_app:
+        app_id: 123456
+        installation_id: 7890123
+        private_key: {{file: /run/secrets/github-app.pem}}
+        # api_url: https://github.acme.internal/api/v3   # GitHub Enterprise Server
+```
+
+`gitops config check` opens every key and parses every known_hosts line: a key file that
+does not exist or holds no private key, a malformed known_hosts line, and an SSH URL
+without `auth.ssh` are reported with file and line.
+"""
+
+
 def render_reference() -> str:
     lines = [
         "# Configuration reference",
@@ -99,7 +161,7 @@ def render_reference() -> str:
                     path += ".<name>"
                 queue.append((path, sub))
         lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n" + AUTH_EXAMPLES
 
 
 if __name__ == "__main__":

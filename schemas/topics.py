@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Topics:
-    """The four topics of one installation."""
+    """The topics of one installation."""
 
     prefix: str = "gitops"
 
@@ -25,5 +25,16 @@ class Topics:
     def dead_letters(self) -> str:
         return f"{self.prefix}.sync-requests.dlq"
 
-    def all(self) -> tuple[str, str, str, str]:
-        return (self.push_events, self.sync_requests, self.sync_events, self.dead_letters)
+    @property
+    def generated_apps(self) -> str:
+        """Compacted: the current definition of every app an app set generated, by app name."""
+        return f"{self.prefix}.generated-apps"
+
+    def all(self) -> tuple[str, ...]:
+        return (
+            self.push_events,
+            self.sync_requests,
+            self.sync_events,
+            self.dead_letters,
+            self.generated_apps,
+        )

@@ -225,6 +225,26 @@ class GitCache:
             self.max_file_bytes,
         )
 
+    async def match_paths(
+        self,
+        url: str,
+        commit: CommitSha,
+        include: list[str],
+        exclude: list[str],
+        *,
+        directories: bool,
+    ) -> list[str]:
+        """Directories (or files) of a cached commit matched by app-set globs."""
+        mirror = self._mirror_for_url(url)
+        return await self._run(
+            mirror,
+            f"matching {', '.join(include)} at {short(commit)}",
+            functools.partial(mirror.match_paths, directories=directories),
+            commit,
+            include,
+            exclude,
+        )
+
     async def commit_signature(self, url: str, commit: CommitSha) -> tuple[bytes | None, bytes]:
         """(signature or None, signed payload) of a cached commit, for commit verification."""
         mirror = self._mirror_for_url(url)

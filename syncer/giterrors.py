@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import re
 import socket
+import ssl
 from collections.abc import Iterable
 
 from dulwich.client import HTTPProxyUnauthorized, HTTPUnauthorized, InvalidWants
@@ -79,6 +80,23 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
         if secret:
             cleaned = cleaned.replace(secret, "***")
     return cleaned
+
+
+def _untrusted_certificate(exc: BaseException) -> bool:
+    """Whether certificate verification failed somewhere in `exc`'s chain (urllib3 wraps it)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return True
+        reason = getattr(current, "reason", None)
+        current = (
+            reason
+            if isinstance(reason, BaseException)
+            else (current.__cause__ or current.__context__)
+        )
+    return False
 
 
 def _network_reason(exc: BaseException) -> str | None:
@@ -190,6 +208,11 @@ def translate(
             if status == 429 or status >= 500:
                 return TransientGitError(f"{where}: the server answered {status}; will retry")
             return PermanentGitError(f"{where}: the server answered {status}")
+    if _untrusted_certificate(exc):
+        return PermanentGitError(
+            f"{where}: the server's TLS certificate is not trusted; if a private CA signs it, "
+            "set auth.ca_bundle to that CA's PEM file"
+        )
     reason = _network_reason(exc)
     if reason is not None:
         return TransientGitError(f"{where}: {reason}; will retry")

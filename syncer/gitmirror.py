@@ -48,6 +48,7 @@ from syncer.giterrors import (
     PermanentGitError,
     safe_url,
 )
+from syncer.gitglob import match_tree
 from syncer.gitpack import index_pack, write_index_v2
 from syncer.gitssh import SshGitClient, SshIdentity
 from syncer.gittree import TreeReader
@@ -431,6 +432,20 @@ class Mirror:
                 )
             reader = TreeReader(repo, found.tree, commit, max_file_bytes)
             return reader.read(path)
+
+    def match_paths(
+        self, commit: str, include: list[str], exclude: list[str], *, directories: bool
+    ) -> list[str]:
+        """Directories (or files) of `commit` that app-set globs match (`syncer.gitglob`)."""
+        with self._open() as repo:
+            found = _commit_or_none(repo, _oid(commit))
+            if found is None:
+                raise PermanentGitError(
+                    f"commit {commit} is not in the cache of {self.display_url}; resolve it first"
+                )
+            return match_tree(
+                repo.object_store, found.tree, include, exclude, directories=directories
+            )
 
     def commit_signature(self, commit: str) -> tuple[bytes | None, bytes]:
         """The commit's `gpgsig` signature (None when unsigned) and the bytes it signs."""

@@ -132,6 +132,10 @@ class InventoryStore:
         }
         await self._cluster.apply(_CONFIGMAP_KIND, body)
 
+    async def delete(self, app: str) -> None:
+        """Forget an app that no longer exists (its app set's directory left Git)."""
+        await self._cluster.delete(_CONFIGMAP_KIND, self._namespace, configmap_name(app))
+
     async def _ensure_namespace(self) -> None:
         if self._namespace_ready:
             return

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import os
@@ -32,6 +33,7 @@ from aiokafka.errors import (
     KafkaError,
 )
 
+from credentials import HostCredentials, InstallationTokens
 from schemas import (
     GitopsConfig,
     IdempotenceRefused,
@@ -39,8 +41,11 @@ from schemas import (
     SessionTimeoutRefused,
     Topics,
 )
+from syncer.catalog import AppCatalog
 from syncer.consuming import Dispatcher, Rebalance
 from syncer.desired import DesiredState
+from syncer.generation import Generator
+from syncer.generator import AppSetGenerator
 from syncer.gitcache import GitCache
 from syncer.inventory import InventoryStore
 from syncer.kube import Cluster
@@ -49,6 +54,7 @@ from syncer.ops import OpsServer
 from syncer.ownership import Ownership
 from syncer.polling import Poller, build_poller
 from syncer.reconcile import Reconciler
+from syncer.removal import GeneratedRequests, inventory_gone
 from syncer.reporting import Reporter
 from syncer.sources import Renderer
 from syncer.sources.decryption import Decryptor
@@ -95,6 +101,10 @@ class Syncer:
         self.metrics = SyncerMetrics()
         self.ops: OpsServer | None = None
         """`/healthz`, `/readyz`, `/metrics` (built by `start()` when `http_port` is set)."""
+        self.catalog: AppCatalog | None = None
+        """Configured plus generated apps (built by `start()` when the config has app sets)."""
+        self.generator: AppSetGenerator | None = None
+        """Generates the app sets this member owns (with `catalog`)."""
         self.poller: Poller | None = None
         """Branch-head polls and drift checks of what this member owns (built by `start()`,
         running only with `periodic_checks`)."""
@@ -112,11 +122,15 @@ class Syncer:
 
     async def _build(self, stack: AsyncExitStack) -> None:
         settings = self.config.syncer
+        credentials = await stack.enter_async_context(
+            HostCredentials(InstallationTokens(timeout=settings.git_timeout.total_seconds()))
+        )
         git = await stack.enter_async_context(
             GitCache(
                 self._cache_dir,
                 max_file_bytes=settings.max_file_bytes,
                 timeout=settings.git_timeout.total_seconds(),
+                credentials=credentials,
             )
         )
         reconcilers: dict[str, Reconciler] = {}
@@ -140,6 +154,14 @@ class Syncer:
         kafka = self.config.kafka
         producer = await start_producer(kafka)
         stack.push_async_callback(producer.stop)
+        config = self.config
+        if config.app_sets:
+            # Generated apps join the configured ones in one live mapping that every part
+            # below reads as `config.apps` (`syncer.catalog`).
+            self.catalog = await stack.enter_async_context(
+                AppCatalog(config, client_id=f"{kafka.client_id}-{self.syncer_id}-catalog")
+            )
+            config = config.model_copy(update={"apps": self.catalog.apps})
         consumer = AIOKafkaConsumer(
             bootstrap_servers=kafka.bootstrap,
             client_id=f"{kafka.client_id}-{self.syncer_id}",
@@ -164,12 +186,12 @@ class Syncer:
             self._cache_dir, clusters=clusters, namespace=settings.inventory_namespace
         )
         desired = DesiredState(
-            config=self.config,
+            config=config,
             git=git,
             renderer=Renderer(self._cache_dir / "snapshots", decryptor=decryptor),
         )
         worker = Worker(
-            config=self.config,
+            config=config,
             git=git,
             reconcilers=reconcilers,
             desired=desired,
@@ -177,10 +199,19 @@ class Syncer:
             max_delay=self._retry_max_delay,
             metrics=self.metrics,
         )
-        apps = self.config.apps
+        apps = config.apps
+        process = worker.process
+        if self.catalog is not None:
+            process = GeneratedRequests(
+                catalog=self.catalog,
+                reconcilers=reconcilers,
+                process=worker.process,
+                git=git,
+                config=config,
+            ).process
         dispatcher = Dispatcher(
             consumer,
-            process=worker.process,
+            process=process,
             publish=reporter.publish,
             concurrency=settings.concurrency,
             cluster_of=lambda app: apps[app].cluster if app in apps else "",
@@ -205,7 +236,7 @@ class Syncer:
         stack.push_async_callback(consumer.stop)
         stack.push_async_callback(dispatcher.close)
         self.poller = build_poller(
-            config=self.config,
+            config=config,
             git=git,
             clusters=clusters,
             app_clusters=acting,
@@ -215,7 +246,20 @@ class Syncer:
             desired=desired,
             busy=dispatcher.syncing,
             metrics=self.metrics,
+            apps_version=(lambda: catalog.version) if (catalog := self.catalog) else None,
         )
+        if self.catalog is not None:
+            generator = Generator(
+                config=config,
+                catalog=self.catalog,
+                git=git,
+                producer=producer,
+                source=f"/gitops/syncer/{self.syncer_id}",
+                app_gone=functools.partial(inventory_gone, reconcilers),
+            )
+            self.generator = await stack.enter_async_context(
+                AppSetGenerator(config=config, generator=generator, ownership=ownership)
+            )
         if self._periodic_checks:
             await stack.enter_async_context(self.poller)
         self._consumer, self._dispatcher = consumer, dispatcher

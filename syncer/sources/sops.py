@@ -39,9 +39,9 @@ def encrypted(path: str, content: bytes) -> bool:
     """Whether `content` is a SOPS-encrypted YAML or JSON document (it carries `sops.mac`).
 
     A substring test first, so the thousands of plain manifests of an app cost no parse."""
-    if Path(path).suffix.lower() not in _FORMATS or b"sops" not in content:
+    if b"sops" not in content or b"ENC[" not in content or b"mac" not in content:
         return False
-    if b"mac" not in content or b"ENC[" not in content:
+    if Path(path).suffix.lower() not in _FORMATS:
         return False
     return any(isinstance(d.get("sops"), dict) and "mac" in d["sops"] for d in documents(content))
 

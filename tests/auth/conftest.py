@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from schemas.config import RepositoryConfig
+from testbed.sshd import SshServer, keygen, sshd_available
 from tests.support.git import WorkingCopy
-from tests.support.sshd import SshServer, keygen, sshd_available
 
 
 @pytest.fixture

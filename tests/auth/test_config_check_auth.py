@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support.sshd import keygen
+from testbed.sshd import keygen
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST_LINE = (

@@ -15,9 +15,9 @@ import pytest
 from syncer.gitcache import GitCache, PermanentGitError, TransientGitError
 from syncer.giterrors import CredentialsRefusedError
 from syncer.gitssh import HostKeyError
+from testbed.sshd import SshServer, keygen
 from tests.auth.conftest import ssh_repo
 from tests.support.git import WorkingCopy
-from tests.support.sshd import SshServer, keygen
 
 MakeCopy = Callable[[str], WorkingCopy]
 

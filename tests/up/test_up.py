@@ -127,6 +127,12 @@ async def test_up_syncs_a_pushed_change_live_and_leaves_nothing_behind() -> None
         pushed_at = time.monotonic()
         await stream.until(rf"guestbook\s+{sha.group(1)}\s+succeeded.*configured 1", 10)
         assert time.monotonic() - pushed_at < 2.0, "the pushed change should be live within 2 s"
+        # The local notifier's webhook rule posts each outcome to the printing endpoint.
+        await stream.until(
+            rf"notification\s+gitops\.sync\.succeeded for guestbook at {sha.group(1)}"
+            r"\s+\(rule local, signature ok\)",
+            20,
+        )
 
         events = await asyncio.to_thread(_read_sync_events, bootstrap, 3)
         assert any(b'"gitops.sync.succeeded"' in e and sha.group(1).encode() in e for e in events)

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from gitops.broker import free_port
+from testbed.processes import free_port
 
 SSHD = "/usr/sbin/sshd"
 

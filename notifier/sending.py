@@ -1,0 +1,116 @@
+"""Sending one notification: render, build the provider's request, deliver, account for it.
+
+`send` never raises (but for cancellation): a notification ends delivered or given up,
+and a give-up is logged and published as `gitops.notification.failed`, with every secret
+of the configuration replaced by `***` in the error text first.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+
+from notifier.delivery import Deliverer
+from notifier.errors import DeliveryError, DeliveryGaveUp
+from notifier.metrics import NotifierMetrics
+from notifier.moments import Moment
+from notifier.providers import Note, builder, secret_value
+from notifier.publishing import FailurePublisher
+from notifier.templating import Templates
+from schemas.config import GitopsConfig, NotificationRule
+from schemas.events import NotificationFailedData
+from schemas.types import AppName, CommitSha
+
+log = logging.getLogger(__name__)
+
+
+def rule_secrets(rules: Iterable[NotificationRule]) -> list[str]:
+    """Every secret value the rules hold (chat URLs given by reference count as secrets)."""
+    values = []
+    for rule in rules:
+        for ref in (rule.token, rule.secret, None if isinstance(rule.url, str) else rule.url):
+            value = secret_value(ref)
+            if len(value) >= 4:
+                values.append(value)
+    return sorted(set(values), key=len, reverse=True)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+class Sender:
+    def __init__(
+        self,
+        *,
+        config: GitopsConfig,
+        deliverer: Deliverer,
+        templates: Templates,
+        publisher: FailurePublisher,
+        metrics: NotifierMetrics,
+    ) -> None:
+        self._config = config
+        self._deliverer = deliverer
+        self._templates = templates
+        self._publisher = publisher
+        self._metrics = metrics
+        self._secrets = rule_secrets(config.notifications)
+
+    def _repo_url(self, app: str) -> str | None:
+        app_config = self._config.apps.get(app)
+        repo = self._config.repositories.get(app_config.repo) if app_config else None
+        return repo.url if repo else None
+
+    async def send(self, rule: NotificationRule, moment: Moment) -> None:
+        provider = rule.provider
+        try:
+            text = "" if provider == "webhook" else self._templates.render(rule, moment)
+            outgoing = builder(provider)(Note(rule, moment, text, self._repo_url(moment.app)))
+            attempts = await self._deliverer.deliver(provider, outgoing)
+        except DeliveryError as exc:
+            await self._gave_up(rule, moment, DeliveryGaveUp(exc, 0))
+            return
+        except DeliveryGaveUp as exc:
+            await self._gave_up(rule, moment, exc)
+            return
+        self._metrics.deliveries.labels(provider=provider, result="delivered").inc()
+        age = time.time() - moment.event.time.timestamp()
+        self._metrics.delivery_seconds.labels(provider=provider).observe(max(0.0, age))
+        log.info(
+            "notified %s: %s %s",
+            outgoing.where,
+            moment.app,
+            moment.kind,
+            extra={"rule": rule.name, "app": moment.app, "attempts": attempts},
+        )
+
+    def superseded(self, rule: NotificationRule) -> None:
+        self._metrics.deliveries.labels(provider=rule.provider, result="superseded").inc()
+
+    async def _gave_up(self, rule: NotificationRule, moment: Moment, exc: DeliveryGaveUp) -> None:
+        error = redact(str(exc), self._secrets)
+        self._metrics.deliveries.labels(provider=rule.provider, result="failed").inc()
+        log.warning(
+            "gave up notifying %s about %s of %s: %s",
+            rule.name,
+            moment.kind,
+            moment.app,
+            error,
+            extra={"rule": rule.name, "app": moment.app, "event_id": moment.event.id},
+        )
+        await self._publisher.publish(
+            NotificationFailedData(
+                rule=rule.name,
+                provider=rule.provider,
+                app=AppName(moment.app),
+                commit=CommitSha(moment.commit) if moment.commit else None,
+                outcome=moment.kind,
+                event_id=moment.event.id,
+                attempts=exc.attempts,
+                status=exc.error.status,
+                error=error,
+            )
+        )

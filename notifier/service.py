@@ -1,0 +1,251 @@
+"""The notifier process: one composition root that builds every part and wires them.
+
+`Notifier` (an async context manager) owns the HTTP session to the providers, the Kafka
+producer (for `gitops.notification.failed`) and consumer, and the dispatcher; `stop()` is
+safe to call twice and closes them in reverse order. `run_notifier` is the body of `gitops
+notifier`: it runs a `Notifier` until SIGTERM/SIGINT.
+
+The consumer joins `notifier.group_id` on both `<prefix>.sync-events` and
+`<prefix>.sync-requests` with the range assignor, so partition N of both topics (the same
+apps) belongs to one member. A new group starts at the end of the topics: history is not
+news. Each assigned partition's start is committed at once, so a partition that moves to
+another member before any record came is not started at the end a second time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import Self
+
+import aiohttp
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import KafkaError
+from aiokafka.structs import OffsetAndMetadata
+
+from notifier.delivery import Deliverer
+from notifier.dispatching import Dispatcher
+from notifier.metrics import NotifierMetrics
+from notifier.ops import NotifierEndpoints
+from notifier.publishing import FailurePublisher
+from notifier.ratelimit import RateLimits
+from notifier.sending import Sender
+from notifier.templating import Templates
+from schemas import GitopsConfig, Topics
+
+log = logging.getLogger(__name__)
+
+
+def default_notifier_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, notifier: Notifier) -> None:
+        self._notifier = notifier
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._notifier.revoked(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self._notifier.assigned(set(assigned))
+
+
+class Notifier:
+    """One member of the notifier consumer group, running in this event loop."""
+
+    def __init__(
+        self,
+        config: GitopsConfig,
+        *,
+        notifier_id: str | None = None,
+        http_port: int | None = None,
+    ) -> None:
+        self.config = config
+        self.notifier_id = notifier_id or default_notifier_id()
+        self.topics = Topics(config.kafka.topic_prefix)
+        self.metrics = NotifierMetrics()
+        self.endpoints: NotifierEndpoints | None = None
+        self._http_port = http_port
+        self._stack: AsyncExitStack | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._dispatcher: Dispatcher | None = None
+        self._loop_task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._next: dict[TopicPartition, int] = {}
+        self._joined = asyncio.Event()
+
+    async def start(self) -> None:
+        if self._stack is not None:
+            return
+        stack = AsyncExitStack()
+        self._stack = stack
+        try:
+            await self._build(stack)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _build(self, stack: AsyncExitStack) -> None:
+        settings, kafka = self.config.notifier, self.config.kafka
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        producer = AIOKafkaProducer(**kafka.producer_options())
+        await producer.start()
+        stack.push_async_callback(producer.stop)
+        source = f"/gitops/notifier/{self.notifier_id}"
+        sender = Sender(
+            config=self.config,
+            deliverer=Deliverer(session, settings, RateLimits(settings.rate_limits), self.metrics),
+            templates=Templates(),
+            publisher=FailurePublisher(producer, self.topics, source=source),
+            metrics=self.metrics,
+        )
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=kafka.bootstrap,
+            client_id=f"{kafka.client_id}-{self.notifier_id}",
+            group_id=settings.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="latest",
+            partition_assignment_strategy=(RangePartitionAssignor,),
+            session_timeout_ms=int(settings.session_timeout.total_seconds() * 1000),
+            heartbeat_interval_ms=int(settings.heartbeat_interval.total_seconds() * 1000),
+            max_poll_interval_ms=300_000,
+            fetch_max_wait_ms=50,
+        )
+        self._dispatcher = Dispatcher(
+            consumer,
+            topics=self.topics,
+            rules=self.config.notifications,
+            send=sender.send,
+            superseded=sender.superseded,
+        )
+        self._consumer = consumer
+        consumer.subscribe(
+            [self.topics.sync_events, self.topics.sync_requests], listener=_Listener(self)
+        )
+        await consumer.start()
+        stack.push_async_callback(consumer.stop)
+        stack.push_async_callback(self._dispatcher.close)
+        if self._http_port is not None:
+            self.endpoints = await stack.enter_async_context(
+                NotifierEndpoints(self.metrics, self.readiness, port=self._http_port)
+            )
+        self._loop_task = asyncio.create_task(
+            self._poll(), name=f"notifier-poll-{self.notifier_id}"
+        )
+        log.info(
+            "notifier %s joining group %s with %d rule(s)",
+            self.notifier_id,
+            settings.group_id,
+            len(self.config.notifications),
+        )
+
+    async def assigned(self, tps: set[TopicPartition]) -> None:
+        """Pin where each partition starts, so that start survives a move to another member."""
+        assert self._consumer is not None and self._dispatcher is not None  # noqa: S101
+        offsets = {}
+        for tp in tps:
+            position = await self._consumer.position(tp)
+            self._next[tp] = position
+            self._dispatcher.assigned(tp, position)
+            offsets[tp] = OffsetAndMetadata(position, "")
+        if offsets:
+            with contextlib.suppress(KafkaError):
+                await self._consumer.commit(offsets)
+        log.info("partitions assigned: %s", sorted(f"{tp.topic}:{tp.partition}" for tp in tps))
+        self._joined.set()
+
+    async def revoked(self, tps: set[TopicPartition]) -> None:
+        if tps and self._dispatcher is not None:
+            await self._dispatcher.revoke(tps)
+        for tp in tps:
+            self._next.pop(tp, None)
+
+    def _caught_up(self, tp: TopicPartition) -> bool:
+        assert self._consumer is not None  # noqa: S101
+        highwater = self._consumer.highwater(tp)
+        position = self._next.get(tp)
+        return highwater is not None and position is not None and position >= highwater
+
+    async def _poll(self) -> None:
+        assert self._consumer is not None and self._dispatcher is not None  # noqa: S101
+        while not self._stopping.is_set():
+            batch = await self._consumer.getmany(timeout_ms=200)
+            for tp, records in batch.items():
+                for record in records:
+                    self._dispatcher.submit(tp, record.offset, record.value)
+                    self._next[tp] = record.offset + 1
+            await self._dispatcher.tick(self._caught_up)
+
+    def readiness(self) -> tuple[bool, str]:
+        task = self._loop_task
+        if task is None or task.done() or self._stopping.is_set():
+            return False, "not consuming"
+        if not self._joined.is_set():
+            return False, f"joining consumer group {self.config.notifier.group_id}"
+        return True, f"member of {self.config.notifier.group_id}"
+
+    async def joined(self, timeout: float = 60.0) -> None:
+        """Until the first assignment (tests publish only once the member reads)."""
+        await asyncio.wait_for(self._joined.wait(), timeout)
+
+    async def wait(self) -> None:
+        if self._loop_task is not None:
+            await self._loop_task
+
+    async def stop(self) -> None:
+        """Leave the group cleanly and close everything; safe to call twice."""
+        self._stopping.set()
+        task, self._loop_task = self._loop_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+async def run_notifier(
+    config: GitopsConfig, *, notifier_id: str | None = None, http_port: int | None = None
+) -> None:
+    """Run one notifier until SIGTERM/SIGINT, then leave the group and close cleanly."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        async with Notifier(config, notifier_id=notifier_id, http_port=http_port) as notifier:
+            waiter = asyncio.create_task(stop.wait(), name="notifier-signal")
+            runner = asyncio.create_task(notifier.wait(), name="notifier-run")
+            done, pending = await asyncio.wait(
+                {waiter, runner}, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in pending:
+                task.cancel()
+            for task in done:
+                task.result()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
