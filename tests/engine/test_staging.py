@@ -130,9 +130,9 @@ async def test_a_wave_that_never_becomes_healthy_stops_later_waves(
 QUOTA = """apiVersion: v1
 kind: ResourceQuota
 metadata:
-  name: one-configmap
+  name: no-configmaps
 spec:
-  hard: {count/configmaps: "1"}
+  hard: {count/configmaps: "0"}
 """
 
 
@@ -148,13 +148,13 @@ async def test_a_write_refused_in_a_later_wave_fails_listing_what_was_done(
     assert failure.value.message.startswith(f"1 object could not be applied: ConfigMap {b.ns}/cm")
     assert actions(failure.value.results) == [
         (f"Namespace/{b.ns}", "created", "sync", 0),
-        ("ResourceQuota/one-configmap", "created", "sync", 0),
+        ("ResourceQuota/no-configmaps", "created", "sync", 0),
         ("ConfigMap/cm", "failed", "sync", 1),
     ]
     assert (await b.inventory()).commit is None
     # What was written is owned all the same: removing it from Git prunes it.
     await b.sync({"ns.yaml": namespace(b.ns)})
-    assert await b.k8s.get(f"/api/v1/namespaces/{b.ns}/resourcequotas/one-configmap") is None
+    assert await b.k8s.get(f"/api/v1/namespaces/{b.ns}/resourcequotas/no-configmaps") is None
 
 
 async def test_a_bad_wave_annotation_is_refused_naming_the_object_and_file(
