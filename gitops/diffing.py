@@ -17,16 +17,11 @@ from pathlib import Path
 
 from gitops.generated import with_generated
 from schemas import GitopsConfig
-from schemas.types import CommitSha
-from syncer.desired import DesiredState
-from syncer.drift import DriftCheckError, ObjectDrift, detect
+from syncer.drift import ObjectDrift
 from syncer.errors import SyncError
 from syncer.gitcache import GitCache
-from syncer.giterrors import GitError
-from syncer.inventory import InventoryStore
 from syncer.kube import Cluster
-from syncer.sources import Renderer
-from syncer.sources.decryption import Decryptor
+from syncer.livediff import LiveDiffError, diff_live
 
 EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
 
@@ -59,41 +54,29 @@ async def diff_app(config: GitopsConfig, *, app: str, as_json: bool) -> int:
         return _fail(f"app '{app}' names an unknown cluster or repository")
     # Our own mirror directory: a syncer on this machine may be fetching into its own.
     cache_dir = _cli_cache(config.syncer.cache_dir)
-    decryptor: Decryptor | None = None
     try:
         async with (
             GitCache(cache_dir, max_file_bytes=config.syncer.max_file_bytes) as git,
             await Cluster.connect(spec.cluster, cluster_config) as cluster,
         ):
-            store = InventoryStore(cluster, config.syncer.inventory_namespace)
-            inventory = await store.load(app)
-            applied = inventory.commit
-            # SOPS files decrypt as the syncer decrypts them; their values never print.
-            decryptor = Decryptor(
-                cache_dir,
-                clusters={spec.cluster: cluster},
-                namespace=config.syncer.inventory_namespace,
-            )
-            renderer = Renderer(cache_dir / "snapshots", decryptor=decryptor)
-            state = DesiredState(config=config, git=git, renderer=renderer)
-            commit: CommitSha = applied or await state.resolve(app, spec, None)
-            desired = await state.at(app, spec, commit, cluster)
-            drifted = await detect(cluster, spec, desired, inventory, thorough=True)
-    except (SyncError, GitError, DriftCheckError) as exc:
-        message = f"app '{app}': {getattr(exc, 'message', None) or exc}"
-        return _fail(decryptor.scrub(message) if decryptor else message)
-    scrub = decryptor.scrub
-    basis = "last applied" if applied else f"head of {spec.branch}, never applied"
+            found = await diff_live(config, app, git=git, cluster=cluster, workdir=cache_dir)
+    except LiveDiffError as exc:
+        return _fail(str(exc))
+    except SyncError as exc:  # the cluster's configuration could not be loaded
+        return _fail(f"app '{app}': {exc.message}")
+    commit, drifted, objects = found.commit, found.drifted, found.objects
+    texts = found.unified_diffs()
+    basis = "last applied" if found.applied else f"head of {spec.branch}, never applied"
     if as_json:
         doc = {
             "app": app,
             "cluster": spec.cluster,
             "commit": commit,
-            "applied": applied is not None,
-            "objects": len(desired.objects),
+            "applied": found.applied,
+            "objects": objects,
             "drifted": [
-                {**d.summary.model_dump(exclude_none=True), "diff": scrub(d.unified_diff())}
-                for d in drifted
+                {**d.summary.model_dump(exclude_none=True), "diff": text}
+                for d, text in zip(drifted, texts, strict=True)
             ],
         }
         print(json.dumps(doc, indent=2))
@@ -104,11 +87,11 @@ async def diff_app(config: GitopsConfig, *, app: str, as_json: bool) -> int:
             print(f"{_label(drift)}: missing from the cluster")
         else:
             print(f"{_label(drift)}: changed {', '.join(drift.summary.fields)}")
-    for drift in drifted:
+    for text in texts:
         print()
-        print(scrub(drift.unified_diff()), end="")
+        print(text, end="")
     if drifted:
-        print(f"\n{len(drifted)} of {len(desired.objects)} objects differ from Git")
+        print(f"\n{len(drifted)} of {objects} objects differ from Git")
         return EXIT_FINDING
-    print(f"no drift: {len(desired.objects)} objects match Git")
+    print(f"no drift: {objects} objects match Git")
     return EXIT_OK

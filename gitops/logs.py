@@ -58,6 +58,8 @@ def config_secrets(config: GitopsConfig) -> list[str]:
         for held in (rule.url, rule.token, rule.secret):
             if isinstance(held, SecretRef):
                 values.append(held.resolve().get_secret_value())
+    if config.ui.token is not None:
+        values.append(config.ui.token.resolve().get_secret_value())
     return values
 
 

@@ -1,8 +1,8 @@
 """`gitops up`: the whole pipeline on one machine, on embedded defaults.
 
 Starts what is not configured — the Tansu broker, the Kubernetes API emulator as
-cluster `local`, a Git server holding `examples/` — then the receiver and N syncer
-processes, prints how to use it, and streams sync events until Ctrl-C. Everything it
+cluster `local`, a Git server holding `examples/` — then the receiver, N syncers
+and the dashboard, prints how to use it, and streams sync events until Ctrl-C. Everything it
 starts, and its temporary directory, is gone when it returns.
 """
 
@@ -222,7 +222,16 @@ async def _up(stack: AsyncExitStack, workdir: Path, config_path: str | None, syn
                 env=env,
             )
         )
+    ui_port = free_port()
+    ui = ChildProcess(
+        "ui",
+        ["ui", "--config", str(config_file), "--host", "127.0.0.1", "--port", str(ui_port)],
+        log_dir=logs,
+        env=env,
+    )
+    await stack.enter_async_context(ui)
     await _wait_http(f"http://127.0.0.1:{port}/readyz", "the receiver", receiver)
+    await _wait_http(f"http://127.0.0.1:{ui_port}/healthz", "the dashboard", ui)
     if config.notifications:
         notifier_port = free_port()
         args = ["notifier", "--config", str(config_file), "--id", "notifier-1"]
@@ -239,6 +248,7 @@ async def _up(stack: AsyncExitStack, workdir: Path, config_path: str | None, syn
     _say(
         f"webhook URL      http://127.0.0.1:{port}/hooks/github  (also /hooks/gitlab, /hooks/gitea)"
     )
+    _say(f"dashboard URL    http://127.0.0.1:{ui_port}/  (apps, objects, diffs, live events)")
     _say(f"topics           {', '.join(topics.all())}")
     _say(f"kafka bootstrap  {bootstrap}")
     if demo is not None:

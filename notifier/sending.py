@@ -15,7 +15,7 @@ from notifier.delivery import Deliverer
 from notifier.errors import DeliveryError, DeliveryGaveUp
 from notifier.metrics import NotifierMetrics
 from notifier.moments import Moment
-from notifier.providers import Note, builder, secret_value
+from notifier.providers import Note, builder, is_commit_status, secret_value
 from notifier.publishing import FailurePublisher
 from notifier.templating import Templates
 from schemas.config import GitopsConfig, NotificationRule
@@ -66,6 +66,11 @@ class Sender:
 
     async def send(self, rule: NotificationRule, moment: Moment) -> None:
         provider = rule.provider
+        if is_commit_status(provider) and not moment.commit:
+            # A request for "the branch head": its outcome names the commit, and gets the status.
+            self._metrics.deliveries.labels(provider=provider, result="no_commit").inc()
+            log.debug("no commit status for %s of %s: no commit named", moment.kind, moment.app)
+            return
         try:
             text = "" if provider == "webhook" else self._templates.render(rule, moment)
             outgoing = builder(provider)(Note(rule, moment, text, self._repo_url(moment.app)))

@@ -142,7 +142,8 @@ class KafkaSettings(_Model):
     bootstrap: str = "localhost:9092"
     """Comma-separated host:port list; the environment variable GITOPS_KAFKA_BOOTSTRAP wins."""
     topic_prefix: str = Field("gitops", pattern=r"^[A-Za-z0-9._-]+$")
-    """Topics are `<prefix>.push-events`, `.sync-requests`, `.sync-events`, `.sync-requests.dlq`."""
+    """Topics are `<prefix>.push-events`, `.sync-requests`, `.sync-events`, `.sync-requests.dlq`
+    and the compacted `.app-status`."""
     partitions: int = Field(12, ge=1, le=10_000)
     """Partitions of topics created at start-up; bounds how many syncers do useful work."""
     replication_factor: int = Field(1, ge=1, le=10)
@@ -479,6 +480,11 @@ class AppConfig(_Model):
     """Values and release name when the source is a Helm chart."""
     kustomize: KustomizeSource | None = None
     """Options when the source is a kustomization."""
+    depends_on: list[str] = Field(default_factory=list)
+    """Apps that must be synced and healthy at their branch head before this app syncs a
+    commit (a platform before the apps on it); until then its requests are `skipped`
+    ("waiting for <app>") and run again when that app's sync succeeds. A cycle, or an
+    unknown name, is a configuration error."""
     service_account: str | None = Field(None, pattern=_SERVICE_ACCOUNT)
     """ServiceAccount every request of this app's sync impersonates: `NAME` (in the app's
     `namespace`) or `NAMESPACE/NAME`; the cluster's `default_service_account` when unset.
@@ -717,6 +723,16 @@ class NotifierSettings(_Model):
         return rates
 
 
+class UiSettings(_Model):
+    """The read-only web dashboard (`gitops ui`)."""
+
+    token: SecretRef | None = None
+    """Bearer token every request must carry (`Authorization: Bearer ...`, or the sign-in
+    form's cookie); required to listen on any address but 127.0.0.1/::1/localhost."""
+    max_events: int = Field(5000, ge=100, le=1_000_000)
+    """Events kept in memory for the Events page and the app pages (newest win)."""
+
+
 class GitopsConfig(_Model):
     """The whole configuration file."""
 
@@ -738,6 +754,8 @@ class GitopsConfig(_Model):
     """Notification rules: commit statuses, chat messages and webhooks about outcomes."""
     notifier: NotifierSettings = NotifierSettings()
     """Notifier process settings."""
+    ui: UiSettings = UiSettings()
+    """Web dashboard settings."""
 
     def with_bootstrap(self, bootstrap: str) -> GitopsConfig:
         """Return a copy talking to another broker (GITOPS_KAFKA_BOOTSTRAP, `gitops up`)."""

@@ -41,18 +41,21 @@ from schemas import (
     SessionTimeoutRefused,
     Topics,
 )
+from syncer.appstatus import StatusView
 from syncer.catalog import AppCatalog
 from syncer.consuming import Dispatcher, Rebalance
 from syncer.desired import DesiredState
 from syncer.generation import Generator
 from syncer.generator import AppSetGenerator
 from syncer.gitcache import GitCache
+from syncer.holds import HoldStore
 from syncer.inventory import InventoryStore
 from syncer.kube import Cluster
+from syncer.lifecycle import Lifecycle
 from syncer.metrics import SyncerMetrics
 from syncer.ops import OpsServer
 from syncer.ownership import Ownership
-from syncer.polling import Poller, build_poller
+from syncer.polling import InventoryCommits, Poller, build_poller
 from syncer.reconcile import Reconciler
 from syncer.removal import GeneratedRequests, inventory_gone
 from syncer.reporting import Reporter
@@ -101,6 +104,8 @@ class Syncer:
         self.metrics = SyncerMetrics()
         self.ops: OpsServer | None = None
         """`/healthz`, `/readyz`, `/metrics` (built by `start()` when `http_port` is set)."""
+        self.ownership: Ownership | None = None
+        """The apps this member owns: those on its partitions of sync-requests."""
         self.catalog: AppCatalog | None = None
         """Configured plus generated apps (built by `start()` when the config has app sets)."""
         self.generator: AppSetGenerator | None = None
@@ -209,14 +214,37 @@ class Syncer:
                 git=git,
                 config=config,
             ).process
-        dispatcher = Dispatcher(
-            consumer,
+        ownership = Ownership(self.topics.sync_requests)
+        self.ownership = ownership
+        view = await stack.enter_async_context(
+            StatusView(
+                kafka.bootstrap,
+                self.topics.app_status,
+                client_id=f"{kafka.client_id}-{self.syncer_id}-status",
+            )
+        )
+        lifecycle = Lifecycle(
+            config=config,
             process=process,
             publish=reporter.publish,
+            holds={
+                name: HoldStore(r.cluster, settings.inventory_namespace)
+                for name, r in reconcilers.items()
+            },
+            view=view,
+            heads=git,
+            applied=InventoryCommits(config, clusters),
+            producer=producer,
+            ownership=ownership,
+            source=reporter.source,
+        )
+        dispatcher = Dispatcher(
+            consumer,
+            process=lifecycle.process,
+            publish=lifecycle.publish,
             concurrency=settings.concurrency,
             cluster_of=lambda app: apps[app].cluster if app in apps else "",
         )
-        ownership = Ownership(self.topics.sync_requests)
 
         def on_assigned(tps: Any) -> None:
             self._joined = True
@@ -235,6 +263,7 @@ class Syncer:
             ) from exc
         stack.push_async_callback(consumer.stop)
         stack.push_async_callback(dispatcher.close)
+        await stack.enter_async_context(lifecycle)
         self.poller = build_poller(
             config=config,
             git=git,

@@ -196,7 +196,8 @@ class Worker:
         """Why this request needs no sync: an older commit, or nothing changed under the path."""
         if applied is None or applied == commit:
             return None
-        if await self._git.is_ancestor(url, commit, applied):
+        # Going back in history is what a rollback asks for, and nothing else may do it.
+        if request.data.reason != "rollback" and await self._git.is_ancestor(url, commit, applied):
             return _Skip(f"commit {commit[:12]} is older than applied {applied[:12]}")
         before = request.data.before
         if before is not None and before == applied:

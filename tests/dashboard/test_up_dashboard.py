@@ -1,0 +1,57 @@
+"""A newcomer's view: `gitops up` prints the dashboard URL, the page shows both example
+apps, and the demo push it prints changes the guestbook row live."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shlex
+import signal
+import sys
+
+from playwright.async_api import Page, expect
+
+from tests.dashboard.test_apps_page import LIVE
+from tests.up.test_up import ROOT, Stream
+
+
+async def test_up_prints_the_dashboard_and_the_demo_push_changes_the_row_live(page: Page) -> None:
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("GITOPS_KAFKA_BOOTSTRAP", "GITOPS_CONFIG")
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gitops", "up", "--syncers", "1",
+        cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    stream = Stream(process)
+    try:
+        url = (await stream.until(r"^dashboard URL\s+(http://127\.0\.0\.1:\d+/)", 90)).group(1)
+        command = (await stream.until(r"^\s+(\S+ -m gitops\.demo push --state \S+)$", 10)).group(1)
+        await page.goto(url)
+        guestbook, monitoring = page.locator("#app-guestbook"), page.locator("#app-monitoring")
+        await expect(guestbook.locator(".outcome")).to_contain_text("succeeded", timeout=LIVE)
+        await expect(monitoring.locator(".outcome")).to_contain_text("succeeded", timeout=LIVE)
+        await page.evaluate("window.__sameDocument = true")
+
+        push = await asyncio.create_subprocess_exec(
+            *shlex.split(command), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
+        out, _ = await push.communicate()
+        assert push.returncode == 0, out.decode()
+        sha = re.search(r"pushed (\w{7})", out.decode())
+        assert sha is not None, out.decode()
+        await expect(guestbook).to_contain_text(sha.group(1), timeout=LIVE)
+        await expect(guestbook.locator(".outcome")).to_contain_text("succeeded")
+        assert await page.evaluate("window.__sameDocument === true"), "the page was reloaded"
+    finally:
+        await page.goto("about:blank")  # its live stream would log the stack going away
+        if process.returncode is None:
+            process.send_signal(signal.SIGINT)
+        try:
+            await asyncio.wait_for(process.wait(), 30)
+        finally:
+            if process.returncode is None:
+                os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 0
