@@ -52,6 +52,7 @@ from syncer.inventory import Inventory, InventoryStore
 from syncer.kube import Cluster
 from syncer.metrics import SyncerMetrics
 from syncer.planning import Planned
+from syncer.tenancy import Tenants
 
 JsonObj = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -384,16 +385,16 @@ class DriftChecker:
         producer: Producer,
         source: str,
         metrics: SyncerMetrics | None = None,
-        app_clusters: Mapping[str, Cluster] | None = None,
+        tenants: Tenants | None = None,
         scrub: Callable[[str], str] = str,
     ) -> None:
         self._config = config
         self._clusters = clusters
         self._scrub = scrub
         """Removes values SOPS decryption revealed from the texts a failed check logs."""
-        self._app_clusters = app_clusters or {}
-        """Per app, the impersonating client of apps with a ServiceAccount (syncer.tenancy):
-        a check reads and dry-runs with the app's rights, the inventory with the syncer's."""
+        self._tenants = tenants
+        """Apps with a ServiceAccount are checked with its rights (syncer.tenancy); the
+        inventory is read with the syncer's own."""
         self._desired = desired
         self._producer = producer
         self._source = source
@@ -419,7 +420,7 @@ class DriftChecker:
             result = DriftResult(app_name, inventory.commit)
             if inventory.commit is None:
                 return result  # never applied: the branch-head poll takes care of it
-            acting = self._app_clusters.get(app_name, cluster)
+            acting = (self._tenants.client(app) if self._tenants else None) or cluster
             desired = await self._desired.at(app_name, app, inventory.commit, acting)
             result.drifted = await detect(acting, app, desired, inventory)
         except SyncError as exc:

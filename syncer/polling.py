@@ -45,6 +45,7 @@ from syncer.inventory import InventoryStore
 from syncer.kube import Cluster
 from syncer.metrics import SyncerMetrics
 from syncer.ownership import Ownership
+from syncer.tenancy import Tenants
 
 log = logging.getLogger(__name__)
 
@@ -340,7 +341,7 @@ def build_poller(
     clusters: Mapping[str, Cluster],
     producer: Producer,
     ownership: Ownership,
-    app_clusters: Mapping[str, Cluster] | None = None,
+    tenants: Tenants | None = None,
     source: str,
     desired: DesiredState,
     busy: Callable[[str], bool] = lambda app: False,
@@ -351,7 +352,7 @@ def build_poller(
     drift = DriftChecker(
         config=config,
         clusters=clusters,
-        app_clusters=app_clusters,
+        tenants=tenants,
         desired=desired,
         scrub=desired.scrub,
         producer=producer,

@@ -30,6 +30,7 @@ from syncer.metrics import SyncerMetrics
 from syncer.reconcile import ReconcileOptions, Reconciler
 from syncer.reporting import Outcome
 from syncer.sources import detect_source
+from syncer.tenancy import Tenants
 from syncer.verification import CommitVerifier, SignedCommit
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ class Worker:
         git: GitSource,
         reconcilers: Mapping[str, Reconciler],
         desired: DesiredState,
-        app_reconcilers: Mapping[str, Reconciler] | None = None,
+        tenants: Tenants | None = None,
         max_delay: float = 30.0,
         verifier: CommitVerifier | None = None,
         metrics: SyncerMetrics | None = None,
@@ -80,8 +81,8 @@ class Worker:
         self._config = config
         self._git = git
         self._reconcilers = reconcilers
-        self._app_reconcilers = app_reconcilers or {}
-        """Per app, for apps that act as their own ServiceAccount (`syncer.tenancy`)."""
+        self._tenants = tenants
+        """Apps with a ServiceAccount act through it (`syncer.tenancy`)."""
         self._max_delay = max_delay
         self._desired = desired
         work = Path(config.syncer.cache_dir).expanduser()
@@ -149,7 +150,9 @@ class Worker:
 
     async def _attempt(self, request: SyncRequested, app: AppConfig) -> Outcome:
         name = request.data.app
-        reconciler = self._app_reconcilers.get(name) or self._reconcilers.get(app.cluster)
+        reconciler = self._reconcilers.get(app.cluster)
+        if reconciler is not None and self._tenants is not None:
+            reconciler = self._tenants.reconciler(app, reconciler)
         if reconciler is None:
             raise PermanentSyncError(f"app {name!r} refers to unknown cluster {app.cluster!r}")
         repo = self._desired.repository(name, app)
