@@ -41,6 +41,7 @@ from schemas import (
     SessionTimeoutRefused,
     Topics,
 )
+from syncer.acting import ActingClusters, ActingReconcilers
 from syncer.appstatus import StatusView
 from syncer.catalog import AppCatalog
 from syncer.consuming import Dispatcher, Rebalance
@@ -60,7 +61,6 @@ from syncer.removal import GeneratedRequests, inventory_gone
 from syncer.reporting import Reporter
 from syncer.sources import Renderer
 from syncer.sources.decryption import Decryptor
-from syncer.tenancy import acting_clusters
 from syncer.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -148,13 +148,6 @@ class Syncer:
                 cluster, InventoryStore(cluster, settings.inventory_namespace)
             )
         clusters = {name: r.cluster for name, r in reconcilers.items()}
-        # Apps with a ServiceAccount act through an impersonating view of their cluster;
-        # the inventory stays the syncer's own (syncer.tenancy).
-        acting = acting_clusters(self.config, clusters)
-        app_reconcilers = {
-            app: Reconciler(view, reconcilers[self.config.apps[app].cluster].inventories)
-            for app, view in acting.items()
-        }
         kafka = self.config.kafka
         producer = await start_producer(kafka)
         stack.push_async_callback(producer.stop)
@@ -166,6 +159,10 @@ class Syncer:
                 AppCatalog(config, client_id=f"{kafka.client_id}-{self.syncer_id}-catalog")
             )
             config = config.model_copy(update={"apps": self.catalog.apps})
+        # Apps with a ServiceAccount act through an impersonating view of their cluster;
+        # the inventory stays the syncer's own (syncer.tenancy, syncer.acting).
+        acting = ActingClusters(config, clusters)
+        app_reconcilers = ActingReconcilers(acting, reconcilers)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=kafka.bootstrap,
             client_id=f"{kafka.client_id}-{self.syncer_id}",
