@@ -41,7 +41,6 @@ from schemas import (
     SessionTimeoutRefused,
     Topics,
 )
-from syncer.acting import ActingClusters, ActingReconcilers
 from syncer.appstatus import StatusView
 from syncer.catalog import AppCatalog
 from syncer.consuming import Dispatcher, Rebalance
@@ -61,6 +60,7 @@ from syncer.removal import GeneratedRequests, inventory_gone
 from syncer.reporting import Reporter
 from syncer.sources import Renderer
 from syncer.sources.decryption import Decryptor
+from syncer.tenancy import Tenants
 from syncer.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -148,6 +148,9 @@ class Syncer:
                 cluster, InventoryStore(cluster, settings.inventory_namespace)
             )
         clusters = {name: r.cluster for name, r in reconcilers.items()}
+        # Apps with a ServiceAccount act through an impersonating view of their cluster;
+        # the inventory stays the syncer's own (syncer.tenancy).
+        tenants = Tenants(clusters, self.config.clusters)
         kafka = self.config.kafka
         producer = await start_producer(kafka)
         stack.push_async_callback(producer.stop)
@@ -159,10 +162,6 @@ class Syncer:
                 AppCatalog(config, client_id=f"{kafka.client_id}-{self.syncer_id}-catalog")
             )
             config = config.model_copy(update={"apps": self.catalog.apps})
-        # Apps with a ServiceAccount act through an impersonating view of their cluster;
-        # the inventory stays the syncer's own (syncer.tenancy, syncer.acting).
-        acting = ActingClusters(config, clusters)
-        app_reconcilers = ActingReconcilers(acting, reconcilers)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=kafka.bootstrap,
             client_id=f"{kafka.client_id}-{self.syncer_id}",
@@ -191,7 +190,7 @@ class Syncer:
             config=config,
             git=git,
             reconcilers=reconcilers,
-            app_reconcilers=app_reconcilers,
+            tenants=tenants,
             max_delay=self._retry_max_delay,
             renderer=renderer,
             metrics=self.metrics,
@@ -205,6 +204,7 @@ class Syncer:
                 process=worker.process,
                 git=git,
                 config=config,
+                tenants=tenants,
             ).process
         ownership = Ownership(self.topics.sync_requests)
         self.ownership = ownership
@@ -260,7 +260,7 @@ class Syncer:
             config=config,
             git=git,
             clusters=clusters,
-            app_clusters=acting,
+            tenants=tenants,
             producer=producer,
             ownership=ownership,
             source=f"/gitops/syncer/{self.syncer_id}",
