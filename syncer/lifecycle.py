@@ -37,8 +37,8 @@ from schemas import GitopsConfig, RepositoryConfig, Topics
 from schemas.events import AppStatus, AppStatusData, Hold, SyncRequested, SyncRequestedData
 from schemas.types import AppName, CommitSha
 from syncer.appstatus import StatusView
-from syncer.errors import SyncError
-from syncer.giterrors import GitError
+from syncer.errors import SyncError, TransientSyncError
+from syncer.giterrors import GitError, TransientGitError
 from syncer.holds import HoldStore
 from syncer.ownership import Ownership
 from syncer.reporting import Outcome
@@ -159,8 +159,14 @@ class Lifecycle:
         try:
             outcome, note = await self._gate(request, store)
         except (SyncError, GitError) as exc:
+            # The API and git clients already retried what is transient (bounded); what
+            # still fails is final here, and a transient cause goes to the dead letters as
+            # the worker's give-ups do (the next poll asks again).
             message = getattr(exc, "message", None) or str(exc)
-            return Outcome(request, "failed", app.cluster, error=message)
+            outcome = Outcome(request, "failed", app.cluster, error=message)
+            if isinstance(exc, TransientSyncError | TransientGitError):
+                outcome.dead_letter = (message, 1)
+            return outcome
         self._notes[request.id] = note
         return outcome
 
