@@ -219,8 +219,7 @@ class Lifecycle:
         deps = self._config.apps[name].depends_on
         if not deps:
             return {}
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._view.loaded(), LOAD_TIMEOUT)
+        await self._view_loaded()
         blocked: dict[AppName, CommitSha | None] = {}
         heads: dict[str, Mapping[str, CommitSha]] = {}
         for dep in deps:
@@ -255,6 +254,13 @@ class Lifecycle:
         await self._send_request(request)
 
     # ------------------------------------------------------------------ statuses
+    async def _view_loaded(self) -> bool:
+        """Whether every status published before this syncer started has been read (a
+        status computed before that would start from nothing and overwrite the app's)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._view.loaded(), LOAD_TIMEOUT)
+        return self._view.is_loaded()
+
     def status_of(self, app: str) -> AppStatusData | None:
         """The newest status this syncer knows for `app`."""
         return self._own.get(app) or self._view.get(app)
@@ -267,6 +273,9 @@ class Lifecycle:
             return
         app = outcome.request.data.app
         self._asked.discard(app)
+        if not await self._view_loaded():
+            log.warning("app %s: statuses not read yet, its status is left as it was", app)
+            return
         previous = self.status_of(app)
         status = await self._status_after(previous, outcome, note)
         if status != previous:
@@ -324,8 +333,7 @@ class Lifecycle:
             self._wake.set()
 
     async def _run(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._view.loaded(), LOAD_TIMEOUT)
+        await self._view_loaded()
         generation = -1
         while True:
             if self._ownership.generation != generation:
