@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable
 
 from notifier.delivery import Deliverer
-from notifier.errors import DeliveryError, DeliveryGaveUp
+from notifier.errors import DeliveryError, DeliveryGaveUp, PermanentDeliveryError
 from notifier.metrics import NotifierMetrics
 from notifier.moments import Moment
 from notifier.providers import Note, builder, is_commit_status, secret_value
@@ -80,6 +80,11 @@ class Sender:
             return
         except DeliveryGaveUp as exc:
             await self._gave_up(rule, moment, exc)
+            return
+        except Exception as exc:  # a bug must not stall the partition or lose the trace
+            log.exception("notifying %s about %s of %s crashed", rule.name, moment.kind, moment.app)
+            error = PermanentDeliveryError(f"internal error in the notifier: {type(exc).__name__}")
+            await self._gave_up(rule, moment, DeliveryGaveUp(error, 0))
             return
         self._metrics.deliveries.labels(provider=provider, result="delivered").inc()
         age = time.time() - moment.event.time.timestamp()
