@@ -60,7 +60,7 @@ from syncer.removal import GeneratedRequests, inventory_gone
 from syncer.reporting import Reporter
 from syncer.sources import Renderer
 from syncer.sources.decryption import Decryptor
-from syncer.tenancy import acting_clusters
+from syncer.tenancy import Tenants
 from syncer.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -150,11 +150,7 @@ class Syncer:
         clusters = {name: r.cluster for name, r in reconcilers.items()}
         # Apps with a ServiceAccount act through an impersonating view of their cluster;
         # the inventory stays the syncer's own (syncer.tenancy).
-        acting = acting_clusters(self.config, clusters)
-        app_reconcilers = {
-            app: Reconciler(view, reconcilers[self.config.apps[app].cluster].inventories)
-            for app, view in acting.items()
-        }
+        tenants = Tenants(clusters, self.config.clusters)
         kafka = self.config.kafka
         producer = await start_producer(kafka)
         stack.push_async_callback(producer.stop)
@@ -194,7 +190,7 @@ class Syncer:
             config=config,
             git=git,
             reconcilers=reconcilers,
-            app_reconcilers=app_reconcilers,
+            tenants=tenants,
             max_delay=self._retry_max_delay,
             renderer=renderer,
             metrics=self.metrics,
@@ -208,6 +204,7 @@ class Syncer:
                 process=worker.process,
                 git=git,
                 config=config,
+                tenants=tenants,
             ).process
         ownership = Ownership(self.topics.sync_requests)
         self.ownership = ownership
@@ -263,7 +260,7 @@ class Syncer:
             config=config,
             git=git,
             clusters=clusters,
-            app_clusters=acting,
+            tenants=tenants,
             producer=producer,
             ownership=ownership,
             source=f"/gitops/syncer/{self.syncer_id}",
