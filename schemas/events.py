@@ -168,7 +168,7 @@ class Hold(_Value):
     """Why an app is suspended: it applies nothing until `gitops resume`."""
 
     reason: str
-    """`rollback to <sha>` for a rollback, otherwise the operator's text or `suspended`."""
+    """`rollback to <sha>` for a rollback, otherwise the operator's text or `no reason given`."""
     commit: CommitSha | None = None
     """The commit a rollback pinned the app to; null for a plain suspend."""
     since: datetime
