@@ -8,13 +8,12 @@ import asyncio
 import os
 import re
 import shlex
-import signal
 import sys
 
 from playwright.async_api import Page, expect
 
 from tests.dashboard.test_apps_page import LIVE
-from tests.up.test_up import ROOT, Stream
+from tests.up.test_up import ROOT, Stream, interrupt
 
 
 async def test_up_prints_the_dashboard_and_the_demo_push_changes_the_row_live(page: Page) -> None:
@@ -61,11 +60,5 @@ async def test_up_prints_the_dashboard_and_the_demo_push_changes_the_row_live(pa
         await expect(page.locator("#diff")).to_contain_text("no drift", timeout=30_000)
     finally:
         await page.goto("about:blank")  # its live stream would log the stack going away
-        if process.returncode is None:
-            process.send_signal(signal.SIGINT)
-        try:
-            await asyncio.wait_for(process.wait(), 30)
-        finally:
-            if process.returncode is None:
-                os.killpg(process.pid, signal.SIGKILL)
+        await interrupt(process)
     assert process.returncode == 0
