@@ -21,6 +21,7 @@ from dashboard.live import LiveReader
 from dashboard.server import build_app
 from dashboard.trail import Trail
 from schemas import GitopsConfig
+from syncer.catalog import AppCatalog
 
 
 class Dashboard:
@@ -45,6 +46,12 @@ class Dashboard:
 
     async def __aenter__(self) -> Self:
         try:
+            if self._config.app_sets:
+                # Generated apps get their pages like configured ones (`syncer.catalog`).
+                catalog = await self._stack.enter_async_context(
+                    AppCatalog(self._config, client_id=f"{self._config.kafka.client_id}-ui")
+                )
+                self._config = self._config.model_copy(update={"apps": catalog.apps})
             live = await self._stack.enter_async_context(LiveReader(self._config))
             app = build_app(config=self._config, trail=self.trail, live=live)
             runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)

@@ -188,7 +188,29 @@ def cmd_apps(args: argparse.Namespace) -> int:
 def cmd_sync(args: argparse.Namespace) -> int:
     from gitops.operate import request_sync
 
-    return _run(request_sync(_load(args), app=args.app, commit=args.commit, wait=args.wait))
+    return _run(
+        request_sync(
+            _load(args), app=args.app, commit=args.commit, wait=args.wait, force=args.force
+        )
+    )
+
+
+def cmd_suspend(args: argparse.Namespace) -> int:
+    from gitops.lifecycle import suspend_app
+
+    return _run(suspend_app(_load(args), app=args.app, reason=args.reason, wait=not args.no_wait))
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from gitops.lifecycle import resume_app
+
+    return _run(resume_app(_load(args), app=args.app, wait=not args.no_wait))
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from gitops.lifecycle import rollback_app
+
+    return _run(rollback_app(_load(args), app=args.app, to=args.to, wait=not args.no_wait))
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
@@ -334,6 +356,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("app", help="app name")
     p.add_argument("--commit", help="commit sha to apply (default: branch head)")
     p.add_argument("--wait", action="store_true", help="wait for and print the outcome")
+    p.add_argument(
+        "--force", action="store_true", help="apply even though the app is suspended (once)"
+    )
+
+    no_wait = "publish the request and return without waiting for its outcome"
+    p = command(
+        "suspend", "hold an app: webhooks, polls and drift repair apply nothing", cmd_suspend
+    )
+    p.add_argument("app", help="app name")
+    p.add_argument("--reason", help="why, shown by `gitops apps` and in the events")
+    p.add_argument("--no-wait", action="store_true", help=no_wait)
+
+    p = command(
+        "resume", "release a suspended or rolled-back app: sync its branch head", cmd_resume
+    )
+    p.add_argument("app", help="app name")
+    p.add_argument("--no-wait", action="store_true", help=no_wait)
+
+    p = command(
+        "rollback", "apply an older commit and hold the app there until resumed", cmd_rollback
+    )
+    p.add_argument("app", help="app name")
+    p.add_argument("--to", required=True, metavar="SHA", help="full sha of the commit to apply")
+    p.add_argument("--no-wait", action="store_true", help=no_wait)
 
     p = command("diff", "show how the live cluster differs from Git (exit 1 on drift)", cmd_diff)
     p.add_argument("app", help="app name")

@@ -9,6 +9,7 @@ from schemas.events import (
     AppGenerated,
     AppRemoved,
     AppSetFailed,
+    AppStatus,
     DriftDetected,
     NotificationFailed,
     ObjectAction,
@@ -56,6 +57,14 @@ def format_event(event: AnyEvent) -> str:
     if isinstance(event, SyncRequested):
         data_r = event.data
         return f"{stamp} {data_r.app:<16} {short(data_r.commit)}  requested ({data_r.reason})"
+    if isinstance(event, AppStatus):
+        status = event.data
+        state = "ready" if status.ready else "not ready"
+        if status.hold is not None:
+            state += f", suspended: {status.hold.reason}"
+        if status.waiting_for:
+            state += f", waiting for {', '.join(status.waiting_for)}"
+        return f"{stamp} {status.app:<16} {short(status.commit)}  status    {state}"
     if isinstance(event, AppGenerated | AppRemoved):
         data_g = event.data
         what = "generated" if isinstance(event, AppGenerated) else "removed"

@@ -10,6 +10,7 @@ import asyncio
 import json
 import sys
 from datetime import UTC, datetime
+from typing import Any
 
 from gitops.display import format_event, short
 from gitops.generated import with_generated
@@ -20,6 +21,7 @@ from schemas.events import (
     DriftDetected,
     PushReceived,
     SyncFailed,
+    SyncReason,
     SyncRequestedData,
     SyncSkipped,
     SyncSucceeded,
@@ -80,7 +82,10 @@ async def list_apps(config: GitopsConfig, *, as_json: bool) -> int:
     async for event in read_events(config.kafka.bootstrap, [topics.sync_events]):
         if isinstance(event, SyncSucceeded | SyncFailed | SyncSkipped):
             last[event.data.app] = event
-    rows = []
+    from gitops.lifecycle import app_statuses, state_text
+
+    statuses = await app_statuses(config)
+    rows: list[dict[str, Any]] = []
     for name, spec in config.apps.items():
         seen = last.get(name)
         outcome = seen.type.rsplit(".", 1)[-1] if seen else "never synced"
@@ -97,6 +102,8 @@ async def list_apps(config: GitopsConfig, *, as_json: bool) -> int:
                 "last_outcome": outcome,
                 "commit": commit,
                 "time": seen.time.isoformat() if seen else None,
+                "state": state_text(statuses.get(name)),
+                "status": (s.model_dump(mode="json") if (s := statuses.get(name)) else None),
             }
         )
     if as_json:
@@ -104,41 +111,91 @@ async def list_apps(config: GitopsConfig, *, as_json: bool) -> int:
         return EXIT_OK
     print(
         f"{'APP':<18} {'SET':<12} {'REPO':<14} {'BRANCH':<10} {'PATH':<22} {'CLUSTER':<10}"
-        f" {'LAST':<13} COMMIT"
+        f" {'LAST':<13} COMMIT   STATE"
     )
     for row in rows:
         print(
             f"{row['app']:<18} {row['set'] or '-':<12} {row['repo']:<14} {row['branch']:<10} "
             f"{row['path']:<22} {row['cluster']:<10} {row['last_outcome']:<13} "
-            f"{short(row['commit'])}"
+            f"{short(row['commit']):<8} {row['state']}".rstrip()
         )
     return EXIT_OK
 
 
 async def request_sync(
-    config: GitopsConfig, *, app: str, commit: str | None, wait: bool, timeout: float = 120.0
+    config: GitopsConfig,
+    *,
+    app: str,
+    commit: str | None,
+    wait: bool,
+    force: bool = False,
+    timeout: float = 120.0,
 ) -> int:
     config, _ = await with_generated(config)
-    spec = config.apps.get(app)
-    if spec is None:
-        known = ", ".join(sorted(config.apps)) or "none"
-        print(f"gitops: unknown app '{app}' (known: {known})", file=sys.stderr)
+    problem = check_app(config, app) or (check_sha(commit, "--commit") if commit else None)
+    if problem is not None:
+        print(f"gitops: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    if commit is not None and not _is_full_sha(commit):
-        print("gitops: --commit must be a full 40-character hex sha", file=sys.stderr)
-        return EXIT_USAGE
-    topics = _topics(config)
-    request = SyncRequested(
+    if not force:
+        from gitops.lifecycle import refusal
+
+        refused = await refusal(config, app)
+        if refused is not None:
+            print(f"gitops: {refused}", file=sys.stderr)
+            return EXIT_USAGE
+    request = build_request(
+        config, app, "manual", commit=CommitSha(commit) if commit else None, force=force
+    )
+    target = short(commit) if commit else "branch head"
+    return await send_request(
+        config, request, wait=wait, timeout=timeout, said=f"requested sync of {app} ({target})"
+    )
+
+
+def check_app(config: GitopsConfig, app: str) -> str | None:
+    """Why `app` cannot be operated on (not configured), or None."""
+    if app in config.apps:
+        return None
+    known = ", ".join(sorted(config.apps)) or "none"
+    return f"unknown app '{app}' (known: {known})"
+
+
+def check_sha(commit: str, option: str) -> str | None:
+    return None if _is_full_sha(commit) else f"{option} must be a full 40-character hex sha"
+
+
+def build_request(
+    config: GitopsConfig,
+    app: str,
+    reason: SyncReason,
+    *,
+    commit: CommitSha | None = None,
+    note: str | None = None,
+    force: bool = False,
+) -> SyncRequested:
+    """A request from the command line, addressed like the receiver's for the same app."""
+    spec = config.apps[app]
+    return SyncRequested(
         source="/gitops/cli",
         subject=app,
         data=SyncRequestedData(
             app=AppName(app),
             repo_url=config.repositories[spec.repo].url,
             branch=spec.branch,
-            commit=CommitSha(commit) if commit else None,
-            reason="manual",
+            commit=commit,
+            reason=reason,
+            note=note,
+            force=force,
         ),
     )
+
+
+async def send_request(
+    config: GitopsConfig, request: SyncRequested, *, wait: bool, timeout: float, said: str
+) -> int:
+    """Publish `request` keyed by its app; with `wait`, print its outcome (exit 1 if failed)."""
+    app = request.data.app
+    topics = _topics(config)
     outcome_task = None
     if wait:
         positioned = asyncio.Event()
@@ -153,8 +210,7 @@ async def request_sync(
         await producer.send_and_wait(topics.sync_requests, request.to_bytes(), key=app.encode())
     finally:
         await producer.stop()
-    target = short(commit) if commit else "branch head"
-    print(f"requested sync of {app} ({target}), id {request.id}")
+    print(f"{said}, id {request.id}")
     if outcome_task is None:
         return EXIT_OK
     try:

@@ -15,6 +15,9 @@ from schemas import KafkaSettings, Topics
 
 COMPACTED = {"cleanup.policy": "compact"}
 """The generated-apps topic is a table (latest definition per app), not a log."""
+APP_STATUS_CONFIG = {**COMPACTED, "segment.ms": str(3600 * 1000)}
+"""The app-status topic keeps the latest record per app; hour-long segments let the
+broker compact it soon, so a syncer starting up reads about one record per app."""
 
 
 class TopicSetupError(Exception):
@@ -40,7 +43,7 @@ async def ensure_topics(settings: KafkaSettings, *, attempts: int = 5) -> list[s
                             n,
                             settings.partitions,
                             settings.replication_factor,
-                            topic_configs=COMPACTED if n == topics.generated_apps else {},
+                            topic_configs=_topic_configs(topics, n),
                         )
                         for n in missing
                     ]
@@ -65,3 +68,9 @@ def _topic_errors(response: object) -> list[tuple[str, int, str | None]]:
         message = entry[2] if len(entry) > 2 else None
         result.append((str(name), int(code), message))
     return result
+
+
+def _topic_configs(topics: Topics, name: str) -> dict[str, str]:
+    if name == topics.app_status:
+        return APP_STATUS_CONFIG
+    return COMPACTED if name == topics.generated_apps else {}

@@ -38,8 +38,9 @@ class DeliveryGaveUp(Exception):
     """The last word on a notification that was not delivered: the error and the attempts."""
 
     def __init__(self, error: DeliveryError, attempts: int) -> None:
-        super().__init__(
-            f"{error.message} (after {attempts} attempt{'s' if attempts != 1 else ''})"
+        tried = (
+            f"after {attempts} attempt{'s' if attempts != 1 else ''}" if attempts else "not sent"
         )
+        super().__init__(f"{error.message} ({tried})")
         self.error = error
         self.attempts = attempts

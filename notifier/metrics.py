@@ -14,7 +14,7 @@ class NotifierMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.deliveries = Counter(
             "gitops_notifier_deliveries",
-            "Notifications by provider and result (delivered, failed, superseded).",
+            "Notifications by provider and result (delivered, failed, superseded, no_commit).",
             ["provider", "result"],
             registry=self.registry,
         )

@@ -12,10 +12,10 @@ import time
 from collections.abc import Iterable
 
 from notifier.delivery import Deliverer
-from notifier.errors import DeliveryError, DeliveryGaveUp
+from notifier.errors import DeliveryError, DeliveryGaveUp, PermanentDeliveryError
 from notifier.metrics import NotifierMetrics
 from notifier.moments import Moment
-from notifier.providers import Note, builder, secret_value
+from notifier.providers import Note, builder, is_commit_status, secret_value
 from notifier.publishing import FailurePublisher
 from notifier.templating import Templates
 from schemas.config import GitopsConfig, NotificationRule
@@ -66,6 +66,11 @@ class Sender:
 
     async def send(self, rule: NotificationRule, moment: Moment) -> None:
         provider = rule.provider
+        if is_commit_status(provider) and not moment.commit:
+            # A request for "the branch head": its outcome names the commit, and gets the status.
+            self._metrics.deliveries.labels(provider=provider, result="no_commit").inc()
+            log.debug("no commit status for %s of %s: no commit named", moment.kind, moment.app)
+            return
         try:
             text = "" if provider == "webhook" else self._templates.render(rule, moment)
             outgoing = builder(provider)(Note(rule, moment, text, self._repo_url(moment.app)))
@@ -75,6 +80,11 @@ class Sender:
             return
         except DeliveryGaveUp as exc:
             await self._gave_up(rule, moment, exc)
+            return
+        except Exception as exc:  # a bug must not stall the partition or lose the trace
+            log.exception("notifying %s about %s of %s crashed", rule.name, moment.kind, moment.app)
+            error = PermanentDeliveryError(f"internal error in the notifier: {type(exc).__name__}")
+            await self._gave_up(rule, moment, DeliveryGaveUp(error, 0))
             return
         self._metrics.deliveries.labels(provider=provider, result="delivered").inc()
         age = time.time() - moment.event.time.timestamp()

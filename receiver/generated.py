@@ -66,6 +66,7 @@ class GeneratedApps:
                 bootstrap_servers=self._settings.bootstrap,
                 client_id=f"{self._settings.client_id}-receiver-apps",
                 enable_auto_commit=False,
+                fetch_max_wait_ms=50,
             )
             try:
                 self._consumer = consumer

@@ -142,7 +142,8 @@ class KafkaSettings(_Model):
     bootstrap: str = "localhost:9092"
     """Comma-separated host:port list; the environment variable GITOPS_KAFKA_BOOTSTRAP wins."""
     topic_prefix: str = Field("gitops", pattern=r"^[A-Za-z0-9._-]+$")
-    """Topics are `<prefix>.push-events`, `.sync-requests`, `.sync-events`, `.sync-requests.dlq`."""
+    """Topics are `<prefix>.push-events`, `.sync-requests`, `.sync-events`, `.sync-requests.dlq`
+    and the compacted `.app-status`."""
     partitions: int = Field(12, ge=1, le=10_000)
     """Partitions of topics created at start-up; bounds how many syncers do useful work."""
     replication_factor: int = Field(1, ge=1, le=10)
@@ -479,6 +480,11 @@ class AppConfig(_Model):
     """Values and release name when the source is a Helm chart."""
     kustomize: KustomizeSource | None = None
     """Options when the source is a kustomization."""
+    depends_on: list[str] = Field(default_factory=list)
+    """Apps that must be synced and healthy at their branch head before this app syncs a
+    commit (a platform before the apps on it); until then its requests are `skipped`
+    ("waiting for <app>") and run again when that app's sync succeeds. A cycle, or an
+    unknown name, is a configuration error."""
     service_account: str | None = Field(None, pattern=_SERVICE_ACCOUNT)
     """ServiceAccount every request of this app's sync impersonates: `NAME` (in the app's
     `namespace`) or `NAMESPACE/NAME`; the cluster's `default_service_account` when unset.

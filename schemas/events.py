@@ -21,14 +21,31 @@ SYNC_SUCCEEDED = "gitops.sync.succeeded"
 SYNC_FAILED = "gitops.sync.failed"
 SYNC_SKIPPED = "gitops.sync.skipped"
 DRIFT_DETECTED = "gitops.drift.detected"
+APP_STATUS = "gitops.app.status"
 APP_GENERATED = "gitops.app.generated"
 APP_REMOVED = "gitops.app.removed"
 APPSET_FAILED = "gitops.appset.failed"
 NOTIFICATION_FAILED = "gitops.notification.failed"
 
 Provider = Literal["github", "gitlab", "gitea", "bitbucket"]
-SyncReason = Literal["webhook", "poll", "manual", "drift", "removed"]
-"""`removed`: the app's directory or file left its app set's branch; delete the app."""
+SyncReason = Literal[
+    "webhook",
+    "poll",
+    "manual",
+    "drift",
+    "removed",
+    "dependency",
+    "suspend",
+    "resume",
+    "rollback",
+]
+"""Why a request exists. `removed`: the app's directory or file left its app set's branch;
+delete the app. `dependency`: a request that waited for its `depends_on` apps, asked
+again once they were ready; `suspend`, `resume`, `rollback`: the operator's lifecycle
+commands (`docs/lifecycle.md`)."""
+
+COMMAND_REASONS: frozenset[str] = frozenset({"suspend", "resume", "rollback"})
+"""Requests that change an app's lifecycle: never collapsed into a newer request."""
 ObjectAction = Literal["created", "configured", "unchanged", "pruned", "orphaned", "failed"]
 """`orphaned`: left in the cluster, no longer owned by any app (its set does not prune)."""
 Health = Literal["healthy", "progressing", "degraded"]
@@ -73,6 +90,10 @@ class SyncRequestedData(_Value):
     """The commit the push replaced, if known: lets the syncer skip apps whose path is unchanged."""
     reason: SyncReason
     delivery_id: DeliveryId | None = None
+    note: str | None = None
+    """The operator's words for a `suspend` (`gitops suspend --reason`)."""
+    force: bool = False
+    """A `manual` request that applies even though the app is suspended (`--force`)."""
 
 
 class Refusal(_Value):
@@ -136,6 +157,36 @@ class DriftDetectedData(_Value):
     commit: CommitSha | None = None
     objects: list[DriftedObject]
     self_heal: bool
+
+
+class Hold(_Value):
+    """Why an app is suspended: it applies nothing until `gitops resume`."""
+
+    reason: str
+    """`rollback to <sha>` for a rollback, otherwise the operator's text or `suspended`."""
+    commit: CommitSha | None = None
+    """The commit a rollback pinned the app to; null for a plain suspend."""
+    since: datetime
+
+
+class AppStatusData(_Value):
+    """Where one app stands, kept by the syncer that owns it (latest per app on a
+    compacted topic): what every syncer reads to decide whether an app's dependents may
+    sync, and what `gitops apps` shows."""
+
+    app: AppName
+    cluster: str
+    commit: CommitSha | None = None
+    """The commit the cluster is at for this app (last applied, or found unchanged)."""
+    ready: bool = False
+    """The last sync of `commit` succeeded and the app was healthy."""
+    hold: Hold | None = None
+    waiting_for: dict[AppName, CommitSha | None] = Field(default_factory=dict)
+    """Dependencies the app's last request was skipped for, each with the commit it was
+    ready at that is not its branch head (null: it was not ready); the app is asked again
+    once each is ready at another commit."""
+    waiting: SyncRequestedData | None = None
+    """That request, asked again (reason `dependency`) once they are ready."""
 
 
 class AppDefinitionData(_Value):
@@ -242,6 +293,11 @@ class DriftDetected(_Envelope):
     data: DriftDetectedData
 
 
+class AppStatus(_Envelope):
+    type: Literal["gitops.app.status"] = "gitops.app.status"
+    data: AppStatusData
+
+
 class AppGenerated(_Envelope):
     type: Literal["gitops.app.generated"] = "gitops.app.generated"
     data: AppDefinitionData
@@ -281,6 +337,7 @@ AnyEvent = Annotated[
     | SyncFailed
     | SyncSkipped
     | DriftDetected
+    | AppStatus
     | AppGenerated
     | AppRemoved
     | AppSetFailed
@@ -307,6 +364,7 @@ EVENT_MODELS: dict[str, type[_Envelope]] = {
     SYNC_FAILED: SyncFailed,
     SYNC_SKIPPED: SyncSkipped,
     DRIFT_DETECTED: DriftDetected,
+    APP_STATUS: AppStatus,
     APP_GENERATED: AppGenerated,
     APP_REMOVED: AppRemoved,
     APPSET_FAILED: AppSetFailed,

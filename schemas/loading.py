@@ -19,6 +19,7 @@ from ruamel.yaml.error import MarkedYAMLError
 from schemas.appsets import template_problems
 from schemas.authcheck import check_repository_auth
 from schemas.config import GitopsConfig, SecretRef
+from schemas.dependencies import dependency_problems
 from schemas.errors import ConfigError, ConfigIssue
 
 BOOTSTRAP_ENV = "GITOPS_KAFKA_BOOTSTRAP"
@@ -169,6 +170,7 @@ def _cross_reference_issues(raw: CommentedMap, source: str) -> list[ConfigIssue]
     apps = raw.get("apps")
     if not isinstance(apps, CommentedMap):
         return issues
+    issues.extend(_dependency_issues(apps, raw, source))
     for section, field, label in (
         ("repositories", "repo", "repository"),
         ("clusters", "cluster", "cluster"),
@@ -190,6 +192,23 @@ def _cross_reference_issues(raw: CommentedMap, source: str) -> list[ConfigIssue]
                     )
                 )
     return issues
+
+
+def _dependency_issues(apps: CommentedMap, raw: CommentedMap, source: str) -> list[ConfigIssue]:
+    """Unknown names and cycles in `depends_on`, at the line of the entry to edit."""
+    graph: dict[str, list[str]] = {}
+    for name, app in apps.items():
+        deps = app.get("depends_on") if isinstance(app, CommentedMap) else None
+        graph[str(name)] = [str(d) for d in deps] if isinstance(deps, CommentedSeq) else []
+    return [
+        ConfigIssue(
+            source,
+            line_of(raw, ("apps", problem.app, "depends_on", problem.index)),
+            f"apps.{problem.app}.depends_on",
+            problem.message,
+        )
+        for problem in dependency_problems(graph)
+    ]
 
 
 def _app_set_repo_issues(raw: CommentedMap, source: str) -> list[ConfigIssue]:

@@ -26,6 +26,11 @@ class Topics:
         return f"{self.prefix}.sync-requests.dlq"
 
     @property
+    def app_status(self) -> str:
+        """Compacted: the latest `gitops.app.status` of each app (`docs/lifecycle.md`)."""
+        return f"{self.prefix}.app-status"
+
+    @property
     def generated_apps(self) -> str:
         """Compacted: the current definition of every app an app set generated, by app name."""
         return f"{self.prefix}.generated-apps"
@@ -36,5 +41,6 @@ class Topics:
             self.sync_requests,
             self.sync_events,
             self.dead_letters,
+            self.app_status,
             self.generated_apps,
         )

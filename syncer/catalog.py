@@ -73,6 +73,9 @@ class AppCatalog:
             client_id=self._client_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            # Requests wait on `caught_up`: a definition must not sit in the broker for the
+            # default half second of a long-poll fetch.
+            fetch_max_wait_ms=50,
         )
         self._consumer = consumer
         try:

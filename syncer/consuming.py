@@ -6,7 +6,8 @@
 * **One app at a time, newest wins.** Each app has a lane: requests queue there while the
   app syncs; when the lane picks up work it takes everything queued, syncs the newest and
   reports the older ones `skipped` ("superseded by newer request ..."). Every request
-  still gets exactly one outcome.
+  still gets exactly one outcome. Lifecycle commands (suspend, resume, rollback) are
+  never collapsed: each runs, in the order it arrived.
 * **Bounded.** At most `syncer.concurrency` apps sync at once.
 * **Rebalances.** When partitions are revoked, their lanes are cancelled and awaited
   before the revoke completes (nothing is applied for them afterwards); an outcome already
@@ -28,7 +29,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
-from schemas.events import SyncRequested
+from schemas.events import COMMAND_REASONS, SyncRequested
 from syncer.reporting import Outcome
 
 log = logging.getLogger(__name__)
@@ -129,27 +130,36 @@ class Dispatcher:
         while lane.queue:
             batch, lane.queue = lane.queue, []
             lane.active = {item.tp for item in batch}
-            newest, older = batch[-1], batch[:-1]
+            # Lifecycle commands (suspend, resume, rollback) all run, in order; the other
+            # requests collapse into the newest of them.
+            syncs = [item for item in batch if item.request.data.reason not in COMMAND_REASONS]
+            newest = syncs[-1] if syncs else None
             cluster = self._cluster_of(lane.app)
-            for item in older:
-                reason = f"superseded by newer request {newest.request.id}"
-                skipped = Outcome(item.request, "skipped", cluster, error=reason)
-                await self._finish(lane, item, skipped)
-            async with self._slots:
-                try:
-                    outcome = await self._process(newest.request)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # a bug must not stall the partition
-                    log.exception("sync of %s crashed", lane.app)
-                    outcome = Outcome(
-                        newest.request,
-                        "failed",
-                        cluster,
-                        error=f"internal error in the syncer: {type(exc).__name__}: {exc}",
-                    )
-            await self._finish(lane, newest, outcome)
+            for item in batch:
+                command = item.request.data.reason in COMMAND_REASONS
+                if newest is not None and not command and item is not newest:
+                    reason = f"superseded by newer request {newest.request.id}"
+                    skipped = Outcome(item.request, "skipped", cluster, error=reason)
+                    await self._finish(lane, item, skipped)
+                    continue
+                outcome = await self._run_one(lane, item, cluster)
+                await self._finish(lane, item, outcome)
             lane.active = set()
+
+    async def _run_one(self, lane: _Lane, item: _Item, cluster: str) -> Outcome:
+        async with self._slots:
+            try:
+                return await self._process(item.request)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bug must not stall the partition
+                log.exception("sync of %s crashed", lane.app)
+                return Outcome(
+                    item.request,
+                    "failed",
+                    cluster,
+                    error=f"internal error in the syncer: {type(exc).__name__}: {exc}",
+                )
 
     async def _finish(self, lane: _Lane, item: _Item, outcome: Outcome) -> None:
         """Publish and commit as one step a revoke waits for instead of cutting it short."""

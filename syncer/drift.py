@@ -56,6 +56,7 @@ from syncer.metrics import SyncerMetrics
 from syncer.planning import Planned, plan
 from syncer.reconcile import fingerprint
 from syncer.sources import Renderer
+from syncer.tenancy import Tenants
 
 JsonObj = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -433,16 +434,16 @@ class DriftChecker:
         producer: Producer,
         source: str,
         metrics: SyncerMetrics | None = None,
-        app_clusters: Mapping[str, Cluster] | None = None,
+        tenants: Tenants | None = None,
         scrub: Callable[[str], str] = str,
     ) -> None:
         self._config = config
         self._clusters = clusters
         self._scrub = scrub
         """Removes values SOPS decryption revealed from the texts a failed check logs."""
-        self._app_clusters = app_clusters or {}
-        """Per app, the impersonating client of apps with a ServiceAccount (syncer.tenancy):
-        a check reads and dry-runs with the app's rights, the inventory with the syncer's."""
+        self._tenants = tenants
+        """Apps with a ServiceAccount are checked with its rights (syncer.tenancy); the
+        inventory is read with the syncer's own."""
         self._desired = desired
         self._producer = producer
         self._source = source
@@ -469,7 +470,7 @@ class DriftChecker:
             if inventory.commit is None:
                 return result  # never applied: the branch-head poll takes care of it
             manifests = await self._desired(app_name, app, inventory.commit)
-            acting = self._app_clusters.get(app_name, cluster)
+            acting = (self._tenants.client(app) if self._tenants else None) or cluster
             result.drifted = await detect(acting, app, manifests, inventory)
         except SyncError as exc:
             raise DriftCheckError(

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import yaml
 
 from schemas import GitopsConfig, RepositoryConfig, Topics
-from schemas.appsets import GeneratedApp, TemplateProblem, path_variables, render_app
+from schemas.appsets import CompiledTemplate, GeneratedApp, TemplateProblem, path_variables
 from schemas.config import AppConfig, AppSetConfig
 from schemas.events import (
     AppDefinitionData,
@@ -95,6 +95,11 @@ class Generation:
     removed: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    steps: dict[str, float] = field(default_factory=dict)
+    """Seconds since the start at the end of each step (resolve, match, render, ...)."""
+
+    def step(self, name: str, started: float) -> None:
+        self.steps[name] = time.perf_counter() - started
 
 
 class Generator:
@@ -137,7 +142,8 @@ class Generator:
             app_set = self._config.app_sets[name]
             repo = self._config.repositories[app_set.repo]
             commit = await self.git.resolve(repo, app_set.branch, trigger.commit)
-            result = Generation(commit)
+            resolved = time.perf_counter() - started
+            result = Generation(commit, steps={"resolve": resolved})
             last = self.generated_at.get(name)
             if last is not None and (
                 commit == last
@@ -155,8 +161,10 @@ class Generator:
                 list(app_set.generator.exclude),
                 directories=app_set.directories is not None,
             )
+            result.step("match", started)
             wanted = await self._render_all(name, app_set, repo.url, commit, paths, result)
-            await self._publish(name, app_set, repo.url, commit, wanted, trigger, result)
+            result.step("render", started)
+            await self._publish(name, app_set, repo.url, commit, wanted, trigger, result, started)
             self.generated_at[name] = commit
             result.seconds = time.perf_counter() - started
             self.history = [*self.history[-99:], result]
@@ -182,10 +190,11 @@ class Generator:
         result: Generation,
     ) -> dict[str, GeneratedApp]:
         wanted: dict[str, GeneratedApp] = {}
+        template = CompiledTemplate(name, app_set)
         for path in paths:
             try:
                 variables = await self._variables(app_set, url, commit, path)
-                app = render_app(name, app_set, variables, source=path)
+                app = template.render(variables, source=path)
             except TemplateProblem as exc:
                 key = f".{exc.key}" if exc.key else ""
                 result.problems.append(f"app_sets.{name}.template{key}: {exc.message} ({path})")
@@ -243,6 +252,7 @@ class Generator:
         wanted: dict[str, GeneratedApp],
         trigger: Trigger,
         result: Generation,
+        started: float,
     ) -> None:
         current = {n: d for n, d in self._catalog.generated.items() if d.app_set == name}
         definitions: list[tuple[str, bytes]] = []
@@ -276,6 +286,7 @@ class Generator:
         await self._send(self._topics.generated_apps, definitions)
         if definitions:
             await self._catalog.caught_up()
+        result.step("definitions", started)
         # Another set's owner may have defined a name first (every reader keeps it there).
         lost = {
             n: held
@@ -294,7 +305,9 @@ class Generator:
         await self._send(self._topics.sync_requests, removals)
         if removals and requests:
             await self._removals_done([current[n].settings for n in result.removed], result)
+            result.step("removals", started)
         await self._send(self._topics.sync_requests, requests)
+        result.step("requests", started)
         if result.problems:
             problem = AppSetFailed(
                 source=self._source,

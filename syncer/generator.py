@@ -108,6 +108,7 @@ class AppSetGenerator:
             bootstrap_servers=self._config.kafka.bootstrap,
             client_id=f"{self._config.kafka.client_id}-appsets",
             enable_auto_commit=False,
+            fetch_max_wait_ms=50,  # a push adding an app is as urgent as a sync request
         )
         await consumer.start()
         try:

@@ -45,6 +45,7 @@ from syncer.kube import Cluster
 from syncer.metrics import SyncerMetrics
 from syncer.ownership import Ownership
 from syncer.sources import Renderer
+from syncer.tenancy import Tenants
 
 log = logging.getLogger(__name__)
 
@@ -340,7 +341,7 @@ def build_poller(
     clusters: Mapping[str, Cluster],
     producer: Producer,
     ownership: Ownership,
-    app_clusters: Mapping[str, Cluster] | None = None,
+    tenants: Tenants | None = None,
     source: str,
     busy: Callable[[str], bool] = lambda app: False,
     renderer: Renderer | None = None,
@@ -351,7 +352,7 @@ def build_poller(
     drift = DriftChecker(
         config=config,
         clusters=clusters,
-        app_clusters=app_clusters,
+        tenants=tenants,
         desired=desired_from_git(config, git, renderer=renderer),
         scrub=renderer.decryptor.scrub if renderer is not None else str,
         producer=producer,

@@ -31,6 +31,7 @@ from syncer.inventory import Entry
 from syncer.kube import Cluster
 from syncer.reconcile import Reconciler
 from syncer.reporting import Outcome
+from syncer.tenancy import Tenants
 
 LAST_KINDS = ("Namespace", "CustomResourceDefinition")
 """Deleted after everything else: deleting them first would take their contents along
@@ -66,7 +67,10 @@ class GeneratedRequests:
         process: Process,
         git: SourceCheck,
         config: GitopsConfig,
+        tenants: Tenants | None = None,
     ) -> None:
+        self._tenants = tenants
+        """A removed app's objects are deleted as its ServiceAccount (`syncer.tenancy`)."""
         self._catalog = catalog
         self._reconcilers = reconcilers
         self._process = process
@@ -148,7 +152,12 @@ class GeneratedRequests:
             inventory = await store.load(name)
             entries = sorted(inventory.entries.values(), key=lambda e: e.kind in LAST_KINDS)
             if gone.prune:
-                objects = [await _delete(reconciler.cluster, entry) for entry in entries]
+                acting = (
+                    self._tenants.reconciler(gone.settings, reconciler)
+                    if self._tenants
+                    else reconciler
+                )
+                objects = [await _delete(acting.cluster, entry) for entry in entries]
             else:
                 objects = [_result(entry, "orphaned") for entry in entries]
             failed = [o for o in objects if o.action == "failed"]

@@ -41,23 +41,26 @@ from schemas import (
     SessionTimeoutRefused,
     Topics,
 )
+from syncer.appstatus import StatusView
 from syncer.catalog import AppCatalog
 from syncer.consuming import Dispatcher, Rebalance
 from syncer.generation import Generator
 from syncer.generator import AppSetGenerator
 from syncer.gitcache import GitCache
+from syncer.holds import HoldStore
 from syncer.inventory import InventoryStore
 from syncer.kube import Cluster
+from syncer.lifecycle import Lifecycle
 from syncer.metrics import SyncerMetrics
 from syncer.ops import OpsServer
 from syncer.ownership import Ownership
-from syncer.polling import Poller, build_poller
+from syncer.polling import InventoryCommits, Poller, build_poller
 from syncer.reconcile import Reconciler
 from syncer.removal import GeneratedRequests, inventory_gone
 from syncer.reporting import Reporter
 from syncer.sources import Renderer
 from syncer.sources.decryption import Decryptor
-from syncer.tenancy import acting_clusters
+from syncer.tenancy import Tenants
 from syncer.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -100,6 +103,8 @@ class Syncer:
         self.metrics = SyncerMetrics()
         self.ops: OpsServer | None = None
         """`/healthz`, `/readyz`, `/metrics` (built by `start()` when `http_port` is set)."""
+        self.ownership: Ownership | None = None
+        """The apps this member owns: those on its partitions of sync-requests."""
         self.catalog: AppCatalog | None = None
         """Configured plus generated apps (built by `start()` when the config has app sets)."""
         self.generator: AppSetGenerator | None = None
@@ -145,11 +150,7 @@ class Syncer:
         clusters = {name: r.cluster for name, r in reconcilers.items()}
         # Apps with a ServiceAccount act through an impersonating view of their cluster;
         # the inventory stays the syncer's own (syncer.tenancy).
-        acting = acting_clusters(self.config, clusters)
-        app_reconcilers = {
-            app: Reconciler(view, reconcilers[self.config.apps[app].cluster].inventories)
-            for app, view in acting.items()
-        }
+        tenants = Tenants(clusters, self.config.clusters)
         kafka = self.config.kafka
         producer = await start_producer(kafka)
         stack.push_async_callback(producer.stop)
@@ -189,7 +190,7 @@ class Syncer:
             config=config,
             git=git,
             reconcilers=reconcilers,
-            app_reconcilers=app_reconcilers,
+            tenants=tenants,
             max_delay=self._retry_max_delay,
             renderer=renderer,
             metrics=self.metrics,
@@ -203,15 +204,39 @@ class Syncer:
                 process=worker.process,
                 git=git,
                 config=config,
+                tenants=tenants,
             ).process
-        dispatcher = Dispatcher(
-            consumer,
+        ownership = Ownership(self.topics.sync_requests)
+        self.ownership = ownership
+        view = await stack.enter_async_context(
+            StatusView(
+                kafka.bootstrap,
+                self.topics.app_status,
+                client_id=f"{kafka.client_id}-{self.syncer_id}-status",
+            )
+        )
+        lifecycle = Lifecycle(
+            config=config,
             process=process,
             publish=reporter.publish,
+            holds={
+                name: HoldStore(r.cluster, settings.inventory_namespace)
+                for name, r in reconcilers.items()
+            },
+            view=view,
+            heads=git,
+            applied=InventoryCommits(config, clusters),
+            producer=producer,
+            ownership=ownership,
+            source=reporter.source,
+        )
+        dispatcher = Dispatcher(
+            consumer,
+            process=lifecycle.process,
+            publish=lifecycle.publish,
             concurrency=settings.concurrency,
             cluster_of=lambda app: apps[app].cluster if app in apps else "",
         )
-        ownership = Ownership(self.topics.sync_requests)
 
         def on_assigned(tps: Any) -> None:
             self._joined = True
@@ -230,11 +255,12 @@ class Syncer:
             ) from exc
         stack.push_async_callback(consumer.stop)
         stack.push_async_callback(dispatcher.close)
+        await stack.enter_async_context(lifecycle)
         self.poller = build_poller(
             config=config,
             git=git,
             clusters=clusters,
-            app_clusters=acting,
+            tenants=tenants,
             producer=producer,
             ownership=ownership,
             source=f"/gitops/syncer/{self.syncer_id}",

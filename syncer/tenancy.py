@@ -20,8 +20,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from schemas import AppConfig, ClusterConfig, GitopsConfig
+from schemas import AppConfig, ClusterConfig
 from syncer.kube import Cluster
+from syncer.reconcile import Reconciler
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,14 +52,44 @@ def service_account(app: AppConfig, cluster: ClusterConfig | None) -> ServiceAcc
     return ServiceAccount.parse(text, default_namespace=app.namespace)
 
 
-def acting_clusters(config: GitopsConfig, clusters: Mapping[str, Cluster]) -> dict[str, Cluster]:
-    """App name -> the client its requests go through, for the apps that impersonate.
+class Tenants:
+    """The client each app acts through, from the app's settings as they are now.
 
-    Apps without an account are left out: they use their cluster's client as it is."""
-    acting: dict[str, Cluster] = {}
-    for name, app in config.apps.items():
-        cluster = clusters.get(app.cluster)
-        account = service_account(app, config.clusters.get(app.cluster))
-        if cluster is not None and account is not None:
-            acting[name] = cluster.impersonating(account.username)
-    return acting
+    Built once by the composition root over the clusters' own clients; a view is made
+    on first use and shared by the apps acting as the same account. Looking the account
+    up at each use (not once at start) keeps generated apps (`app_sets`), whose settings
+    arrive while the syncer runs, from ever acting with the syncer's rights."""
+
+    def __init__(
+        self, clusters: Mapping[str, Cluster], settings: Mapping[str, ClusterConfig]
+    ) -> None:
+        self._clusters = clusters
+        self._settings = settings
+        self._views: dict[tuple[str, str], Cluster] = {}
+        self._reconcilers: dict[tuple[str, str], Reconciler] = {}
+
+    def client(self, app: AppConfig) -> Cluster | None:
+        """The app's client: impersonating its account, or its cluster's own client when
+        it has none; None when its cluster is not connected."""
+        base = self._clusters.get(app.cluster)
+        account = service_account(app, self._settings.get(app.cluster))
+        if base is None or account is None:
+            return base
+        key = (app.cluster, account.username)
+        view = self._views.get(key)
+        if view is None:
+            view = self._views[key] = base.impersonating(account.username)
+        return view
+
+    def reconciler(self, app: AppConfig, own: Reconciler) -> Reconciler:
+        """`own` (the cluster's reconciler) acting as the app's account, inventory kept."""
+        account = service_account(app, self._settings.get(app.cluster))
+        if account is None:
+            return own
+        key = (app.cluster, account.username)
+        found = self._reconcilers.get(key)
+        if found is None or found.inventories is not own.inventories:
+            client = self.client(app)
+            assert client is not None  # noqa: S101 - `own` is a client of this cluster
+            found = self._reconcilers[key] = Reconciler(client, own.inventories)
+        return found

@@ -29,6 +29,7 @@ from syncer.metrics import SyncerMetrics
 from syncer.reconcile import ReconcileOptions, Reconciler
 from syncer.reporting import Outcome
 from syncer.sources import Renderer, detect_source
+from syncer.tenancy import Tenants
 from syncer.verification import CommitVerifier, SignedCommit
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ class Worker:
         config: GitopsConfig,
         git: GitSource,
         reconcilers: Mapping[str, Reconciler],
-        app_reconcilers: Mapping[str, Reconciler] | None = None,
+        tenants: Tenants | None = None,
         max_delay: float = 30.0,
         renderer: Renderer | None = None,
         verifier: CommitVerifier | None = None,
@@ -84,8 +85,8 @@ class Worker:
         self._config = config
         self._git = git
         self._reconcilers = reconcilers
-        self._app_reconcilers = app_reconcilers or {}
-        """Per app, for apps that act as their own ServiceAccount (`syncer.tenancy`)."""
+        self._tenants = tenants
+        """Apps with a ServiceAccount act through it (`syncer.tenancy`)."""
         self._max_delay = max_delay
         self._renders = RenderCache()
         work = Path(config.syncer.cache_dir).expanduser()
@@ -155,7 +156,9 @@ class Worker:
     async def _attempt(self, request: SyncRequested, app: AppConfig) -> Outcome:
         name = request.data.app
         repo = self._config.repositories.get(app.repo)
-        reconciler = self._app_reconcilers.get(name) or self._reconcilers.get(app.cluster)
+        reconciler = self._reconcilers.get(app.cluster)
+        if reconciler is not None and self._tenants is not None:
+            reconciler = self._tenants.reconciler(app, reconciler)
         if repo is None or reconciler is None:
             missing = f"repository {app.repo!r}" if repo is None else f"cluster {app.cluster!r}"
             raise PermanentSyncError(f"app {name!r} refers to unknown {missing}")
@@ -216,7 +219,8 @@ class Worker:
         applied = await reconciler.applied_commit(request.data.app)
         if applied is None or applied == commit:
             return
-        if await self._git.is_ancestor(url, commit, applied):
+        # Going back in history is what a rollback asks for, and nothing else may do it.
+        if request.data.reason != "rollback" and await self._git.is_ancestor(url, commit, applied):
             raise _Skip(f"commit {commit[:12]} is older than applied {applied[:12]}", commit)
         before = request.data.before
         if before is not None and before == applied:

@@ -40,6 +40,24 @@ def config_with(repositories: str) -> str:
     )
 
 
+def write_config(tmp_path: Path, repositories: str) -> Path:
+    config = tmp_path / "gitops.yaml"
+    config.write_text(config_with(repositories))
+    return config
+
+
+def ssh_platform(private_key: str, known_hosts: str = f"'{HOST_LINE}'") -> str:
+    """`platform` over SSH; its `private_key` is on line 8 of the file, `known_hosts` on 9."""
+    return (
+        "  platform:\n"
+        "    url: ssh://git@github.com/acme/platform.git\n"
+        "    auth:\n"
+        "      ssh:\n"
+        f"        private_key: {{file: {private_key}}}\n"
+        f"        known_hosts: {known_hosts}\n"
+    )
+
+
 def errors_of(result: subprocess.CompletedProcess[str]) -> list[str]:
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
@@ -48,17 +66,15 @@ def errors_of(result: subprocess.CompletedProcess[str]) -> list[str]:
 
 def test_a_valid_ssh_repository_passes_and_is_summarised(tmp_path: Path) -> None:
     key = keygen(tmp_path / "deploy")
-    config = tmp_path / "gitops.yaml"
-    config.write_text(
-        config_with(
-            "  platform:\n"
-            "    url: git@github.com:acme/platform.git\n"
-            "    auth:\n"
-            "      ssh:\n"
-            f"        private_key: {{file: {key}}}\n"
-            "        known_hosts: |\n"
-            f"          {HOST_LINE}\n"
-        )
+    config = write_config(
+        tmp_path,
+        "  platform:\n"
+        "    url: git@github.com:acme/platform.git\n"
+        "    auth:\n"
+        "      ssh:\n"
+        f"        private_key: {{file: {key}}}\n"
+        "        known_hosts: |\n"
+        f"          {HOST_LINE}\n",
     )
 
     result = check(config)
@@ -70,16 +86,9 @@ def test_a_valid_ssh_repository_passes_and_is_summarised(tmp_path: Path) -> None
 
 
 def test_a_missing_key_file_is_reported_at_its_line(tmp_path: Path) -> None:
-    config = tmp_path / "gitops.yaml"
-    config.write_text(
-        config_with(
-            "  platform:\n"
-            "    url: ssh://git@github.com/acme/platform.git\n"
-            "    auth:\n"
-            "      ssh:\n"
-            f"        private_key: {{file: {tmp_path / 'nope'}}}\n"
-            f"        known_hosts: '{HOST_LINE}'\n"
-        )
+    config = write_config(
+        tmp_path,
+        ssh_platform(str(tmp_path / "nope")),
     )
 
     errors = errors_of(check(config))
@@ -92,16 +101,9 @@ def test_a_missing_key_file_is_reported_at_its_line(tmp_path: Path) -> None:
 
 def test_a_public_key_given_as_the_private_key_is_reported(tmp_path: Path) -> None:
     key = keygen(tmp_path / "deploy")
-    config = tmp_path / "gitops.yaml"
-    config.write_text(
-        config_with(
-            "  platform:\n"
-            "    url: ssh://git@github.com/acme/platform.git\n"
-            "    auth:\n"
-            "      ssh:\n"
-            f"        private_key: {{file: {key}.pub}}\n"
-            f"        known_hosts: '{HOST_LINE}'\n"
-        )
+    config = write_config(
+        tmp_path,
+        ssh_platform(f"{key}.pub"),
     )
 
     errors = errors_of(check(config))
@@ -116,18 +118,16 @@ def test_a_file_that_is_no_key_and_an_encrypted_key_without_passphrase(tmp_path:
     locked = keygen(tmp_path / "locked", passphrase="s3cret-pass")
     junk = tmp_path / "junk"
     junk.write_text("hello\n")
-    config = tmp_path / "gitops.yaml"
-    config.write_text(
-        config_with(
-            "  platform:\n"
-            "    url: ssh://git@github.com/acme/platform.git\n"
-            "    auth:\n"
-            f"      ssh: {{private_key: {{file: {junk}}}, known_hosts: '{HOST_LINE}'}}\n"
-            "  other:\n"
-            "    url: ssh://git@github.com/acme/other.git\n"
-            "    auth:\n"
-            f"      ssh: {{private_key: {{file: {locked}}}, known_hosts: '{HOST_LINE}'}}\n"
-        )
+    config = write_config(
+        tmp_path,
+        "  platform:\n"
+        "    url: ssh://git@github.com/acme/platform.git\n"
+        "    auth:\n"
+        f"      ssh: {{private_key: {{file: {junk}}}, known_hosts: '{HOST_LINE}'}}\n"
+        "  other:\n"
+        "    url: ssh://git@github.com/acme/other.git\n"
+        "    auth:\n"
+        f"      ssh: {{private_key: {{file: {locked}}}, known_hosts: '{HOST_LINE}'}}\n",
     )
 
     errors = errors_of(check(config))
@@ -141,20 +141,18 @@ def test_a_file_that_is_no_key_and_an_encrypted_key_without_passphrase(tmp_path:
 
 def test_a_malformed_known_hosts_line_is_reported_at_its_own_line(tmp_path: Path) -> None:
     key = keygen(tmp_path / "deploy")
-    config = tmp_path / "gitops.yaml"
-    config.write_text(
-        config_with(
-            "  platform:\n"
-            "    url: ssh://git@github.com/acme/platform.git\n"
-            "    auth:\n"
-            "      ssh:\n"
-            f"        private_key: {{file: {key}}}\n"
-            "        known_hosts: |\n"
-            f"          {HOST_LINE}\n"
-            "          # a comment is fine\n"
-            "          gitlab.com ssh-ed25519 AAAA!!notbase64\n"
-            "          gitea.example.com ssh-ed26619 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0\n"
-        )
+    config = write_config(
+        tmp_path,
+        "  platform:\n"
+        "    url: ssh://git@github.com/acme/platform.git\n"
+        "    auth:\n"
+        "      ssh:\n"
+        f"        private_key: {{file: {key}}}\n"
+        "        known_hosts: |\n"
+        f"          {HOST_LINE}\n"
+        "          # a comment is fine\n"
+        "          gitlab.com ssh-ed25519 AAAA!!notbase64\n"
+        "          gitea.example.com ssh-ed26619 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0\n",
     )
 
     errors = errors_of(check(config))
@@ -171,16 +169,9 @@ def test_a_malformed_line_in_a_known_hosts_file_names_that_file_and_line(tmp_pat
     key = keygen(tmp_path / "deploy")
     known_hosts = tmp_path / "known_hosts"
     known_hosts.write_text(f"{HOST_LINE}\n\ngithub.com ssh-rsa\n")
-    config = tmp_path / "gitops.yaml"
-    config.write_text(
-        config_with(
-            "  platform:\n"
-            "    url: ssh://git@github.com/acme/platform.git\n"
-            "    auth:\n"
-            "      ssh:\n"
-            f"        private_key: {{file: {key}}}\n"
-            f"        known_hosts: {{file: {known_hosts}}}\n"
-        )
+    config = write_config(
+        tmp_path,
+        ssh_platform(str(key), f"{{file: {known_hosts}}}"),
     )
 
     errors = errors_of(check(config))
@@ -192,13 +183,9 @@ def test_a_malformed_line_in_a_known_hosts_file_names_that_file_and_line(tmp_pat
 
 
 def test_an_ssh_url_without_ssh_auth_is_reported_at_the_url(tmp_path: Path) -> None:
-    config = tmp_path / "gitops.yaml"
-    config.write_text(
-        config_with(
-            "  platform:\n"
-            "    url: git@github.com:acme/platform.git\n"
-            "    webhook_secret: {value: s}\n"
-        )
+    config = write_config(
+        tmp_path,
+        "  platform:\n    url: git@github.com:acme/platform.git\n    webhook_secret: {value: s}\n",
     )
 
     errors = errors_of(check(config))
@@ -211,19 +198,17 @@ def test_an_ssh_url_without_ssh_auth_is_reported_at_the_url(tmp_path: Path) -> N
 
 def test_auth_that_does_not_fit_the_url_is_refused(tmp_path: Path) -> None:
     key = keygen(tmp_path / "deploy")
-    config = tmp_path / "gitops.yaml"
-    config.write_text(
-        config_with(
-            "  platform:\n"
-            "    url: https://github.com/acme/platform.git\n"
-            "    auth:\n"
-            f"      ssh: {{private_key: {{file: {key}}}, known_hosts: '{HOST_LINE}'}}\n"
-            "  other:\n"
-            "    url: https://github.com/acme/other.git\n"
-            "    auth:\n"
-            "      token: {value: t}\n"
-            f"      github_app: {{app_id: 1, installation_id: 2, private_key: {{file: {key}}}}}\n"
-        )
+    config = write_config(
+        tmp_path,
+        "  platform:\n"
+        "    url: https://github.com/acme/platform.git\n"
+        "    auth:\n"
+        f"      ssh: {{private_key: {{file: {key}}}, known_hosts: '{HOST_LINE}'}}\n"
+        "  other:\n"
+        "    url: https://github.com/acme/other.git\n"
+        "    auth:\n"
+        "      token: {value: t}\n"
+        f"      github_app: {{app_id: 1, installation_id: 2, private_key: {{file: {key}}}}}\n",
     )
 
     errors = errors_of(check(config))
@@ -239,18 +224,16 @@ def test_auth_that_does_not_fit_the_url_is_refused(tmp_path: Path) -> None:
 
 def test_a_github_app_key_that_is_not_the_apps_pem_is_reported(tmp_path: Path) -> None:
     ed25519 = keygen(tmp_path / "deploy")
-    config = tmp_path / "gitops.yaml"
-    config.write_text(
-        config_with(
-            "  platform:\n"
-            "    url: https://github.com/acme/platform.git\n"
-            "    auth:\n"
-            "      github_app:\n"
-            "        app_id: 12345\n"
-            "        installation_id: 678\n"
-            f"        private_key: {{file: {ed25519}}}\n"
-            f"      ca_bundle: {{file: {tmp_path / 'missing-ca.pem'}}}\n"
-        )
+    config = write_config(
+        tmp_path,
+        "  platform:\n"
+        "    url: https://github.com/acme/platform.git\n"
+        "    auth:\n"
+        "      github_app:\n"
+        "        app_id: 12345\n"
+        "        installation_id: 678\n"
+        f"        private_key: {{file: {ed25519}}}\n"
+        f"      ca_bundle: {{file: {tmp_path / 'missing-ca.pem'}}}\n",
     )
 
     errors = errors_of(check(config))

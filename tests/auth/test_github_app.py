@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from credentials import HostCredentials
 from gitops.gitserver import GitHttpServer
 from schemas.config import RepositoryConfig
 from syncer.gitcache import GitCache, PermanentGitError
@@ -79,24 +81,40 @@ async def cache(tmp_path: Path) -> AsyncIterator[GitCache]:
         yield opened
 
 
-def app_repo(
-    front: TokenGitFront, api: FakeGitHubApi, pki: Pki, key: rsa.RSAPrivateKey, **auth: Any
-) -> RepositoryConfig:
-    return RepositoryConfig.model_validate(
-        {
-            "url": f"{front.url}/platform.git",
-            "auth": {
-                "github_app": {
-                    "app_id": APP_ID,
-                    "installation_id": INSTALLATION_ID,
-                    "private_key": {"value": pem(key)},
-                    "api_url": api.url,
+@dataclass
+class World:
+    """The fake API, the HTTPS git host in front of the real server, the CA and the cache."""
+
+    api: FakeGitHubApi
+    front: TokenGitFront
+    pki: Pki
+    key: rsa.RSAPrivateKey
+    cache: GitCache
+
+    def repo(self, key: rsa.RSAPrivateKey | None = None, **auth: Any) -> RepositoryConfig:
+        """The repository as a user configures it for the app (signed with `key`)."""
+        return RepositoryConfig.model_validate(
+            {
+                "url": f"{self.front.url}/platform.git",
+                "auth": {
+                    "github_app": {
+                        "app_id": APP_ID,
+                        "installation_id": INSTALLATION_ID,
+                        "private_key": {"value": pem(key or self.key)},
+                        "api_url": self.api.url,
+                    },
+                    "ca_bundle": {"file": str(self.pki.ca.cert)},
+                    **auth,
                 },
-                "ca_bundle": {"file": str(pki.ca.cert)},
-                **auth,
-            },
-        }
-    )
+            }
+        )
+
+
+@pytest.fixture
+def world(
+    api: FakeGitHubApi, front: TokenGitFront, pki: Pki, app_key: rsa.RSAPrivateKey, cache: GitCache
+) -> World:
+    return World(api, front, pki, app_key, cache)
 
 
 MakeCopy = Callable[..., WorkingCopy]
@@ -104,25 +122,21 @@ MakeCopy = Callable[..., WorkingCopy]
 
 async def test_fetch_with_an_installation_token_minted_once_and_cached(
     working_copy: MakeCopy,
-    api: FakeGitHubApi,
-    front: TokenGitFront,
-    pki: Pki,
-    app_key: rsa.RSAPrivateKey,
-    cache: GitCache,
+    world: World,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     wc = working_copy("platform")
     first = wc.commit_and_push({"apps/cm.yaml": "kind: ConfigMap\n"})
-    repo = app_repo(front, api, pki, app_key)
+    repo = world.repo()
 
-    assert await cache.resolve(repo, "main") == first
+    assert await world.cache.resolve(repo, "main") == first
     second = wc.commit_and_push({"apps/cm.yaml": "kind: ConfigMap\ndata: {}\n"})
-    assert await cache.ls_remote(repo) == {"refs/heads/main": second}
-    assert await cache.resolve(repo, "main") == second
+    assert await world.cache.ls_remote(repo) == {"refs/heads/main": second}
+    assert await world.cache.resolve(repo, "main") == second
 
-    assert len(api.exchanges) == 1, "one token serves every call until it is due"
-    exchange = api.exchanges[0]
+    assert len(world.api.exchanges) == 1, "one token serves every call until it is due"
+    exchange = world.api.exchanges[0]
     assert exchange.installation_id == INSTALLATION_ID
     assert exchange.claims["iss"] == str(APP_ID)
     assert exchange.token is not None
@@ -133,96 +147,90 @@ async def test_fetch_with_an_installation_token_minted_once_and_cached(
 
 async def test_a_token_close_to_expiry_is_minted_again(
     working_copy: MakeCopy,
-    api: FakeGitHubApi,
-    front: TokenGitFront,
-    pki: Pki,
-    app_key: rsa.RSAPrivateKey,
-    cache: GitCache,
+    world: World,
 ) -> None:
-    api.token_lifetime = 120  # already inside the five minutes before expiry
+    world.api.token_lifetime = 120  # already inside the five minutes before expiry
     head = working_copy("platform").commit_and_push({"a.yaml": "a: 1\n"})
-    repo = app_repo(front, api, pki, app_key)
+    repo = world.repo()
 
-    assert await cache.ls_remote(repo) == {"refs/heads/main": head}
-    assert await cache.ls_remote(repo) == {"refs/heads/main": head}
+    assert await world.cache.ls_remote(repo) == {"refs/heads/main": head}
+    assert await world.cache.ls_remote(repo) == {"refs/heads/main": head}
 
-    assert len(api.exchanges) == 2
-    assert api.exchanges[0].token != api.exchanges[1].token
+    assert len(world.api.exchanges) == 2
+    assert world.api.exchanges[0].token != world.api.exchanges[1].token
 
 
 async def test_a_revoked_token_is_replaced_after_one_401(
     working_copy: MakeCopy,
-    api: FakeGitHubApi,
-    front: TokenGitFront,
-    pki: Pki,
-    app_key: rsa.RSAPrivateKey,
-    cache: GitCache,
+    world: World,
 ) -> None:
     wc = working_copy("platform")
     wc.commit_and_push({"a.yaml": "a: 1\n"})
-    repo = app_repo(front, api, pki, app_key)
-    await cache.resolve(repo, "main")
+    repo = world.repo()
+    await world.cache.resolve(repo, "main")
 
-    api.valid_tokens.clear()  # revoked on GitHub's side, an hour early
-    refused_before = front.refused
+    world.api.valid_tokens.clear()  # revoked on GitHub's side, an hour early
+    refused_before = world.front.refused
     second = wc.commit_and_push({"a.yaml": "a: 2\n"})
 
-    assert await cache.resolve(repo, "main") == second
-    assert front.refused == refused_before + 1
-    assert len(api.exchanges) == 2
+    assert await world.cache.resolve(repo, "main") == second
+    assert world.front.refused == refused_before + 1
+    assert len(world.api.exchanges) == 2
 
 
 async def test_a_key_that_is_not_the_apps_is_a_clear_permanent_error(
     working_copy: MakeCopy,
-    api: FakeGitHubApi,
-    front: TokenGitFront,
-    pki: Pki,
-    cache: GitCache,
+    world: World,
 ) -> None:
     working_copy("platform").commit_and_push({"a.yaml": "a: 1\n"})
     stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
     with pytest.raises(PermanentGitError, match=r"refused the app's JWT \(401") as caught:
-        await cache.resolve(app_repo(front, api, pki, stranger), "main")
+        await world.cache.resolve(world.repo(stranger), "main")
 
     assert f"GitHub App {APP_ID} installation {INSTALLATION_ID}" in str(caught.value)
-    assert front.refused == 0  # the git host was never tried without a token
+    assert world.front.refused == 0  # the git host was never tried without a token
 
 
 async def test_without_the_private_ca_the_certificate_is_not_trusted(
     working_copy: MakeCopy,
-    api: FakeGitHubApi,
-    front: TokenGitFront,
-    pki: Pki,
-    app_key: rsa.RSAPrivateKey,
-    cache: GitCache,
+    world: World,
 ) -> None:
     working_copy("platform").commit_and_push({"a.yaml": "a: 1\n"})
-    repo = app_repo(front, api, pki, app_key)
+    repo = world.repo()
     assert repo.auth is not None
     untrusting = repo.model_copy(update={"auth": repo.auth.model_copy(update={"ca_bundle": None})})
 
     with pytest.raises(PermanentGitError, match="certificate") as caught:
-        await cache.resolve(untrusting, "main")
+        await world.cache.resolve(untrusting, "main")
 
     assert "ca_bundle" in str(caught.value)
-    assert not api.exchanges
+    assert not world.api.exchanges
 
 
 async def test_token_and_fetch_go_through_the_configured_proxy(
     working_copy: MakeCopy,
-    api: FakeGitHubApi,
-    front: TokenGitFront,
-    pki: Pki,
-    app_key: rsa.RSAPrivateKey,
-    cache: GitCache,
+    world: World,
 ) -> None:
     head = working_copy("platform").commit_and_push({"a.yaml": "a: 1\n"})
     async with ConnectProxy(credentials=("proxyuser", "proxy-pass")) as proxy:
-        repo = app_repo(front, api, pki, app_key, proxy=proxy.url)
+        repo = world.repo(proxy=proxy.url)
 
-        assert await cache.resolve(repo, "main") == head
+        assert await world.cache.resolve(repo, "main") == head
 
-    assert f"127.0.0.1:{api.port}" in proxy.tunnels
-    assert f"127.0.0.1:{front.port}" in proxy.tunnels
+    assert f"127.0.0.1:{world.api.port}" in proxy.tunnels
+    assert f"127.0.0.1:{world.front.port}" in proxy.tunnels
     assert proxy.refused == 0
+
+
+async def test_the_notifier_can_post_statuses_with_the_same_installation_token(
+    working_copy: MakeCopy, world: World
+) -> None:
+    repo = world.repo()
+    async with HostCredentials() as credentials:
+        token = await credentials.api_token(repo)
+
+        assert token is not None
+        assert token.get_secret_value() == world.api.exchanges[-1].token
+        assert credentials.serves_api(repo, world.api.url)
+        assert not credentials.serves_api(repo, "https://api.github.com")

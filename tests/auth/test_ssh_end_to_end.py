@@ -11,12 +11,14 @@ one write reaches the cluster.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from gitops.topics import ensure_topics
 from receiver.service import Receiver
@@ -24,7 +26,7 @@ from schemas import GitopsConfig, Topics
 from schemas.events import AnyEvent, SyncFailed, SyncSucceeded, parse_event
 from syncer.polling import Poller
 from syncer.service import Syncer
-from testbed.sshd import SshServer
+from testbed.sshd import SshServer, keygen
 from tests.drift.conftest import eventually
 from tests.security import webhooks
 from tests.support.apiproxy import ApiProxy
@@ -72,23 +74,21 @@ async def push_webhook(http: aiohttp.ClientSession, receiver: str, url: str, sha
         assert answer.status == 202, await answer.text()
 
 
-async def test_an_ssh_app_syncs_on_push_and_poll_and_stops_cleanly_on_a_changed_host_key(
+async def ssh_config(
     kafka: RealKafka,
-    cluster: ApiProxy,
     kubeconfig: Path,
-    k8s: K8s,
     namespace: str,
     inventory_namespace: str,
-    sshd: SshServer,
-    deploy_key: Path,
-    ssh_copy: Callable[[str], WorkingCopy],
     group_id: str,
     tmp_path: Path,
-) -> None:
-    await create_namespace(k8s, namespace)
-    wc = ssh_copy("platform")
-    first = await asyncio.to_thread(wc.commit_and_push, files(namespace, "blue"))
+    *,
+    url: str,
+    key: Path,
+    known_hosts: str,
+) -> GitopsConfig:
+    """Both apps of an SSH repository, as a user writes them; topics created."""
     app: dict[str, Any] = {"repo": "platform", "cluster": "dev", "interval": "3s"}
+    ssh = {"private_key": {"file": str(key)}, "known_hosts": known_hosts}
     raw = {
         "kafka": {
             "bootstrap": kafka.bootstrap,
@@ -97,16 +97,7 @@ async def test_an_ssh_app_syncs_on_push_and_poll_and_stops_cleanly_on_a_changed_
         },
         "clusters": {"dev": {"kubeconfig": str(kubeconfig)}},
         "repositories": {
-            "platform": {
-                "url": sshd.url("platform"),
-                "webhook_secret": {"value": SECRET},
-                "auth": {
-                    "ssh": {
-                        "private_key": {"file": str(deploy_key)},
-                        "known_hosts": sshd.known_hosts_line(),
-                    }
-                },
-            }
+            "platform": {"url": url, "webhook_secret": {"value": SECRET}, "auth": {"ssh": ssh}}
         },
         "apps": {name: {**app, "path": f"apps/{name}", "namespace": namespace} for name in APPS},
         "syncer": {
@@ -122,6 +113,31 @@ async def test_an_ssh_app_syncs_on_push_and_poll_and_stops_cleanly_on_a_changed_
     }
     config = GitopsConfig.model_validate(raw)
     await ensure_topics(config.kafka)
+    return config
+
+
+async def test_an_ssh_app_syncs_on_push_and_poll_and_stops_cleanly_on_a_changed_host_key(
+    kafka: RealKafka,
+    cluster: ApiProxy,
+    kubeconfig: Path,
+    k8s: K8s,
+    namespace: str,
+    inventory_namespace: str,
+    sshd: SshServer,
+    deploy_key: Path,
+    ssh_copy: Callable[[str], WorkingCopy],
+    group_id: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    await create_namespace(k8s, namespace)
+    wc = ssh_copy("platform")
+    first = await asyncio.to_thread(wc.commit_and_push, files(namespace, "blue"))
+    config = await ssh_config(
+        kafka, kubeconfig, namespace, inventory_namespace, group_id, tmp_path,
+        url=sshd.url("platform"), key=deploy_key, known_hosts=sshd.known_hosts_line(),
+    )  # fmt: skip
     topics = Topics(config.kafka.topic_prefix)
     # The webhook names the repository the way GitHub does (https); it matches the ssh URL.
     payload_url = sshd.url("platform").replace(f"ssh://{sshd.user}@", "https://")
@@ -180,6 +196,12 @@ async def test_an_ssh_app_syncs_on_push_and_poll_and_stops_cleanly_on_a_changed_
         assert sshd.fingerprint() in error, error
     assert await colors(k8s, namespace) == {"web": "green", "api": "green"}
     assert cluster.writes()[writes_before:] == [], "no write after the host key changed"
+    emitted = caplog.text
+    for topic in (topics.sync_events, topics.sync_requests, topics.push_events):
+        for record in await read_topic(kafka.bootstrap, topic, idle=0.5, timeout=5):
+            emitted += record.value.decode(errors="replace")
+    key_body = deploy_key.read_text().splitlines()[1:-1]
+    assert key_body and not [line for line in key_body if line in emitted], "key material leaked"
 
 
 async def _above(poller: Poller | None, errors: int) -> bool:
@@ -188,3 +210,56 @@ async def _above(poller: Poller | None, errors: int) -> bool:
 
 async def _equal(probe: Any, expected: dict[str, str]) -> bool:
     return bool(await probe == expected)
+
+
+@pytest.mark.parametrize("refusal", ["a key the server does not accept", "an unknown host key"])
+async def test_a_refused_ssh_connection_fails_each_app_once_and_writes_nothing(
+    refusal: str,
+    kafka: RealKafka,
+    cluster: ApiProxy,
+    kubeconfig: Path,
+    k8s: K8s,
+    namespace: str,
+    inventory_namespace: str,
+    sshd: SshServer,
+    deploy_key: Path,
+    ssh_copy: Callable[[str], WorkingCopy],
+    group_id: str,
+    tmp_path: Path,
+) -> None:
+    await create_namespace(k8s, namespace)
+    head = await asyncio.to_thread(ssh_copy("platform").commit_and_push, files(namespace, "blue"))
+    key, known_hosts = deploy_key, sshd.known_hosts_line()
+    if refusal == "an unknown host key":
+        known_hosts = known_hosts.replace("[127.0.0.1]", "[git.example.com]")
+        expected = f"the host key of [127.0.0.1]:{sshd.port} is unknown"
+    else:
+        key = keygen(tmp_path / "not-authorised")
+        expected = "the SSH server refused the key"
+    config = await ssh_config(
+        kafka, kubeconfig, namespace, inventory_namespace, group_id, tmp_path,
+        url=sshd.url("platform"), key=key, known_hosts=known_hosts,
+    )  # fmt: skip
+    topics = Topics(config.kafka.topic_prefix)
+    payload_url = sshd.url("platform").replace(f"ssh://{sshd.user}@", "https://")
+    writes_before = len(cluster.writes())
+
+    async with (
+        Receiver(config, host="127.0.0.1", port=0) as receiver,
+        Syncer(config, syncer_id=unique_name("s")),
+        aiohttp.ClientSession() as http,
+    ):
+        await push_webhook(http, receiver.url, payload_url, head)
+
+        async def failures() -> list[SyncFailed] | None:
+            found = [e for e in await outcomes(kafka, topics) if isinstance(e, SyncFailed)]
+            return found if {e.data.app for e in found} == set(APPS) else None
+
+        failed, _ = await eventually(failures, timeout=40, every=0.5)
+
+    requests = {(e.data.app, e.data.request_id) for e in failed}
+    assert sorted(app for app, _ in requests) == sorted(APPS), requests
+    for event in failed:
+        assert expected in (event.data.error or ""), event.data.error
+    assert cluster.writes()[writes_before:] == []
+    assert await colors(k8s, namespace) == {"web": None, "api": None}

@@ -70,6 +70,7 @@ def test_schemas_export_writes_one_file_per_event_type(tmp_path: Path) -> None:
     assert "config.schema.json" in names
     assert "gitops.sync.succeeded.schema.json" in names
     assert "gitops.sync-requests.dlq.schema.json" in names
+    assert "gitops.app.status.schema.json" in names
     assert "gitops.app.generated.schema.json" in names
     assert "gitops.notification.failed.schema.json" in names
-    assert len(names) == 12
+    assert len(names) == 13

@@ -6,8 +6,12 @@ authorization) and asked with `kubectl auth can-i --as`, as an auditor would.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -79,79 +83,119 @@ class Kubectl:
         return rows
 
 
-async def test_impersonation_mode_lets_the_syncer_impersonate_and_nothing_more(
+@dataclass
+class Installed:
+    """The chart's RBAC objects installed on the bed, in namespaces of the test's own."""
+
+    kubectl: Kubectl
+    release_ns: str
+    state_ns: str
+    """`config.syncer.inventory_namespace`."""
+    team_ns: str
+    other_ns: str
+    syncer: str
+    """The syncer's user name, `system:serviceaccount:<release_ns>:<name>`."""
+    syncer_name: str
+
+
+@pytest.fixture
+async def install(
     real_cluster: RealCluster, tmp_path: Path
-) -> None:
+) -> AsyncIterator[Callable[[dict[str, Any]], Awaitable[Installed]]]:
+    """`await install(rbac_values)`: the chart rendered with them and its RBAC applied."""
     kubectl = Kubectl(real_cluster.write_kubeconfig(tmp_path / "kubeconfig"), tmp_path)
     release = unique_name("rel")
-    release_ns, state_ns, team_ns = (unique_name(p) for p in ("gitops", "state", "team"))
-    for ns in (release_ns, state_ns, team_ns):
-        await kubectl.ok("create", "namespace", ns)
-    rendered = render(
-        {
-            "rbac": {"mode": "impersonate", "decryptionSecrets": ["sops-keys"]},
-            "config": {"syncer": {"inventory_namespace": state_ns}},
-        },
-        release=release,
-        namespace=release_ns,
-    )
-    objects: list[Obj] = [o for o in rendered.objects if o["kind"] in RBAC_KINDS]
-    await kubectl.install(objects, release_ns)
-    # A ServiceAccount bound to nothing: what every authenticated identity may do anyway.
-    await kubectl.ok("create", "serviceaccount", "nobody", f"--namespace={release_ns}")
-    syncer = (
-        f"system:serviceaccount:{release_ns}:"
-        + rendered.one("ServiceAccount", "syncer")["metadata"]["name"]
-    )
-    nobody = f"system:serviceaccount:{release_ns}:nobody"
-    try:
-        allowed = {
-            ("impersonate", "serviceaccounts", team_ns),
-            ("impersonate", "serviceaccounts/deployer", team_ns),
-            ("get", "configmaps/gitops-inventory-web", state_ns),
-            ("create", "configmaps", state_ns),
-            ("patch", "configmaps", state_ns),
-            ("get", "secrets/sops-keys", state_ns),
-        }
-        refused = {
-            ("impersonate", "users", None),
-            ("impersonate", "groups", None),
-            ("impersonate", "userextras/scopes", None),
-            ("impersonate", "uids", None),
-            ("create", "deployments.apps", team_ns),
-            ("patch", "configmaps", team_ns),
-            ("get", "secrets", team_ns),
-            ("get", "secrets/other", state_ns),
-            ("list", "secrets", state_ns),
-            ("delete", "configmaps", state_ns),
-            ("create", "pods", state_ns),
-            ("create", "clusterroles.rbac.authorization.k8s.io", None),
-            ("create", "clusterrolebindings.rbac.authorization.k8s.io", None),
-            ("bind", "clusterroles.rbac.authorization.k8s.io", None),
-            ("escalate", "roles.rbac.authorization.k8s.io", state_ns),
-            ("create", "serviceaccounts/token", team_ns),
-            ("delete", "namespaces", None),
-            ("list", "nodes", None),
-            ("*", "*", None),
-        }
-        answers = {
-            check: await kubectl.can(syncer, *check) for check in sorted(allowed | refused, key=str)
-        }
-        assert {c for c, yes in answers.items() if yes} == allowed
+    namespaces = [unique_name(p) for p in ("gitops", "state", "team", "other")]
+    objects: list[Obj] = []
 
-        # Beyond what any identity may do, exactly the impersonation right in a team's
-        # namespace, and the bookkeeping in the syncer's own.
-        baseline = await kubectl.rights(nobody, team_ns)
-        assert await kubectl.rights(syncer, team_ns) - baseline == {
-            ("serviceaccounts", "[]", "[impersonate]")
+    async def make(rbac: dict[str, Any]) -> Installed:
+        release_ns, state_ns, team_ns, other_ns = namespaces
+        for ns in namespaces:
+            await kubectl.ok("create", "namespace", ns)
+        values = {
+            "rbac": {"mode": "impersonate", **rbac},
+            "config": {"syncer": {"inventory_namespace": state_ns}},
         }
-        assert await kubectl.rights(syncer, state_ns) - baseline == {
-            ("serviceaccounts", "[]", "[impersonate]"),
-            ("configmaps", "[]", "[get create patch]"),
-            ("secrets", "[sops-keys]", "[get]"),
-        }
-    finally:
-        await uninstall(kubectl, objects, (release_ns, state_ns, team_ns))
+        rendered = render(
+            json.loads(json.dumps(values).replace("TEAM_NS", team_ns)),
+            release=release,
+            namespace=release_ns,
+        )
+        objects.extend(o for o in rendered.objects if o["kind"] in RBAC_KINDS)
+        await kubectl.install(objects, release_ns)
+        name = rendered.one("ServiceAccount", "syncer")["metadata"]["name"]
+        return Installed(
+            kubectl,
+            release_ns,
+            state_ns,
+            team_ns,
+            other_ns,
+            f"system:serviceaccount:{release_ns}:{name}",
+            name,
+        )
+
+    yield make
+    for obj in objects:
+        if obj["kind"].startswith("Cluster"):
+            await kubectl.run("delete", obj["kind"], obj["metadata"]["name"])
+    for ns in namespaces:
+        await kubectl.run("delete", "namespace", ns, "--wait=false")
+
+
+async def test_impersonation_mode_lets_the_syncer_impersonate_and_nothing_more(
+    install: Callable[[dict[str, Any]], Awaitable[Installed]],
+) -> None:
+    chart = await install({"decryptionSecrets": ["sops-keys"]})
+    kubectl, state_ns, team_ns = chart.kubectl, chart.state_ns, chart.team_ns
+    # A ServiceAccount bound to nothing: what every authenticated identity may do anyway.
+    await kubectl.ok("create", "serviceaccount", "nobody", f"--namespace={chart.release_ns}")
+    nobody = f"system:serviceaccount:{chart.release_ns}:nobody"
+    allowed = {
+        ("impersonate", "serviceaccounts", team_ns),
+        ("impersonate", "serviceaccounts/deployer", team_ns),
+        ("get", "configmaps/gitops-inventory-web", state_ns),
+        ("create", "configmaps", state_ns),
+        ("patch", "configmaps", state_ns),
+        ("get", "secrets/sops-keys", state_ns),
+    }
+    refused = {
+        ("impersonate", "users", None),
+        ("impersonate", "groups", None),
+        ("impersonate", "userextras/scopes", None),
+        ("impersonate", "uids", None),
+        ("create", "deployments.apps", team_ns),
+        ("patch", "configmaps", team_ns),
+        ("get", "secrets", team_ns),
+        ("get", "secrets/other", state_ns),
+        ("list", "secrets", state_ns),
+        ("delete", "configmaps", state_ns),
+        ("create", "pods", state_ns),
+        ("create", "clusterroles.rbac.authorization.k8s.io", None),
+        ("create", "clusterrolebindings.rbac.authorization.k8s.io", None),
+        ("bind", "clusterroles.rbac.authorization.k8s.io", None),
+        ("escalate", "roles.rbac.authorization.k8s.io", state_ns),
+        ("create", "serviceaccounts/token", team_ns),
+        ("delete", "namespaces", None),
+        ("list", "nodes", None),
+        ("*", "*", None),
+    }
+    answers = {
+        check: await kubectl.can(chart.syncer, *check)
+        for check in sorted(allowed | refused, key=str)
+    }
+    assert {c for c, yes in answers.items() if yes} == allowed
+
+    # Beyond what any identity may do, exactly the impersonation right in a team's
+    # namespace, and the bookkeeping in the syncer's own.
+    baseline = await kubectl.rights(nobody, team_ns)
+    assert await kubectl.rights(chart.syncer, team_ns) - baseline == {
+        ("serviceaccounts", "[]", "[impersonate]")
+    }
+    assert await kubectl.rights(chart.syncer, state_ns) - baseline == {
+        ("serviceaccounts", "[]", "[impersonate]"),
+        ("configmaps", "[]", "[get create patch]"),
+        ("secrets", "[sops-keys]", "[get]"),
+    }
 
 
 async def deployer(kubectl: Kubectl, namespace: str) -> None:
@@ -167,11 +211,11 @@ async def deployer(kubectl: Kubectl, namespace: str) -> None:
     )
 
 
-async def syncer_kubeconfig(
-    kubectl: Kubectl, real_cluster: RealCluster, account: str, namespace: str, path: Path
-) -> Path:
-    """The syncer's kubeconfig: its own ServiceAccount token, as in the pod."""
-    token = (await kubectl.ok("create", "token", account, f"--namespace={namespace}")).strip()
+async def connect_as_syncer(chart: Installed, real_cluster: RealCluster, path: Path) -> Cluster:
+    """A client with the syncer's own ServiceAccount token, as in the pod."""
+    token = await chart.kubectl.ok(
+        "create", "token", chart.syncer_name, f"--namespace={chart.release_ns}"
+    )
     admin = yaml.safe_load(real_cluster.kubeconfig.read_text())
     cluster = admin["clusters"][0]["name"]
     path.write_text(
@@ -180,21 +224,21 @@ async def syncer_kubeconfig(
                 "apiVersion": "v1",
                 "kind": "Config",
                 "clusters": admin["clusters"],
-                "users": [{"name": "syncer", "user": {"token": token}}],
+                "users": [{"name": "syncer", "user": {"token": token.strip()}}],
                 "contexts": [{"name": "syncer", "context": {"cluster": cluster, "user": "syncer"}}],
                 "current-context": "syncer",
             }
         )
     )
-    return path
+    return await Cluster.connect("here", ClusterConfig(kubeconfig=str(path)))
 
 
 async def sync(
-    cluster: Cluster, state_ns: str, app_ns: str, account: str, target_ns: str, name: str
+    cluster: Cluster, state_ns: str, app_ns: str, target_ns: str, name: str
 ) -> ReconcileResult:
-    """One ConfigMap in `target_ns`, synced by an app acting as `account` (NAME or NS/NAME)."""
+    """One ConfigMap in `target_ns`, synced by an app acting as `<app_ns>/deployer`."""
     app = AppConfig.model_validate(
-        {"repo": "r", "cluster": "here", "namespace": app_ns, "service_account": account}
+        {"repo": "r", "cluster": "here", "namespace": app_ns, "service_account": "deployer"}
     )
     acting_as = service_account(app, None)
     assert acting_as is not None
@@ -208,108 +252,71 @@ async def sync(
 
 
 async def test_with_only_the_charts_rights_the_syncer_applies_as_each_teams_account(
-    real_cluster: RealCluster, tmp_path: Path
+    install: Callable[[dict[str, Any]], Awaitable[Installed]],
+    real_cluster: RealCluster,
+    tmp_path: Path,
 ) -> None:
-    kubectl = Kubectl(real_cluster.write_kubeconfig(tmp_path / "kubeconfig"), tmp_path)
-    release = unique_name("rel")
-    release_ns, state_ns, team_ns, other_ns = (
-        unique_name(p) for p in ("gitops", "state", "team", "other")
+    chart = await install({})
+    await deployer(chart.kubectl, chart.team_ns)
+    async with await connect_as_syncer(chart, real_cluster, tmp_path / "own") as cluster:
+        result = await sync(cluster, chart.state_ns, chart.team_ns, chart.team_ns, "mine")
+        with pytest.raises(PermanentSyncError) as refused:
+            await sync(cluster, chart.state_ns, chart.team_ns, chart.other_ns, "theirs")
+        # Without impersonation the syncer itself may write nothing in a team's namespace.
+        with pytest.raises(Forbidden):
+            await cluster.apply(
+                await cluster.resource("v1", "ConfigMap"),
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {"name": "x", "namespace": chart.team_ns},
+                },
+                dry_run=True,
+            )
+
+    assert [(o.kind, o.name, o.action) for o in result.objects] == [
+        ("ConfigMap", "mine", "created")
+    ]
+    (error,) = refused.value.objects
+    assert error.refusal == Refusal(
+        account=f"system:serviceaccount:{chart.team_ns}:deployer",
+        verb="patch",
+        resource="configmaps",
+        namespace=chart.other_ns,
     )
-    for ns in (release_ns, state_ns, team_ns, other_ns):
-        await kubectl.ok("create", "namespace", ns)
-    rendered = render(
-        {"rbac": {"mode": "impersonate"}, "config": {"syncer": {"inventory_namespace": state_ns}}},
-        release=release,
-        namespace=release_ns,
+    inventory = await chart.kubectl.ok(
+        "get",
+        "configmap",
+        "gitops-inventory-app-mine",
+        f"--namespace={chart.state_ns}",
+        "-o",
+        "yaml",
     )
-    objects = [o for o in rendered.objects if o["kind"] in RBAC_KINDS]
-    await kubectl.install(objects, release_ns)
-    await deployer(kubectl, team_ns)
-    syncer = rendered.one("ServiceAccount", "syncer")["metadata"]["name"]
-    own = await syncer_kubeconfig(kubectl, real_cluster, syncer, release_ns, tmp_path / "own")
-    try:
-        async with await Cluster.connect("here", ClusterConfig(kubeconfig=str(own))) as cluster:
-            result = await sync(cluster, state_ns, team_ns, "deployer", team_ns, "mine")
-            with pytest.raises(PermanentSyncError) as refused:
-                await sync(cluster, state_ns, team_ns, "deployer", other_ns, "theirs")
-            # Without impersonation the syncer itself may write nothing in a team's namespace.
-            with pytest.raises(Forbidden):
-                await cluster.apply(
-                    await cluster.resource("v1", "ConfigMap"),
-                    {
-                        "apiVersion": "v1",
-                        "kind": "ConfigMap",
-                        "metadata": {"name": "x", "namespace": team_ns},
-                    },
-                    dry_run=True,
-                )
-        assert [(o.kind, o.name, o.action) for o in result.objects] == [
-            ("ConfigMap", "mine", "created")
-        ]
-        (error,) = refused.value.objects
-        assert error.refusal == Refusal(
-            account=f"system:serviceaccount:{team_ns}:deployer",
-            verb="patch",
-            resource="configmaps",
-            namespace=other_ns,
-        )
-        inventory = await kubectl.ok(
-            "get", "configmap", "gitops-inventory-app-mine", f"--namespace={state_ns}", "-o", "yaml"
-        )
-        assert '"n":"mine"' in inventory
-    finally:
-        await uninstall(kubectl, objects, (release_ns, state_ns, team_ns, other_ns))
+    assert '"n":"mine"' in inventory
 
 
 async def test_impersonation_limited_to_listed_namespaces_refuses_the_others_per_object(
-    real_cluster: RealCluster, tmp_path: Path
+    install: Callable[[dict[str, Any]], Awaitable[Installed]],
+    real_cluster: RealCluster,
+    tmp_path: Path,
 ) -> None:
-    kubectl = Kubectl(real_cluster.write_kubeconfig(tmp_path / "kubeconfig"), tmp_path)
-    release = unique_name("rel")
-    release_ns, state_ns, team_ns, other_ns = (
-        unique_name(p) for p in ("gitops", "state", "team", "other")
-    )
-    for ns in (release_ns, state_ns, team_ns, other_ns):
-        await kubectl.ok("create", "namespace", ns)
-    rendered = render(
-        {
-            "rbac": {"mode": "impersonate", "impersonation": {"namespaces": [team_ns]}},
-            "config": {"syncer": {"inventory_namespace": state_ns}},
-        },
-        release=release,
-        namespace=release_ns,
-    )
-    objects = [o for o in rendered.objects if o["kind"] in RBAC_KINDS]
-    await kubectl.install(objects, release_ns)
-    for ns in (team_ns, other_ns):
-        await deployer(kubectl, ns)
-    syncer = rendered.one("ServiceAccount", "syncer")["metadata"]["name"]
-    own = await syncer_kubeconfig(kubectl, real_cluster, syncer, release_ns, tmp_path / "own")
-    try:
-        async with await Cluster.connect("here", ClusterConfig(kubeconfig=str(own))) as cluster:
-            allowed = await sync(cluster, state_ns, team_ns, "deployer", team_ns, "listed")
-            with pytest.raises(PermanentSyncError) as refused:
-                await sync(cluster, state_ns, other_ns, "deployer", other_ns, "unlisted")
-        assert [o.action for o in allowed.objects] == ["created"]
-        (error,) = refused.value.objects
-        assert error.refusal == Refusal(
-            account=f"system:serviceaccount:{release_ns}:{syncer}",
-            verb="impersonate",
-            resource="serviceaccounts",
-            namespace=other_ns,
-        )
-        assert error.message == (
-            f"forbidden: system:serviceaccount:{release_ns}:{syncer} may not impersonate "
-            f"serviceaccounts in namespace {other_ns} (the syncer needs the impersonate right, "
-            "see docs/tenancy.md)"
-        )
-    finally:
-        await uninstall(kubectl, objects, (release_ns, state_ns, team_ns, other_ns))
+    chart = await install({"impersonation": {"namespaces": ["TEAM_NS"]}})
+    for ns in (chart.team_ns, chart.other_ns):
+        await deployer(chart.kubectl, ns)
+    async with await connect_as_syncer(chart, real_cluster, tmp_path / "own") as cluster:
+        allowed = await sync(cluster, chart.state_ns, chart.team_ns, chart.team_ns, "listed")
+        with pytest.raises(PermanentSyncError) as refused:
+            await sync(cluster, chart.state_ns, chart.other_ns, chart.other_ns, "unlisted")
 
-
-async def uninstall(kubectl: Kubectl, objects: list[Obj], namespaces: tuple[str, ...]) -> None:
-    for obj in objects:
-        if obj["kind"].startswith("Cluster"):
-            await kubectl.run("delete", obj["kind"], obj["metadata"]["name"])
-    for ns in namespaces:
-        await kubectl.run("delete", "namespace", ns, "--wait=false")
+    assert [o.action for o in allowed.objects] == ["created"]
+    (error,) = refused.value.objects
+    assert error.refusal == Refusal(
+        account=chart.syncer,
+        verb="impersonate",
+        resource="serviceaccounts",
+        namespace=chart.other_ns,
+    )
+    assert error.message == (
+        f"forbidden: {chart.syncer} may not impersonate serviceaccounts in namespace "
+        f"{chart.other_ns} (the syncer needs the impersonate right, see docs/tenancy.md)"
+    )

@@ -31,6 +31,9 @@ from notifier.service import Notifier
 from schemas import GitopsConfig, Topics
 from schemas.config import NotificationRule, NotifierSettings
 from schemas.events import (
+    DriftDetected,
+    DriftDetectedData,
+    DriftedObject,
     NotificationFailed,
     ObjectResult,
     SyncRequested,
@@ -100,13 +103,21 @@ class NotifierBench:
         return sent
 
     async def outcome(
-        self, request: SyncRequested, kind: OutcomeKind, *, error: str | None = None
+        self,
+        request: SyncRequested,
+        kind: OutcomeKind,
+        *,
+        error: str | None = None,
+        commit: str | None = None,
     ) -> None:
         """Published by the syncer's own `Reporter`, as a syncer would."""
-        await self.outcomes([(request, kind, error)])
+        await self.outcomes([(request, kind, error)], commit=commit)
 
     async def outcomes(
-        self, items: Iterable[tuple[SyncRequested, OutcomeKind, str | None]]
+        self,
+        items: Iterable[tuple[SyncRequested, OutcomeKind, str | None]],
+        *,
+        commit: str | None = None,
     ) -> None:
         producer = AIOKafkaProducer(**self.config.kafka.producer_options())
         await producer.start()
@@ -116,7 +127,39 @@ class NotifierBench:
                 objects = [
                     ObjectResult(api_version="v1", kind="ConfigMap", name="a", action="created")
                 ]
-                await reporter.publish(Outcome(request, kind, "dev", objects=objects, error=error))
+                resolved = CommitSha(commit) if commit else None
+                await reporter.publish(
+                    Outcome(request, kind, "dev", commit=resolved, objects=objects, error=error)
+                )
+        finally:
+            await producer.stop()
+
+    async def drift(self, app: str, commit: str) -> None:
+        event = DriftDetected(
+            source="/gitops/syncer/test",
+            subject=app,
+            data=DriftDetectedData(
+                app=AppName(app),
+                cluster="dev",
+                commit=CommitSha(commit),
+                objects=[
+                    DriftedObject(
+                        api_version="v1",
+                        kind="ConfigMap",
+                        name="a",
+                        state="changed",
+                        fields=["data.mode"],
+                    )
+                ],
+                self_heal=False,
+            ),
+        )
+        producer = AIOKafkaProducer(**self.config.kafka.producer_options())
+        await producer.start()
+        try:
+            await producer.send_and_wait(
+                self.topics.sync_events, event.to_bytes(), key=app.encode()
+            )
         finally:
             await producer.stop()
 
@@ -170,8 +213,10 @@ async def notifier_bench(
     return NotifierBench(config)
 
 
-async def running(config: GitopsConfig, name: str = "n1") -> Notifier:
-    notifier = Notifier(config, notifier_id=name)
+async def running(
+    config: GitopsConfig, name: str = "n1", *, http_port: int | None = None
+) -> Notifier:
+    notifier = Notifier(config, notifier_id=name, http_port=http_port)
     await notifier.start()
     await notifier.joined()
     return notifier

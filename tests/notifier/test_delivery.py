@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import time
 
+import aiohttp
+
 from tests.notifier.conftest import chat_rule, notifier_bench, running, sha, status_rule
 from tests.support.bed import RealKafka
 from tests.support.fakeapis import FakeApi, Scripted, states
@@ -141,3 +143,49 @@ async def test_a_burst_for_one_commit_collapses_to_its_newest_outcome(
     assert seen[-1] == "success"
     assert len(seen) < 8, seen  # 4 pending + 4 outcomes without collapsing
     assert github.rejected == []
+
+
+async def test_a_template_reaching_outside_the_sandbox_is_given_up_not_run(
+    kafka: RealKafka, slack: FakeApi
+) -> None:
+    rule = secret_slack_rule(slack, template="{{ ''.__class__.__mro__[1].__subclasses__() }}")
+    b = await notifier_bench(kafka, [rule])
+    notifier = await running(b.config)
+    try:
+        request = await b.requested("web", sha())
+        await b.outcome(request, "failed", error="boom")
+        failures = await b.failures(expect=1)
+    finally:
+        await notifier.stop()
+    assert slack.received == []
+    assert len(failures) == 1
+    assert "template of rule slack-chat" in failures[0].data.error
+    assert (failures[0].data.attempts, failures[0].data.status) == (0, None)
+
+
+async def test_a_branch_head_request_gets_its_status_from_the_outcome_that_names_the_commit(
+    kafka: RealKafka, github: FakeApi
+) -> None:
+    b = await notifier_bench(kafka, [status_rule(github)])
+    notifier = await running(b.config, http_port=0)
+    try:
+        commit = sha()
+        request = await b.requested("web", None)
+        await b.outcome(request, "succeeded", commit=commit)
+        await github.wait_for(lambda a: states(a, commit, "gitops/web") == ["success"])
+        failures = await b.failures(expect=0, timeout=3)
+        assert notifier.endpoints is not None
+        scrape = f"http://127.0.0.1:{notifier.endpoints.port}"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{scrape}/metrics") as response:
+                metrics = await response.text()
+            async with http.get(f"{scrape}/readyz") as response:
+                ready = response.status
+    finally:
+        await notifier.stop()
+    assert failures == []
+    assert ready == 200
+    assert len(github.received) == 1
+    assert 'gitops_notifier_deliveries_total{provider="github",result="delivered"} 1.0' in metrics
+    assert 'gitops_notifier_deliveries_total{provider="github",result="no_commit"} 1.0' in metrics
+    assert 'gitops_notifier_delivery_seconds_count{provider="github"} 1.0' in metrics

@@ -108,11 +108,17 @@ async def test_chat_messages_reach_slack_and_teams_in_their_shapes(
         await b.outcome(request, "failed", error="ConfigMap a: field is immutable")
         await slack.wait_for(lambda a: len(a.accepted()) == 1)
         await teams.wait_for(lambda a: len(a.accepted()) == 1)
+        await b.drift("shop-api", commit)
+        await slack.wait_for(lambda a: len(a.accepted()) == 2)
     finally:
         await notifier.stop()
     assert slack.rejected == [] and teams.rejected == []
     text = slack.accepted()[0].body["text"]
     assert text == f"gitops: shop-api failed to sync {commit[:7]}: ConfigMap a: field is immutable"
+    assert (
+        slack.accepted()[1].body["text"] == f"gitops: shop-api drifted from {commit[:7]} (1 object)"
+    )
+    assert len(teams.accepted()) == 1, "the teams rule is not on drift"
     card = teams.accepted()[0].body["attachments"][0]["content"]
     assert (
         card["body"][0]["text"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -19,6 +18,7 @@ import aiohttp
 from aiohttp import web
 
 from gitops.broker import free_port
+from tests.support.serving import serve
 
 _FORWARDED = ("Content-Type", "Git-Protocol", "Content-Encoding", "Accept")
 
@@ -67,13 +67,7 @@ class TokenGitFront:
             return web.Response(status=answer.status, body=body, headers=kept)
 
     async def __aenter__(self) -> TokenGitFront:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(str(self.certificate), str(self.key))
-        await web.TCPSite(self._runner, "127.0.0.1", self.port, ssl_context=context).start()
+        self._runner = await serve(self._handle, self.port, tls=(self.certificate, self.key))
         return self
 
     async def __aexit__(

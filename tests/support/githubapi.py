@@ -16,7 +16,6 @@ import datetime
 import json
 import re
 import secrets
-import ssl
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from openapi_schema_validator import OAS30Validator
 
 from gitops.broker import free_port
+from tests.support.serving import serve
 
 DESCRIPTION = (
     Path(__file__).resolve().parents[1]
@@ -186,15 +186,7 @@ class FakeGitHubApi:
         return dict(claims)
 
     async def __aenter__(self) -> FakeGitHubApi:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        context = None
-        if self.tls is not None:
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            context.load_cert_chain(str(self.tls[0]), str(self.tls[1]))
-        await web.TCPSite(self._runner, "127.0.0.1", self.port, ssl_context=context).start()
+        self._runner = await serve(self._handle, self.port, tls=self.tls)
         return self
 
     async def __aexit__(

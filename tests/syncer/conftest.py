@@ -23,6 +23,7 @@ from gitops.topics import ensure_topics
 from schemas import GitopsConfig, Topics
 from schemas.events import (
     SyncFailed,
+    SyncReason,
     SyncRequested,
     SyncRequestedData,
     SyncSkipped,
@@ -84,6 +85,7 @@ class Bench:
         *,
         before: str | None = None,
         count: int = 1,
+        reason: SyncReason = "manual",
     ) -> list[SyncRequested]:
         """Publish sync requests (keyed by app) as the receiver would."""
         producer = AIOKafkaProducer(**self.config.kafka.producer_options())
@@ -100,7 +102,7 @@ class Bench:
                         branch="main",
                         commit=CommitSha(commit) if commit else None,
                         before=CommitSha(before) if before else None,
-                        reason="manual",
+                        reason=reason,
                     ),
                 )
                 await producer.send_and_wait(

@@ -33,6 +33,11 @@ async def team(k8s: K8s, namespace: str, rules: list[dict[str, Any]] | None = No
     """A namespace with a ServiceAccount `deployer` bound to `edit` there (or to `rules`);
     returns the account's user name."""
     await create_namespace(k8s, namespace)
+    return await deployer(k8s, namespace, rules)
+
+
+async def deployer(k8s: K8s, namespace: str, rules: list[dict[str, Any]] | None = None) -> str:
+    """The ServiceAccount `deployer` of an existing namespace, bound to `edit` (or `rules`)."""
     base = f"/api/v1/namespaces/{namespace}"
     await create(
         k8s, f"{base}/serviceaccounts", {"metadata": {"name": "deployer"}, "kind": "ServiceAccount"}
@@ -54,6 +59,11 @@ async def team(k8s: K8s, namespace: str, rules: list[dict[str, Any]] | None = No
     return f"system:serviceaccount:{namespace}:deployer"
 
 
+def app(path: str, namespace: str, **settings: Any) -> dict[str, Any]:
+    """An app of the bench's repository and cluster, as the config writes it."""
+    return {"repo": "platform", "path": path, "cluster": "dev", "namespace": namespace, **settings}
+
+
 def by_name(event: Any) -> dict[str, Any]:
     return {f"{o.kind}/{o.name}": o for o in event.data.objects}
 
@@ -66,20 +76,8 @@ async def test_a_team_cannot_write_into_another_teams_namespace_or_the_cluster_s
     await team(k8s, ns_b)
     role = unique_name("team-a-admin")
     apps = {
-        "team-a": {
-            "repo": "platform",
-            "path": "apps/a",
-            "cluster": "dev",
-            "namespace": ns_a,
-            "service_account": "deployer",
-        },
-        "team-b": {
-            "repo": "platform",
-            "path": "apps/b",
-            "cluster": "dev",
-            "namespace": ns_b,
-            "service_account": f"{ns_b}/deployer",
-        },
+        "team-a": app("apps/a", ns_a, service_account="deployer"),
+        "team-b": app("apps/b", ns_b, service_account=f"{ns_b}/deployer"),
     }
     b = await bench(apps=apps)
     b.repo.commit_and_push(
@@ -146,15 +144,7 @@ async def test_refused_commit_writes_nothing_even_where_the_account_may_write(
     ns_a, ns_b = unique_name("team-a"), unique_name("team-b")
     await team(k8s, ns_a)
     await team(k8s, ns_b)
-    apps = {
-        "team-a": {
-            "repo": "platform",
-            "path": "apps/a",
-            "cluster": "dev",
-            "namespace": ns_a,
-            "service_account": "deployer",
-        }
-    }
+    apps = {"team-a": app("apps/a", ns_a, service_account="deployer")}
     b = await bench(apps=apps)
     files: dict[str, str | bytes | None] = {
         f"apps/a/cm{i}.yaml": configmap(f"cm{i}") for i in range(5)
@@ -190,15 +180,7 @@ async def test_prune_and_health_obey_the_accounts_rights(bench: MakeBench, k8s: 
             {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["create", "patch"]},
         ],
     )
-    apps = {
-        "team-a": {
-            "repo": "platform",
-            "path": "apps/a",
-            "cluster": "dev",
-            "namespace": ns,
-            "service_account": "deployer",
-        }
-    }
+    apps = {"team-a": app("apps/a", ns, service_account="deployer")}
     b = await bench(apps=apps)
     b.repo.commit_and_push(
         {

@@ -23,9 +23,10 @@ from tests.support.k8s import create, create_namespace
 from tests.support.kafka import read_topic
 from tests.support.sops import AgeKey, encrypt
 from tests.syncer.conftest import K8s, configmap
-from tests.syncer.test_impersonation import team
+from tests.syncer.test_impersonation import app, team
 
 MakeBench = Callable[..., Any]
+KEYS = {"provider": "sops", "secret": "sops-keys"}
 
 
 def secret(name: str, password: str) -> str:
@@ -74,15 +75,7 @@ async def test_encrypted_secret_applies_and_its_plaintext_never_shows(
     await team(k8s, ns)  # the app acts as its own account; the keys stay the syncer's
     await keys_secret(k8s, inventory_namespace, age_key)
     apps = {
-        "web": {
-            "repo": "platform",
-            "path": "apps/web",
-            "cluster": "dev",
-            "namespace": ns,
-            "service_account": "deployer",
-            "self_heal": False,
-            "decryption": {"provider": "sops", "secret": "sops-keys"},
-        }
+        "web": app("apps/web", ns, service_account="deployer", self_heal=False, decryption=KEYS)
     }
     b = await bench(apps=apps)
     b.repo.commit_and_push(
@@ -148,15 +141,7 @@ async def test_tampered_file_fails_naming_it_and_writes_nothing(
     await keys_secret(k8s, inventory_namespace, age_key)
     ns = unique_name("team")
     await create_namespace(k8s, ns)
-    apps = {
-        "web": {
-            "repo": "platform",
-            "path": "apps/web",
-            "cluster": "dev",
-            "namespace": ns,
-            "decryption": {"provider": "sops", "secret": "sops-keys"},
-        }
-    }
+    apps = {"web": app("apps/web", ns, decryption=KEYS)}
     b = await bench(apps=apps)
     encrypted = encrypt(sops_path, secret("db", unique_name("pw")), age_key.recipient)
     b.repo.commit_and_push(
