@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from dashboard.records import DRIFT, OUTCOME_TYPES, REQUEST, Record
+from dashboard.records import DRIFT, OUTCOME_TYPES, REQUEST, STATUS, Record
 from schemas import AppConfig, GitopsConfig
 from schemas.appsets import DefinitionTable
 
@@ -40,6 +40,10 @@ class AppRow:
     """A request newer than the last outcome: a sync is on its way."""
     drift: Record | None = None
     """A drift report newer than the last success."""
+    hold: str | None = None
+    """Why the app is suspended (`gitops suspend`, `gitops rollback`), from its status."""
+    waiting_for: tuple[str, ...] = ()
+    """Dependencies its last request waits for (`depends_on`), from its status."""
     health: str | None = None
     """From the last outcome that assessed it: a failed sync changed nothing, so the
     workloads keep the health the last applied commit left them in."""
@@ -134,7 +138,7 @@ class Board:
 
     def apply(self, record: Record) -> list[AppRow]:
         """Fold one record in; return the rows it changed."""
-        if record.type not in OUTCOME_TYPES and record.type not in (REQUEST, DRIFT):
+        if record.type not in OUTCOME_TYPES and record.type not in (REQUEST, DRIFT, STATUS):
             return []
         name = record.app
         if name is None:
@@ -144,6 +148,9 @@ class Board:
             row = self._rows[name] = AppRow(name=name, configured=False)
         _learn(row, record)
         row.version += 1
+        if record.type == STATUS:
+            _status(row, record)
+            return [row]
         row.recent.append(record)
         if record.type == REQUEST:
             row.pending = record
@@ -159,6 +166,16 @@ class Board:
             if record.type == "gitops.sync.succeeded":
                 row.drift = None
         return [row]
+
+
+def _status(row: AppRow, record: Record) -> None:
+    """The lifecycle part of an app's status: held (suspended, rolled back) and waiting."""
+    hold = record.data.get("hold")
+    row.hold = None
+    if isinstance(hold, dict):
+        row.hold = str(hold.get("reason") or "suspended")
+    waiting = record.data.get("waiting_for")
+    row.waiting_for = tuple(sorted(waiting)) if isinstance(waiting, dict) else ()
 
 
 def _learn(row: AppRow, record: Record) -> None:

@@ -56,7 +56,7 @@
       const d = tr.dataset;
       const okText = !q || text(tr).includes(q);
       const okState = !state || d.state === state || (state === "drifted" && d.drift === "drifted")
-        || (state === "pending" && d.pending === "yes");
+        || (state === "pending" && d.pending === "yes") || (state === "suspended" && d.held === "yes");
       const hide = !(okText && okState);
       if (tr.hidden !== hide) tr.hidden = hide; // untouched rows cost no style work
       if (!hide) shown++;
