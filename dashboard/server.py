@@ -258,8 +258,21 @@ def _last_actions(outcome: Record | None) -> dict[tuple[str, str, str], str]:
     for obj in outcome.data.get("objects") or []:
         if isinstance(obj, dict):
             key = (str(obj.get("kind")), str(obj.get("namespace") or ""), str(obj.get("name")))
-            found[key] = str(obj.get("action"))
+            found[key] = _action(obj)
     return found
+
+
+def _action(obj: dict[str, object]) -> str:
+    """`configured`, with the sync wave and a hook's phase when the syncer reported them."""
+    text = str(obj.get("action"))
+    if isinstance(obj.get("wave"), int):
+        text += f" · wave {obj['wave']}"
+    phase = obj.get("phase")
+    if isinstance(phase, str) and phase != "sync":
+        text += f" · {phase} hook"
+    if obj.get("error"):
+        text += f" — {obj['error']}"
+    return text
 
 
 @web.middleware
