@@ -327,19 +327,22 @@ class ApplyEngine:
                 result.changes.add(entry, "pruned")
             else:
                 result.kept.append(entry)
-                result.changes.add(entry, "failed", problem)
-                result.problems.append(f"{entry.kind} {entry.name}: {problem}")
+                refused = problem.refusal if isinstance(problem, ApiRejected) else None
+                result.changes.add(entry, "failed", problem.message, refused=refused)
+                result.problems.append(f"{entry.kind} {entry.name}: {problem.message}")
         result.changes.sorted()
         return result
 
-    async def _delete(self, entry: Entry) -> str | None:
+    async def _delete(self, entry: Entry) -> SyncError | None:
+        """None when the object is gone; else why it could not be deleted (an RBAC
+        refusal of the app's account carries who was refused what)."""
         try:
             info = await self.cluster.resource(entry.api_version, entry.kind)
             await self.cluster.delete(info, entry.namespace or None, entry.name)
         except SyncError as exc:
             if "serves no" in exc.message:
                 return None  # its kind is gone (CRD deleted), and the object with it
-            return exc.message
+            return exc
         return None
 
 
