@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -168,7 +169,19 @@ class KafkaSettings(_Model):
         }
 
 
-_SERVICE_ACCOUNT = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+_SERVICE_ACCOUNT = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+
+def _service_account(value: str) -> str:
+    if not _SERVICE_ACCOUNT.match(value) or len(value) > 63 + 1 + 253:
+        raise ValueError(
+            "a ServiceAccount is NAME (in the app's namespace) or NAMESPACE/NAME, in "
+            "lowercase letters, digits and '-'"
+        )
+    return value
+
+
+ServiceAccountName = Annotated[str, AfterValidator(_service_account)]
 """`NAME` or `NAMESPACE/NAME` of a ServiceAccount."""
 
 
@@ -181,7 +194,7 @@ class ClusterConfig(_Model):
     """Context inside the kubeconfig; its current context when omitted."""
     in_cluster: bool = False
     """Use the pod's service account (the cluster the syncer runs in)."""
-    default_service_account: str | None = Field(None, pattern=_SERVICE_ACCOUNT)
+    default_service_account: ServiceAccountName | None = None
     """ServiceAccount that apps of this cluster without `service_account` act as: `NAME`
     (in each app's `namespace`) or `NAMESPACE/NAME`. Unset: such apps act with the syncer's
     own rights. See docs/tenancy.md."""
@@ -485,7 +498,7 @@ class AppConfig(_Model):
     commit (a platform before the apps on it); until then its requests are `skipped`
     ("waiting for <app>") and run again when that app's sync succeeds. A cycle, or an
     unknown name, is a configuration error."""
-    service_account: str | None = Field(None, pattern=_SERVICE_ACCOUNT)
+    service_account: ServiceAccountName | None = None
     """ServiceAccount every request of this app's sync impersonates: `NAME` (in the app's
     `namespace`) or `NAMESPACE/NAME`; the cluster's `default_service_account` when unset.
     The account's RBAC rights then bound what a commit can change (docs/tenancy.md)."""

@@ -56,6 +56,9 @@ class StatusView:
         """Call `listener` with every record read after the initial load."""
         self._listeners.append(listener)
 
+    def is_loaded(self) -> bool:
+        return self._loaded.is_set()
+
     async def loaded(self) -> None:
         """Until every record that was in the topic at start-up has been read."""
         await self._loaded.wait()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas.events import Refusal
+from schemas.events import ObjectResult, Refusal
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,8 @@ class SyncError(Exception):
         self.objects: list[ObjectError] = list(objects or [])
         self.commit: str | None = None
         """The commit being synced, once known (set by the worker for the report)."""
+        self.results: list[ObjectResult] = []
+        """The change set of a sync that failed after it started writing."""
 
 
 class TransientSyncError(SyncError):

@@ -162,6 +162,9 @@ class Generator:
                 directories=app_set.directories is not None,
             )
             result.step("match", started)
+            # Compare with every definition published so far: a new owner (after a
+            # rebalance) must not publish again what the previous one did.
+            await self._catalog.caught_up()
             wanted = await self._render_all(name, app_set, repo.url, commit, paths, result)
             result.step("render", started)
             await self._publish(name, app_set, repo.url, commit, wanted, trigger, result, started)

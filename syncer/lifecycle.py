@@ -37,8 +37,8 @@ from schemas import GitopsConfig, RepositoryConfig, Topics
 from schemas.events import AppStatus, AppStatusData, Hold, SyncRequested, SyncRequestedData
 from schemas.types import AppName, CommitSha
 from syncer.appstatus import StatusView
-from syncer.errors import SyncError
-from syncer.giterrors import GitError
+from syncer.errors import SyncError, TransientSyncError
+from syncer.giterrors import GitError, TransientGitError
 from syncer.holds import HoldStore
 from syncer.ownership import Ownership
 from syncer.reporting import Outcome
@@ -159,8 +159,14 @@ class Lifecycle:
         try:
             outcome, note = await self._gate(request, store)
         except (SyncError, GitError) as exc:
+            # The API and git clients already retried what is transient (bounded); what
+            # still fails is final here, and a transient cause goes to the dead letters as
+            # the worker's give-ups do (the next poll asks again).
             message = getattr(exc, "message", None) or str(exc)
-            return Outcome(request, "failed", app.cluster, error=message)
+            outcome = Outcome(request, "failed", app.cluster, error=message)
+            if isinstance(exc, TransientSyncError | TransientGitError):
+                outcome.dead_letter = (message, 1)
+            return outcome
         self._notes[request.id] = note
         return outcome
 
@@ -169,7 +175,7 @@ class Lifecycle:
         cluster = self._config.apps[data.app].cluster
         hold = await self._hold(data.app, store)
         if data.reason == "suspend":
-            hold = Hold(reason=data.note or "suspended", since=_now())
+            hold = Hold(reason=data.note or "no reason given", since=_now())
             await self._set_hold(data.app, store, hold)
             log.info("app %s suspended: %s", data.app, hold.reason)
             return _held(request, cluster, hold), _Note(hold, {}, worked=False)
@@ -213,8 +219,7 @@ class Lifecycle:
         deps = self._config.apps[name].depends_on
         if not deps:
             return {}
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._view.loaded(), LOAD_TIMEOUT)
+        await self._view_loaded()
         blocked: dict[AppName, CommitSha | None] = {}
         heads: dict[str, Mapping[str, CommitSha]] = {}
         for dep in deps:
@@ -249,6 +254,13 @@ class Lifecycle:
         await self._send_request(request)
 
     # ------------------------------------------------------------------ statuses
+    async def _view_loaded(self) -> bool:
+        """Whether every status published before this syncer started has been read (a
+        status computed before that would start from nothing and overwrite the app's)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._view.loaded(), LOAD_TIMEOUT)
+        return self._view.is_loaded()
+
     def status_of(self, app: str) -> AppStatusData | None:
         """The newest status this syncer knows for `app`."""
         return self._own.get(app) or self._view.get(app)
@@ -261,6 +273,9 @@ class Lifecycle:
             return
         app = outcome.request.data.app
         self._asked.discard(app)
+        if not await self._view_loaded():
+            log.warning("app %s: statuses not read yet, its status is left as it was", app)
+            return
         previous = self.status_of(app)
         status = await self._status_after(previous, outcome, note)
         if status != previous:
@@ -318,8 +333,7 @@ class Lifecycle:
             self._wake.set()
 
     async def _run(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._view.loaded(), LOAD_TIMEOUT)
+        await self._view_loaded()
         generation = -1
         while True:
             if self._ownership.generation != generation:

@@ -44,6 +44,7 @@ from schemas import (
 from syncer.appstatus import StatusView
 from syncer.catalog import AppCatalog
 from syncer.consuming import Dispatcher, Rebalance
+from syncer.desired import DesiredState
 from syncer.generation import Generator
 from syncer.generator import AppSetGenerator
 from syncer.gitcache import GitCache
@@ -190,14 +191,18 @@ class Syncer:
         decryptor = Decryptor(
             self._cache_dir, clusters=clusters, namespace=settings.inventory_namespace
         )
-        renderer = Renderer(self._cache_dir / "snapshots", decryptor=decryptor)
+        desired = DesiredState(
+            config=config,
+            git=git,
+            renderer=Renderer(self._cache_dir / "snapshots", decryptor=decryptor),
+        )
         worker = Worker(
             config=config,
             git=git,
             reconcilers=reconcilers,
+            desired=desired,
             tenants=tenants,
             retry=retry,
-            renderer=renderer,
             metrics=self.metrics,
         )
         apps = config.apps
@@ -269,8 +274,8 @@ class Syncer:
             producer=producer,
             ownership=ownership,
             source=f"/gitops/syncer/{self.syncer_id}",
+            desired=desired,
             busy=dispatcher.syncing,
-            renderer=renderer,
             metrics=self.metrics,
             apps_version=(lambda: catalog.version) if (catalog := self.catalog) else None,
         )

@@ -257,8 +257,12 @@ async def test_every_syncer_serves_the_same_generated_apps(monorepo: MakeMonorep
         for member in members:
             assert member.catalog is not None
             assert set(member.catalog.apps) == {"svc-a", "svc-b", "svc-c"}
-        owners = [m for m in members if m.generator and m.generator.generator.generated_at]
-        assert len(owners) == 1, "one member generates the set"
+
+        async def one_owner() -> bool:
+            owners = [m for m in members if m.generator and m.generator.generator.generated_at]
+            return len(owners) == 1
+
+        assert await eventually(one_owner, timeout=20), "one member generates the set"
         records = await read_topic(world.bootstrap, world.topics.generated_apps, timeout=5)
         generated = [r for r in records if b'"gitops.app.generated"' in r.value]
         assert len(generated) == 3, "each app defined once, by the set's owner"

@@ -166,3 +166,48 @@ async def _applied(b: Bench, app: str, commit: str, *, since: SyncRequested) -> 
                 return event
         await asyncio.sleep(0.2)
     raise AssertionError(f"{app} was not applied at {commit[:12]} within 60s")
+
+
+async def test_a_waiting_app_is_started_by_its_next_owner_after_its_syncer_stops(
+    bench: MakeBench, k8s: K8s, tmp_path: Path, namespace: str
+) -> None:
+    common = {"repo": "platform", "cluster": "dev", "namespace": namespace}
+    apps = {
+        "platform": {**common, "path": "apps/platform"},
+        "web": {**common, "path": "apps/web", "depends_on": ["platform"]},
+    }
+    b = await bench(apps=apps)
+    await create_namespace(k8s, b.ns)
+    b.repo.commit_and_push(
+        {
+            "apps/platform/cm.yaml": configmap("Not_A_Valid_Name"),
+            "apps/web/cm.yaml": configmap("web-settings"),
+        }
+    )
+    async with AsyncExitStack() as stack:
+        syncers: dict[str, Syncer] = {}
+        for name in ("s1", "s2"):
+            raw = b.config.syncer.model_copy(update={"cache_dir": str(tmp_path / name)})
+            config = b.config.model_copy(update={"syncer": raw})
+            syncers[name] = await stack.enter_async_context(Syncer(config, syncer_id=name))
+        await both_assigned(list(syncers.values()), 4)
+        web_owner = next(n for n, s in syncers.items() if s.ownership and s.ownership.owns("web"))
+        survivor = "s1" if web_owner == "s2" else "s2"
+        (platform_request,) = await b.request("platform", reason="webhook")
+        assert (await answer(b, platform_request)).type == "gitops.sync.failed"
+        (first,) = await b.request("web", reason="webhook")
+        skipped = await answer(b, first)
+        assert skipped.data.error == "waiting for platform", skipped
+
+        # web's syncer leaves: its waiting request was answered and committed, so only
+        # web's status on the app-status topic tells the next owner that web waits.
+        await syncers[web_owner].stop()
+        await both_assigned([syncers[survivor]], 4)
+        fixed = b.repo.commit_and_push({"apps/platform/cm.yaml": configmap("platform-settings")})
+        (fix,) = await b.request("platform", fixed, reason="webhook")
+        assert (await answer(b, fix)).type == "gitops.sync.succeeded"
+        again = await wait_request(b, "web", 1)
+        assert again.data.reason == "dependency" and again.source.endswith(survivor), again
+        synced = await answer(b, again)
+        assert isinstance(synced, SyncSucceeded) and synced.source.endswith(survivor), synced
+        assert await k8s.get(f"/api/v1/namespaces/{b.ns}/configmaps/web-settings") is not None
