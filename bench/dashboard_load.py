@@ -5,8 +5,10 @@ A run publishes, on topics of its own prefix, what 1,000 apps' first syncs leave
 starts the dashboard in this process against them and, once it has read them all,
 measures:
 
-- the server: wall time of `GET /` (all 1,000 rows), `GET /events` (the newest 500
-  events), `GET /apps/<one>` over keep-alive HTTP, `--rounds` each, median and max;
+- the server: wall time of `GET /` (the first page of rows, failing apps first),
+  `GET /events` (the newest page of events), `GET /apps/<one>`, the Apps page filtered to
+  an app beyond the first page, and the next page of rows its "Show more" fetches, over
+  keep-alive HTTP, `--rounds` each, median and max;
 - the browser: Debian's Chromium loading each page, from navigation start to the first
   contentful paint and to the `load` event (Paint and Navigation Timing), after one
   warm-up load; median and max. The browser's figures depend on the CPU it gets: the
@@ -192,15 +194,19 @@ async def main() -> int:
             assert ui.trail.last_seq >= sent, (ui.trail.last_seq, sent)
             base = ui.url.rstrip("/")
             paths = ["/", "/events", "/apps/app-0500"]
-            server = await server_times(base, paths, args.rounds)
+            fetched = ["/?q=apps/app-0900", "/fragments/apps?offset=100"]
+            server = await server_times(base, paths + fetched, args.rounds)
             ok = report("server (GET over keep-alive, body read):", server)
             painted, loaded = await browser_times(base, paths, args.browser_rounds)
             report("browser (Chromium, navigation start to first contentful paint):", painted)
-            report("browser (Chromium, navigation start to load event):", loaded)
+            in_browser = report("browser (Chromium, navigation start to load event):", loaded)
             print(f"machine after the run: {machine()}")
     finally:
         await delete_topics(bed.kafka_bootstrap, prefix)
     print(f"target < {TARGET_MS:.0f} ms per page (server): {'met' if ok else 'MISSED'}")
+    print(
+        f"target < {TARGET_MS:.0f} ms per page (Chromium load): {'met' if in_browser else 'MISSED'}"
+    )
     return 0
 
 

@@ -14,6 +14,7 @@ from markupsafe import Markup
 from dashboard.board import AppRow
 from dashboard.describe import duration, short, summary
 from dashboard.links import commit_url
+from dashboard.listing import search_text
 from dashboard.records import Record
 
 STATES: dict[str, tuple[str, str]] = {
@@ -78,6 +79,7 @@ def environment() -> Environment:
         duration=duration,
         summary=summary,
         badge=badge,
+        search_text=search_text,
         iso=lambda d: d.isoformat() if d else "",
         clock=lambda d: d.astimezone(UTC).strftime("%H:%M:%S"),
     )

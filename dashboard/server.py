@@ -21,6 +21,7 @@ from dashboard.auth import sign_in, token_middleware
 from dashboard.board import AppRow
 from dashboard.chart import duration_chart
 from dashboard.diffview import basis, diff_lines
+from dashboard.listing import PAGE_ROWS, select
 from dashboard.live import LiveReader, LiveReadError
 from dashboard.records import OUTCOME_TYPES, Record
 from dashboard.render import Pages
@@ -29,7 +30,6 @@ from schemas import AppConfig, GitopsConfig
 
 KEEPALIVE = 15.0
 RECENT = 30
-EVENTS_SHOWN = 500
 _STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
 _SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -90,18 +90,40 @@ class Views:
 
     # ------------------------------------------------------------------ pages
 
+    def _apps_slice(self, request: web.Request, offset: int) -> dict[str, object]:
+        found = select(
+            self._trail.board.rows(),
+            q=request.query.get("q", ""),
+            state=request.query.get("state", ""),
+            offset=offset,
+            limit=PAGE_ROWS,
+        )
+        return {
+            "html": self._pages.app_rows(found.rows),
+            "matching": found.matching,
+            "total": found.total,
+            "next": found.next_offset,
+        }
+
     async def apps(self, request: web.Request) -> web.Response:
-        rows = self._trail.board.rows()
+        found = self._apps_slice(request, 0)
         return self._html(
             self._pages.page(
                 "apps.html",
-                rows_html=self._pages.app_rows(rows),
-                count=len(rows),
+                rows_html=found["html"],
+                count=found["total"],
+                matching=found["matching"],
+                next=found["next"],
                 q=request.query.get("q", ""),
                 state=request.query.get("state", ""),
                 **self._common("apps", "Apps"),
             )
         )
+
+    async def app_rows(self, request: web.Request) -> web.Response:
+        """The next page of the Apps table for the page's filter, as JSON."""
+        found = self._apps_slice(request, _int(request.query.get("offset")) or 0)
+        return web.json_response(found, dumps=lambda v: orjson.dumps(v).decode())
 
     async def app(self, request: web.Request) -> web.Response:
         row = self._row(request)
@@ -156,14 +178,23 @@ class Views:
             )
         )
 
-    async def events(self, request: web.Request) -> web.Response:
+    def _events_slice(self, request: web.Request) -> tuple[list[Record], int | None]:
+        """Newest first, the page of kept records older than `before`, and the next `before`."""
         delivery = request.query.get("delivery", "")
         records = self._trail.by_delivery(delivery) if delivery else self._trail.records()
-        shown = list(reversed(records))[:EVENTS_SHOWN]
+        before = _int(request.query.get("before"))
+        older = [r for r in reversed(records) if before is None or r.seq < before]
+        shown = older[:PAGE_ROWS]
+        return shown, shown[-1].seq if len(older) > len(shown) else None
+
+    async def events(self, request: web.Request) -> web.Response:
+        delivery = request.query.get("delivery", "")
+        shown, before = self._events_slice(request)
         return self._html(
             self._pages.page(
                 "events.html",
                 records_html=self._pages.event_rows(shown, self._repo_urls()),
+                before=before,
                 apps=[row.name for row in self._trail.board.rows()],
                 delivery=delivery,
                 app=request.query.get("app", ""),
@@ -172,6 +203,12 @@ class Views:
                 **self._common("events", "Events"),
             )
         )
+
+    async def older_events(self, request: web.Request) -> web.Response:
+        """The next older page of the Events table, as JSON."""
+        shown, before = self._events_slice(request)
+        found = {"html": self._pages.event_rows(shown, self._repo_urls()), "before": before}
+        return web.json_response(found, dumps=lambda v: orjson.dumps(v).decode())
 
     async def static(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
@@ -239,6 +276,7 @@ class Views:
             "kind": record.kind,
             "delivery": record.delivery_id or "",
             "rows": [{"app": row.name, "html": self._pages.app_row(row)} for row in rows],
+            "total": len(self._trail.board.rows()),
         }
         return b"id: %d\nevent: record\ndata: %s\n\n" % (record.seq, orjson.dumps(payload))
 
@@ -295,6 +333,8 @@ def build_app(*, config: GitopsConfig, trail: Trail, live: LiveReader) -> web.Ap
     app.router.add_get("/apps/{name}/objects", views.objects)
     app.router.add_get("/apps/{name}/diff", views.diff)
     app.router.add_get("/events", views.events)
+    app.router.add_get("/fragments/apps", views.app_rows)
+    app.router.add_get("/fragments/events", views.older_events)
     app.router.add_get("/stream", views.stream)
     app.router.add_get("/static/{name}", views.static)
     app.router.add_get("/healthz", views.healthz)

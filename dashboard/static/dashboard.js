@@ -35,8 +35,8 @@
   }
 
   // ------------------------------------------------------------------ filters
-  // What the text filter matches: the row's own text, read once per row (rows are
-  // replaced, never edited, when they change).
+  // What the events' text filter matches: the row's own text, read once per row (rows
+  // are replaced, never edited, when they change).
   const texts = new WeakMap();
   function text(tr) {
     let found = texts.get(tr);
@@ -47,21 +47,57 @@
     return found;
   }
 
-  function appsFilter() {
-    const q = ($("#q").value || "").toLowerCase().trim();
+  // The Apps page holds one page of rows at a time: the server filters and sorts all apps
+  // (dashboard/listing.py); the same rules here keep rows that live updates replace honest.
+  function appMatches(tr) {
+    const words = ($("#q").value || "").toLowerCase().split(/\s+/).filter(Boolean);
     const state = $("#state").value;
-    let shown = 0;
-    const rows = document.querySelectorAll("#apps tbody tr");
-    for (const tr of rows) {
-      const d = tr.dataset;
-      const okText = !q || text(tr).includes(q);
-      const okState = !state || d.state === state || (state === "drifted" && d.drift === "drifted")
-        || (state === "pending" && d.pending === "yes") || (state === "suspended" && d.held === "yes");
-      const hide = !(okText && okState);
+    const d = tr.dataset;
+    const okText = words.every((word) => (d.text || "").includes(word));
+    const okState = !state || d.state === state || (state === "drifted" && d.drift === "drifted")
+      || (state === "pending" && d.pending === "yes") || (state === "suspended" && d.held === "yes");
+    return okText && okState;
+  }
+
+  function appsFilter() {
+    for (const tr of document.querySelectorAll("#apps tbody tr")) {
+      const hide = !appMatches(tr);
       if (tr.hidden !== hide) tr.hidden = hide; // untouched rows cost no style work
-      if (!hide) shown++;
     }
-    $("#shown").textContent = shown === rows.length ? "" : shown + " of " + rows.length + " shown";
+  }
+
+  let asked = 0;
+  async function appRows(offset) {
+    const mine = ++asked;
+    const table = $("#apps");
+    const query = new URLSearchParams({ q: $("#q").value, state: $("#state").value, offset: String(offset) });
+    table.setAttribute("aria-busy", "true");
+    try {
+      const answer = await fetch("/fragments/apps?" + query, { credentials: "same-origin" });
+      if (!answer.ok) throw new Error("HTTP " + answer.status);
+      const found = await answer.json();
+      if (mine !== asked) return;
+      const tbody = table.tBodies[0];
+      if (offset === 0) tbody.innerHTML = found.html; else tbody.insertAdjacentHTML("beforeend", found.html);
+      table.dataset.next = found.next === null ? "" : String(found.next);
+      $("#more").hidden = found.next === null;
+      $("#count").textContent = found.total;
+      const filtered = $("#q").value.trim() || $("#state").value;
+      $("#shown").textContent = filtered ? found.matching + " of " + found.total + " shown" : "";
+      $("#loaded").textContent = found.next === null ? "" : tbody.rows.length + " of " + found.matching + " loaded";
+      ages();
+    } catch (err) {
+      $("#loaded").textContent = "Could not load rows: " + String(err);
+    } finally {
+      if (mine === asked) table.setAttribute("aria-busy", "false");
+    }
+  }
+
+  let typing = null;
+  function appsFilterChanged() {
+    appsFilter();
+    clearTimeout(typing);
+    typing = setTimeout(() => appRows(0), 150);
   }
 
   function eventMatches(tr) {
@@ -93,7 +129,33 @@
     if (tr.hidden && (body.dataset.app || body.dataset.delivery)) return;
     tr.classList.add("flash");
     tbody.insertBefore(tr, tbody.firstChild);
-    while (tbody.rows.length > KEEP) tbody.deleteRow(-1);
+    if (tbody.rows.length > KEEP) {
+      while (tbody.rows.length > KEEP) tbody.deleteRow(-1);
+      $("#events").dataset.before = tbody.rows[tbody.rows.length - 1].id.slice(3);
+      $("#older").hidden = false;
+    }
+  }
+
+  async function olderEvents() {
+    const table = $("#events");
+    const query = new URLSearchParams({ before: table.dataset.before, delivery: body.dataset.delivery || "" });
+    const button = $("#older");
+    button.disabled = true;
+    try {
+      const answer = await fetch("/fragments/events?" + query, { credentials: "same-origin" });
+      if (!answer.ok) throw new Error("HTTP " + answer.status);
+      const found = await answer.json();
+      const tbody = table.tBodies[0];
+      const first = tbody.rows.length;
+      tbody.insertAdjacentHTML("beforeend", found.html);
+      for (let i = first; i < tbody.rows.length; i++) tbody.rows[i].hidden = !eventMatches(tbody.rows[i]);
+      table.dataset.before = found.before === null ? "" : String(found.before);
+      button.hidden = found.before === null;
+    } catch (err) {
+      say("Could not load older events: " + String(err));
+    } finally {
+      button.disabled = false;
+    }
   }
 
   function updateRow(app, html) {
@@ -101,13 +163,15 @@
     if (!tbody) return;
     const tr = fragment(html);
     const old = document.getElementById("app-" + app);
-    const changed = !old || old.dataset.state !== tr.dataset.state;
-    if (old) old.replaceWith(tr); else tbody.appendChild(tr);
+    if (old) old.replaceWith(tr);
+    else if ($("#apps").dataset.next === "" && appMatches(tr)) tbody.appendChild(tr);
+    else return; // not on the loaded pages: "Show more" or a filter brings it, sorted
+    tr.hidden = !appMatches(tr);
     tr.classList.add("flash");
-    if (changed) say(app + ": " + tr.querySelector(".outcome .badge").textContent.trim());
+    if (!old || old.dataset.state !== tr.dataset.state) {
+      say(app + ": " + tr.querySelector(".outcome .badge").textContent.trim());
+    }
     ages();
-    $("#count").textContent = tbody.rows.length;
-    appsFilter();
   }
 
   function connect() {
@@ -122,6 +186,7 @@
       body.dataset.after = data.seq;
       if (page === "apps") {
         for (const row of data.rows) updateRow(row.app, row.html);
+        if (data.total !== undefined) $("#count").textContent = data.total;
       } else if (page === "events" || page === "app") {
         if (paused) {
           held.push(data.html);
@@ -147,13 +212,14 @@
   }
 
   if (page === "apps") {
-    $("#q").addEventListener("input", appsFilter);
-    $("#state").addEventListener("change", appsFilter);
-    if ($("#q").value || $("#state").value) appsFilter();
+    $("#q").addEventListener("input", appsFilterChanged);
+    $("#state").addEventListener("change", appsFilterChanged);
+    $("#more").addEventListener("click", () => appRows(Number($("#apps").dataset.next)));
   }
   if (page === "events") {
     for (const id of ["#app", "#kind"]) $(id).addEventListener("change", eventsFilter);
     $("#q").addEventListener("input", eventsFilter);
+    $("#older").addEventListener("click", olderEvents);
     const button = $("#pause");
     button.addEventListener("click", () => {
       paused = !paused;
