@@ -30,7 +30,13 @@ from typing import Any, TypeVar, cast
 
 from schemas.events import ObjectAction
 from syncer.changeset import ChangeSet
-from syncer.errors import ObjectError, PermanentSyncError, SyncError, TransientSyncError
+from syncer.errors import (
+    ObjectError,
+    PermanentSyncError,
+    RetriesExhausted,
+    SyncError,
+    TransientSyncError,
+)
 from syncer.health import WORKLOAD_KINDS, HealthReport, Workload, wait_healthy
 from syncer.inventory import Entry, Inventory, ObjectKey
 from syncer.jsoncodec import canonical_json
@@ -100,7 +106,9 @@ class Applied:
     """Inventory entries of the objects written, with their new fingerprints."""
     errors: list[ObjectError] = field(default_factory=list)
     transient: bool = False
-    """Whether any error is worth retrying (API 5xx or timeouts after the client's retries)."""
+    """Whether any error is worth running the sync again for (a resourceVersion race)."""
+    exhausted: int = 0
+    """The most tries of a write whose retries were spent (`RetriesExhausted`), or 0."""
 
 
 @dataclass
@@ -271,6 +279,8 @@ class ApplyEngine:
                 refusal = exc.refusal if isinstance(exc, ApiRejected) else None
                 result.errors.append(item.error(exc.message, refusal))
                 result.transient = result.transient or isinstance(exc, TransientSyncError)
+                if isinstance(exc, RetriesExhausted):
+                    result.exhausted = max(result.exhausted, exc.attempts)
                 result.changes.add(item, "failed", exc.message, wave=wave, refused=refusal)
                 return
             version = str((obj.get("metadata") or {}).get("resourceVersion") or "")

@@ -25,7 +25,7 @@ from schemas.types import CommitSha
 from syncer.changeset import ChangeSet
 from syncer.desired import Desired
 from syncer.engine import Applied, ApplyEngine, DryRun, Pruned
-from syncer.errors import PermanentSyncError, SyncError, TransientSyncError
+from syncer.errors import PermanentSyncError, RetriesExhausted, SyncError, TransientSyncError
 from syncer.health import HealthReport
 from syncer.hooks import HookRunner
 from syncer.inventory import Entry, Inventory, InventoryStore, ObjectKey
@@ -225,11 +225,13 @@ class _Run:
             final.entries.setdefault(key, entry)
         await self.inventories.save(self.app_name, final)
         errors = step.errors if step is not None else []
-        exc: SyncError = (
-            TransientSyncError(message, objects=errors)
-            if transient
-            else PermanentSyncError(message, objects=errors)
-        )
+        exc: SyncError
+        if transient:
+            exc = TransientSyncError(message, objects=errors)
+        elif step is not None and step.exhausted:
+            exc = RetriesExhausted(message, attempts=step.exhausted, objects=errors)
+        else:
+            exc = PermanentSyncError(message, objects=errors)
         exc.results = list(self.changes.entries)
         raise exc
 

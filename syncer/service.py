@@ -59,6 +59,7 @@ from syncer.polling import InventoryCommits, Poller, build_poller
 from syncer.reconcile import Reconciler
 from syncer.removal import GeneratedRequests, inventory_gone
 from syncer.reporting import Reporter
+from syncer.retrying import RetryPolicy
 from syncer.sources import Renderer
 from syncer.sources.decryption import Decryptor
 from syncer.tenancy import Tenants
@@ -138,11 +139,15 @@ class Syncer:
                 credentials=credentials,
             )
         )
+        retry = RetryPolicy.from_settings(settings, sync_max_delay=self._retry_max_delay)
         reconcilers: dict[str, Reconciler] = {}
         for name, cluster_config in self.config.clusters.items():
             cluster = await stack.enter_async_context(
                 await Cluster.connect(
-                    name, cluster_config, request_timeout=settings.api_timeout.total_seconds()
+                    name,
+                    cluster_config,
+                    request_timeout=settings.api_timeout.total_seconds(),
+                    retry=retry,
                 )
             )
             reconcilers[name] = Reconciler(
@@ -197,7 +202,7 @@ class Syncer:
             reconcilers=reconcilers,
             desired=desired,
             tenants=tenants,
-            max_delay=self._retry_max_delay,
+            retry=retry,
             metrics=self.metrics,
         )
         apps = config.apps

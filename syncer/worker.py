@@ -3,9 +3,11 @@
 resolve the commit → skip if it is older than what is applied, or if the push changed
 nothing under the app's path → the desired state (read, render, parse, plan:
 `syncer.desired`) → reconcile. The app's inventory is read once, here, and handed on.
-Transient failures (git host, API server) are retried with backoff up to
-`syncer.max_attempts`; then the outcome is a failure that also goes to the dead-letter
-topic. Permanent failures fail at once. Git cache errors become sync errors through
+The whole sync runs again only for sync-level transient causes (`TransientSyncError`:
+git host unreachable, a CRD not yet established), up to `syncer.max_attempts`, within the
+sync's time budget (`syncer.retrying`); single API requests are retried where they are
+made. A failure that outlasted its retries also goes to the dead-letter topic. Permanent
+failures fail at once. Git cache errors become sync errors through
 `syncer.desired.git_failure`, the one conversion.
 """
 
@@ -18,17 +20,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
-
 from schemas import AppConfig, GitopsConfig, RepositoryConfig
 from schemas.events import ObjectResult, SyncRequested
 from schemas.types import CommitSha
 from syncer.desired import DesiredState, GitFiles, git_failure
-from syncer.errors import ObjectError, PermanentSyncError, SyncError, TransientSyncError
+from syncer.errors import (
+    ObjectError,
+    PermanentSyncError,
+    RetriesExhausted,
+    SyncError,
+    TransientSyncError,
+)
 from syncer.giterrors import GitError
 from syncer.metrics import SyncerMetrics
 from syncer.reconcile import ReconcileOptions, Reconciler
 from syncer.reporting import Outcome
+from syncer.retrying import RetryPolicy
 from syncer.sources import detect_source
 from syncer.tenancy import Tenants
 from syncer.verification import CommitVerifier, SignedCommit
@@ -73,7 +80,7 @@ class Worker:
         reconcilers: Mapping[str, Reconciler],
         desired: DesiredState,
         tenants: Tenants | None = None,
-        max_delay: float = 30.0,
+        retry: RetryPolicy | None = None,
         verifier: CommitVerifier | None = None,
         metrics: SyncerMetrics | None = None,
     ) -> None:
@@ -83,7 +90,7 @@ class Worker:
         self._reconcilers = reconcilers
         self._tenants = tenants
         """Apps with a ServiceAccount act through it (`syncer.tenancy`)."""
-        self._max_delay = max_delay
+        self._retry = retry or RetryPolicy.from_settings(config.syncer)
         self._desired = desired
         work = Path(config.syncer.cache_dir).expanduser()
         self._verifier = verifier or CommitVerifier(work / "verify")
@@ -99,21 +106,21 @@ class Worker:
                 cluster="",
                 error=f"app {name!r} is not in this syncer's configuration; add it under apps:",
             )
-        attempts = self._config.syncer.max_attempts
         outcome: Outcome
+        attempts = 0
         try:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(attempts),
-                wait=self._wait,
-                retry=retry_if_exception_type(TransientSyncError),
-                reraise=True,
-            ):
-                with attempt:
-                    outcome = await self._attempt(request, app)
+            with self._retry.budget():
+                async for attempt in self._retry.syncs():
+                    with attempt:
+                        attempts += 1
+                        outcome = await self._attempt(request, app)
         except TransientSyncError as exc:
             outcome = self._failure(request, app, exc)
-            outcome.error = f"{exc.message} (gave up after {attempts} attempts)"
+            outcome.error = f"{exc.message} (gave up after {attempts} runs of the sync)"
             outcome.dead_letter = (exc.message, attempts)
+        except RetriesExhausted as exc:
+            outcome = self._failure(request, app, exc)
+            outcome.dead_letter = (exc.message, exc.attempts)
         except PermanentSyncError as exc:
             outcome = self._failure(request, app, exc)
         outcome.duration_ms = int((time.monotonic() - started) * 1000)
@@ -132,11 +139,6 @@ class Worker:
             for o in outcome.objects
         ]
         return outcome
-
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        base = exc.delay if isinstance(exc, TransientSyncError) else 1.0
-        return float(min(self._max_delay, base * 2 ** (state.attempt_number - 1)))
 
     def _failure(self, request: SyncRequested, app: AppConfig, exc: SyncError) -> Outcome:
         return Outcome(
