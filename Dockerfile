@@ -29,9 +29,12 @@ WORKDIR /src
 # Metadata first, then the packages listed in [tool.setuptools.packages.find].
 COPY pyproject.toml README.md ./
 COPY schemas ./schemas
+COPY credentials ./credentials
 COPY receiver ./receiver
 COPY syncer ./syncer
 COPY devcluster ./devcluster
+COPY notifier ./notifier
+COPY dashboard ./dashboard
 COPY gitops ./gitops
 RUN /opt/gitops/bin/pip install . \
     && /opt/gitops/bin/gitops --help > /dev/null

@@ -53,6 +53,7 @@ from pathlib import Path
 from gitops.eventloop import event_loop_factory
 from schemas import AppConfig, ClusterConfig
 from schemas.types import CommitSha
+from syncer.desired import planned
 from syncer.inventory import InventoryStore
 from syncer.kube import Cluster, ResourceInfo
 from syncer.manifests import RenderCache
@@ -194,8 +195,9 @@ class Ours:
         for attempt in ("first", "resync"):
             cpu_before, server_before = own_cpu(), server.cpu()
             started = time.perf_counter()
-            manifests = renders.render(files)
-            result = await self.reconciler.reconcile(app_name, app, commit, manifests, options)
+            desired = await planned(self.cluster, app, commit, renders.render(files))
+            inventory = await self.reconciler.inventory(app_name)
+            result = await self.reconciler.reconcile(app_name, app, desired, inventory, options)
             elapsed = time.perf_counter() - started
             actions = {o.action for o in result.objects}
             count = len(result.objects)

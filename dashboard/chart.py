@@ -13,7 +13,7 @@ from html import escape
 
 from dashboard.records import Record
 
-WIDTH, HEIGHT, PAD = 480, 120, 24
+WIDTH, HEIGHT, PAD, LEFT = 480, 120, 16, 64
 
 
 @dataclass(frozen=True)
@@ -30,10 +30,10 @@ def points(outcomes: Sequence[Record]) -> tuple[list[Point], int]:
     if not timed:
         return [], 0
     top = max(max(ms for _, ms in timed), 1)
-    step = (WIDTH - 2 * PAD) / max(len(timed) - 1, 1)
+    step = (WIDTH - LEFT - PAD) / max(len(timed) - 1, 1)
     found = []
     for i, (record, ms) in enumerate(timed):
-        x = PAD + i * step if len(timed) > 1 else WIDTH / 2
+        x = LEFT + i * step if len(timed) > 1 else (LEFT + WIDTH - PAD) / 2
         y = HEIGHT - PAD - (HEIGHT - 2 * PAD) * ms / top
         stamp = record.time.strftime("%Y-%m-%d %H:%M:%S")
         found.append(Point(x, y, record.kind, f"{stamp} {record.kind} {ms} ms"))
@@ -64,9 +64,9 @@ def duration_chart(outcomes: Sequence[Record]) -> str:
         f'width="{WIDTH}" height="{HEIGHT}" aria-labelledby="chart-title">'
         f'<title id="chart-title">Sync durations of the last {len(found)} syncs, '
         f"longest {top} ms</title>"
-        f'<line class="axis" x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" '
+        f'<line class="axis" x1="{LEFT - 4}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" '
         f'y2="{HEIGHT - PAD}"/>'
-        f'<text class="tick" x="2" y="{PAD}">{top} ms</text>'
-        f'<text class="tick" x="2" y="{HEIGHT - PAD}">0</text>'
+        f'<text class="tick" x="{LEFT - 8}" y="{PAD + 4}" text-anchor="end">{top} ms</text>'
+        f'<text class="tick" x="{LEFT - 8}" y="{HEIGHT - PAD + 4}" text-anchor="end">0</text>'
         f'<polyline class="series" points="{line}"/>' + "".join(marks) + "</svg>"
     )

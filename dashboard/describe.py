@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from dashboard.records import DEAD_LETTER, DRIFT, OUTCOME_TYPES, PUSH, REQUEST, Record
+from dashboard.records import DEAD_LETTER, DRIFT, OUTCOME_TYPES, PUSH, REQUEST, STATUS, Record
 
 _KNOWN = {
     PUSH: {"provider", "delivery_id", "repo_url", "repositories", "ref", "before", "after",
            "created", "deleted", "forced", "changed_paths", "commit_count", "pusher", "apps"},
     REQUEST: {"app", "repo_url", "branch", "commit", "before", "reason", "delivery_id"},
     DRIFT: {"app", "cluster", "commit", "objects", "self_heal"},
+    STATUS: {"app", "cluster", "commit", "ready", "hold", "waiting_for", "waiting"},
     "outcome": {"app", "cluster", "commit", "reason", "delivery_id", "request_id", "objects",
                 "health", "duration_ms", "error"},
 }  # fmt: skip
@@ -49,6 +50,9 @@ def summary(record: Record) -> str:
     elif record.type == DRIFT:
         text = _drift(data)
         known = _KNOWN[DRIFT]
+    elif record.type == STATUS:
+        text = _status(data)
+        known = _KNOWN[STATUS]
     elif record.type == DEAD_LETTER:
         text = f"gave up after {record.extensions.get('dlqattempts', '?')} attempts: " + str(
             record.extensions.get("dlqerror", "")
@@ -75,6 +79,17 @@ def _outcome(data: dict[str, Any]) -> str:
         text += f", {data['health']}"
     if data.get("error"):
         text += f" — {data['error']}"
+    return text
+
+
+def _status(data: dict[str, Any]) -> str:
+    text = f"at {short(data.get('commit'))}, {'ready' if data.get('ready') else 'not ready'}"
+    hold = data.get("hold")
+    if isinstance(hold, dict):
+        text += f", suspended: {hold.get('reason') or 'suspended'}"
+    waiting = data.get("waiting_for")
+    if isinstance(waiting, dict) and waiting:
+        text += f", waiting for {', '.join(sorted(map(str, waiting)))}"
     return text
 
 

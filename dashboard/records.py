@@ -25,6 +25,7 @@ OUTCOME_TYPES = {
 PUSH = "gitops.push.received"
 REQUEST = "gitops.sync.requested"
 DRIFT = "gitops.drift.detected"
+STATUS = "gitops.app.status"
 DEAD_LETTER = "dead-letter"
 """Our name for a record of the DLQ topic (it carries the request's own type)."""
 
@@ -70,7 +71,7 @@ class Record:
             return "dead-letter"
         if self.type in OUTCOME_TYPES:
             return OUTCOME_TYPES[self.type]
-        return {PUSH: "push", REQUEST: "requested", DRIFT: "drift"}.get(
+        return {PUSH: "push", REQUEST: "requested", DRIFT: "drift", STATUS: "status"}.get(
             self.type, self.type.removeprefix("gitops.")
         )
 

@@ -34,6 +34,8 @@ STATES: dict[str, tuple[str, str]] = {
     "missing": ("✖", "missing"),
     "present": ("●", "present"),
     "dead-letter": ("☠", "dead letter"),
+    "suspended": ("⏸", "suspended"),
+    "status": ("ⓘ", "status"),
 }
 """Every state is told by an icon AND a word, never by colour alone; the icons are repeated
 in dashboard.css (`.st-…::before`), which `tests/dashboard` checks against this table."""

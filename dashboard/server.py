@@ -25,7 +25,7 @@ from dashboard.live import LiveReader, LiveReadError
 from dashboard.records import OUTCOME_TYPES, Record
 from dashboard.render import Pages
 from dashboard.trail import Trail
-from schemas import GitopsConfig
+from schemas import AppConfig, GitopsConfig
 
 KEEPALIVE = 15.0
 RECENT = 30
@@ -77,11 +77,13 @@ class Views:
             raise web.HTTPNotFound(text=f"no app named {request.match_info['name']!r}\n")
         return row
 
-    def _configured(self, request: web.Request) -> str:
+    def _known(self, request: web.Request) -> tuple[str, AppConfig]:
+        """A configured or generated app, whose cluster and Git the dashboard can read."""
         name = request.match_info["name"]
-        if name not in self._config.apps:
-            raise web.HTTPNotFound(text=f"app {name!r} is not in the dashboard's configuration\n")
-        return name
+        spec = self._trail.board.spec(name)
+        if spec is None:
+            raise web.HTTPNotFound(text=f"app {name!r} is neither configured nor generated\n")
+        return name, spec
 
     def login_page(self, failed: bool) -> str:
         return self._pages.page("login.html", failed=failed, **self._common("login", "Sign in"))
@@ -115,11 +117,11 @@ class Views:
         )
 
     async def objects(self, request: web.Request) -> web.Response:
-        name = self._configured(request)
+        name, spec = self._known(request)
         row = self._trail.board.get(name)
         actions = _last_actions(row.outcome if row else None)
         try:
-            found = await self._live.objects(name)
+            found = await self._live.objects(name, spec)
         except LiveReadError as exc:
             return self._html(self._pages.page("objects.html", error=str(exc)))
         return self._html(
@@ -133,9 +135,9 @@ class Views:
         )
 
     async def diff(self, request: web.Request) -> web.Response:
-        name = self._configured(request)
+        name, spec = self._known(request)
         try:
-            found = await self._live.diff(name)
+            found = await self._live.diff(name, spec)
         except LiveReadError as exc:
             body = self._pages.page("diff.html", error=str(exc))
         else:
@@ -143,7 +145,7 @@ class Views:
                 "diff.html",
                 error=None,
                 found=found,
-                basis=basis(found, self._config.apps[name].branch),
+                basis=basis(found, spec.branch),
                 diffs=diff_lines(found),
             )
         if request.headers.get("X-Fragment") == "1":
@@ -256,8 +258,21 @@ def _last_actions(outcome: Record | None) -> dict[tuple[str, str, str], str]:
     for obj in outcome.data.get("objects") or []:
         if isinstance(obj, dict):
             key = (str(obj.get("kind")), str(obj.get("namespace") or ""), str(obj.get("name")))
-            found[key] = str(obj.get("action"))
+            found[key] = _action(obj)
     return found
+
+
+def _action(obj: dict[str, object]) -> str:
+    """`configured`, with the sync wave and a hook's phase when the syncer reported them."""
+    text = str(obj.get("action"))
+    if isinstance(obj.get("wave"), int):
+        text += f" · wave {obj['wave']}"
+    phase = obj.get("phase")
+    if isinstance(phase, str) and phase != "sync":
+        text += f" · {phase} hook"
+    if obj.get("error"):
+        text += f" — {obj['error']}"
+    return text
 
 
 @web.middleware

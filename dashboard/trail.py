@@ -98,8 +98,9 @@ class Trail:
     def unsubscribe(self, sub: Subscription) -> None:
         self._subscribers.discard(sub)
 
-    def add(self, topic: str, raw: bytes | None) -> Record | None:
+    def add(self, topic: str, raw: bytes | None, key: bytes | None = None) -> Record | None:
         """Take one message in: keep it, fold it into the board, tell the live pages."""
+        defined = self.board.define(key, raw) if topic == self._topics.generated_apps else []
         record = parse_record(
             raw, topic=topic, seq=self._seq + 1, dead_letter=topic == self._topics.dead_letters
         )
@@ -107,7 +108,7 @@ class Trail:
             return None
         self._seq = record.seq
         self._ring.append(record)
-        changed = self.board.apply(record)
+        changed = defined or self.board.apply(record)
         for sub in list(self._subscribers):
             try:
                 sub.queue.put_nowait((record, changed))
@@ -157,7 +158,7 @@ class Trail:
                     (r for rs in batch.values() for r in rs), key=lambda r: (r.timestamp, r.offset)
                 )
                 for message in records:
-                    self.add(message.topic, message.value)
+                    self.add(message.topic, message.value, message.key)
                     self._resume[TopicPartition(message.topic, message.partition)] = (
                         message.offset + 1
                     )

@@ -22,6 +22,7 @@ from syncer.errors import SyncError
 from syncer.gitcache import GitCache
 from syncer.kube import Cluster
 from syncer.livediff import LiveDiffError, diff_live
+from syncer.retrying import RetryPolicy
 
 EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
 
@@ -57,7 +58,12 @@ async def diff_app(config: GitopsConfig, *, app: str, as_json: bool) -> int:
     try:
         async with (
             GitCache(cache_dir, max_file_bytes=config.syncer.max_file_bytes) as git,
-            await Cluster.connect(spec.cluster, cluster_config) as cluster,
+            await Cluster.connect(
+                spec.cluster,
+                cluster_config,
+                request_timeout=config.syncer.api_timeout.total_seconds(),
+                retry=RetryPolicy.from_settings(config.syncer),
+            ) as cluster,
         ):
             found = await diff_live(config, app, git=git, cluster=cluster, workdir=cache_dir)
     except LiveDiffError as exc:

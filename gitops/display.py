@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 
 from schemas.events import (
     AnyEvent,
@@ -13,6 +14,7 @@ from schemas.events import (
     DriftDetected,
     NotificationFailed,
     ObjectAction,
+    ObjectResult,
     PushReceived,
     SyncFailed,
     SyncRequested,
@@ -23,6 +25,44 @@ from schemas.events import (
 
 def short(sha: str | None) -> str:
     return sha[:7] if sha else "-"
+
+
+def _step(result: ObjectResult) -> str:
+    if result.phase not in (None, "sync"):
+        return str(result.phase)
+    return f"wave {result.wave}" if result.wave is not None else "prune"
+
+
+_PHASES = {"pre-sync": 0, "sync": 1, "post-sync": 2, "sync-failed": 3}
+
+
+def _step_order(result: ObjectResult) -> tuple[int, bool, int]:
+    return (_PHASES.get(result.phase or "sync", 1), result.wave is None, result.wave or 0)
+
+
+def steps(objects: Sequence[ObjectResult]) -> list[str]:
+    """The steps a sync went through (`pre-sync`, `wave -1`, `wave 0`, `prune`,
+    `post-sync`, `sync-failed`); empty for a sync without hooks or waves, whose one wave
+    is all there is to say."""
+    staged_objects = sorted((o for o in objects if o.phase is not None), key=_step_order)
+    names = list(dict.fromkeys(_step(o) for o in staged_objects))
+    staged = [n for n in names if n != "prune"]
+    if len(staged) <= 1 and all(n.startswith("wave") for n in staged):
+        return []
+    return names
+
+
+def describe_steps(objects: Sequence[ObjectResult]) -> str:
+    """`pre-sync Job/migrate created; wave -1 created 2; wave 0 created 2`."""
+    parts = []
+    for name in steps(objects):
+        members = [o for o in objects if o.phase is not None and _step(o) == name]
+        if name.startswith("wave") or name == "prune":
+            counts = Counter(o.action for o in members)
+            parts.append(f"{name} " + ", ".join(f"{a} {n}" for a, n in counts.items()))
+        else:
+            parts.append(f"{name} " + ", ".join(f"{o.kind}/{o.name} {o.action}" for o in members))
+    return "; ".join(parts)
 
 
 def format_event(event: AnyEvent) -> str:
@@ -43,6 +83,8 @@ def format_event(event: AnyEvent) -> str:
         )
         if data.health and isinstance(event, SyncSucceeded):
             line += f"  {data.health}"
+        if steps(data.objects):
+            line += f"  [{describe_steps(data.objects)}]"
         if data.error:
             line += f"  — {data.error}"
         return line

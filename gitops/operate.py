@@ -12,7 +12,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from gitops.display import format_event, short
+from gitops.display import format_event, short, steps
 from gitops.generated import with_generated
 from gitops.reading import read_events
 from schemas import GitopsConfig, SyncRequested, Topics
@@ -77,11 +77,15 @@ def _concerns(event: object, app: str) -> bool:
 
 async def list_apps(config: GitopsConfig, *, as_json: bool) -> int:
     last: dict[str, SyncSucceeded | SyncFailed | SyncSkipped | DriftDetected] = {}
+    ran: dict[str, list[str]] = {}
+    """The hooks and waves of each app's last sync that ran (a skip runs none)."""
     config, origins = await with_generated(config)
     topics = _topics(config)
     async for event in read_events(config.kafka.bootstrap, [topics.sync_events]):
         if isinstance(event, SyncSucceeded | SyncFailed | SyncSkipped):
             last[event.data.app] = event
+        if isinstance(event, SyncSucceeded | SyncFailed) and event.data.objects:
+            ran[event.data.app] = steps(event.data.objects)
     from gitops.lifecycle import app_statuses, state_text
 
     statuses = await app_statuses(config)
@@ -102,6 +106,7 @@ async def list_apps(config: GitopsConfig, *, as_json: bool) -> int:
                 "last_outcome": outcome,
                 "commit": commit,
                 "time": seen.time.isoformat() if seen else None,
+                "steps": ran.get(name, []),
                 "state": state_text(statuses.get(name)),
                 "status": (s.model_dump(mode="json") if (s := statuses.get(name)) else None),
             }
@@ -111,13 +116,14 @@ async def list_apps(config: GitopsConfig, *, as_json: bool) -> int:
         return EXIT_OK
     print(
         f"{'APP':<18} {'SET':<12} {'REPO':<14} {'BRANCH':<10} {'PATH':<22} {'CLUSTER':<10}"
-        f" {'LAST':<13} COMMIT   STATE"
+        f" {'LAST':<13} {'COMMIT':<8} {'STEPS':<26} STATE"
     )
     for row in rows:
         print(
             f"{row['app']:<18} {row['set'] or '-':<12} {row['repo']:<14} {row['branch']:<10} "
             f"{row['path']:<22} {row['cluster']:<10} {row['last_outcome']:<13} "
-            f"{short(row['commit']):<8} {row['state']}".rstrip()
+            f"{short(row['commit']):<8} {', '.join(row['steps']) or '-':<26} "
+            f"{row['state']}".rstrip()
         )
     return EXIT_OK
 

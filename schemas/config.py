@@ -607,7 +607,13 @@ class SyncerSettings(_Model):
     concurrency: int = Field(8, ge=1, le=256)
     """Apps synced at once by one syncer."""
     max_attempts: int = Field(3, ge=1, le=20)
-    """Attempts for transient failures before a request goes to the dead-letter topic."""
+    """Runs of a whole sync for sync-level transient causes (git server unreachable, a CRD
+    not yet established, a resourceVersion race) before the request is dead-lettered."""
+    api_attempts: int = Field(5, ge=1, le=20)
+    """Tries of one Kubernetes API request that met a 429, 5xx, timeout or lost connection,
+    with backoff from 0.2 s doubling to 5 s and never sooner than the server's Retry-After."""
+    sync_timeout: Duration = timedelta(minutes=10)
+    """Most time one sync may take, its retries included; then it fails and is dead-lettered."""
     health_timeout: Duration = timedelta(seconds=60)
     """How long to wait for workloads to become ready after an apply."""
     inventory_namespace: str = Field("gitops-system", pattern=_K8S_NAME)

@@ -49,6 +49,7 @@ COMMAND_REASONS: frozenset[str] = frozenset({"suspend", "resume", "rollback"})
 ObjectAction = Literal["created", "configured", "unchanged", "pruned", "orphaned", "failed"]
 """`orphaned`: left in the cluster, no longer owned by any app (its set does not prune)."""
 Health = Literal["healthy", "progressing", "degraded"]
+SyncPhase = Literal["pre-sync", "sync", "post-sync", "sync-failed"]
 
 
 class _Value(BaseModel):
@@ -120,6 +121,10 @@ class ObjectResult(_Value):
     error: str | None = None
     refused: Refusal | None = None
     """Set when the error is an RBAC refusal of the account the app acts as."""
+    phase: SyncPhase | None = None
+    """When in the sync it happened: `sync` for app objects, a hook's phase for a hook."""
+    wave: int | None = None
+    """The object's `gitops.dev/sync-wave` (app objects and hooks; none for pruned ones)."""
 
 
 class SyncResultData(_Value):
@@ -163,7 +168,7 @@ class Hold(_Value):
     """Why an app is suspended: it applies nothing until `gitops resume`."""
 
     reason: str
-    """`rollback to <sha>` for a rollback, otherwise the operator's text or `suspended`."""
+    """`rollback to <sha>` for a rollback, otherwise the operator's text or `no reason given`."""
     commit: CommitSha | None = None
     """The commit a rollback pinned the app to; null for a plain suspend."""
     since: datetime

@@ -28,17 +28,15 @@ import asyncio
 import base64
 import copy
 import difflib
-import functools
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
 
-from schemas import AppConfig, GitopsConfig, RepositoryConfig, Topics
+from schemas import AppConfig, GitopsConfig, Topics
 from schemas.events import (
     DriftDetected,
     DriftDetectedData,
@@ -47,15 +45,13 @@ from schemas.events import (
     SyncRequestedData,
 )
 from schemas.types import AppName, CommitSha
+from syncer.desired import Desired, DesiredState
+from syncer.engine import fingerprint
 from syncer.errors import SyncError
-from syncer.giterrors import GitError
 from syncer.inventory import Inventory, InventoryStore
 from syncer.kube import Cluster
-from syncer.manifests import Manifest, render
 from syncer.metrics import SyncerMetrics
-from syncer.planning import Planned, plan
-from syncer.reconcile import fingerprint
-from syncer.sources import Renderer
+from syncer.planning import Planned
 from syncer.tenancy import Tenants
 
 JsonObj = dict[str, Any]
@@ -94,7 +90,6 @@ def normalise(obj: JsonObj) -> JsonObj:
     """A copy without what the server sets: the part of an object a user declares."""
     result = copy.deepcopy(obj)
     result.pop("status", None)
-    result.pop("_existed", None)
     meta = result.get("metadata")
     if isinstance(meta, dict):
         for key in _SERVER_METADATA:
@@ -314,20 +309,19 @@ def _drifted(item: Planned, state: str, fields: list[str]) -> DriftedObject:
 async def detect(
     cluster: Cluster,
     app: AppConfig,
-    manifests: list[Manifest],
+    desired: Desired,
     inventory: Inventory,
     *,
     thorough: bool = False,
     concurrency: int = 8,
 ) -> list[ObjectDrift]:
-    """Every object of `manifests` whose live state differs from it, in manifest order.
+    """Every app object of `desired` whose live state differs from it, in manifest order.
 
+    Hooks are left out: they run around a sync and may be deleted by their policy.
     `thorough` skips the fingerprint pre-check (used by `gitops diff`, which must be
     right even when the inventory is stale).
     """
-    planned, errors = await plan(cluster, app, manifests)
-    if errors:
-        raise DriftCheckError("; ".join(str(e) for e in errors))
+    planned = desired.objects
     app_rules = IgnoreRules.of(app.drift_ignore)
     semaphore = asyncio.Semaphore(concurrency)
 
@@ -360,49 +354,6 @@ async def detect(
 
 
 # ------------------------------------------------------------------ the periodic check
-
-DesiredState = Callable[[str, AppConfig, CommitSha], Awaitable[list[Manifest]]]
-"""(app name, app, commit) → the app's manifests at that commit, rendered."""
-
-
-class GitFiles(Protocol):
-    """What reading a commit needs from the git cache (`syncer.gitcache.GitCache`)."""
-
-    async def resolve(
-        self, repo: RepositoryConfig, branch: str, commit: CommitSha | None = None
-    ) -> CommitSha: ...
-
-    async def read_files(self, url: str, commit: CommitSha, path: str) -> dict[str, bytes]: ...
-
-
-def desired_from_git(
-    config: GitopsConfig, git: GitFiles, *, renderer: Renderer | None = None
-) -> DesiredState:
-    """Desired state read as the worker reads it: the commit's files under the app path.
-
-    `resolve` costs no network call when the commit is cached (it is, on the syncer that
-    applied it); a new owner after a rebalance fetches it once.
-    """
-
-    sources = renderer or Renderer(Path(config.syncer.cache_dir).expanduser() / "snapshots")
-
-    async def desired(app_name: str, app: AppConfig, commit: CommitSha) -> list[Manifest]:
-        repo = config.repositories[app.repo]
-        try:
-            await git.resolve(repo, app.branch, commit)
-            files = await git.read_files(repo.url, commit, app.path)
-            # The same (cached) render the worker applied: kustomize/helm apps diff as YAML.
-            tree = functools.partial(git.read_files, repo.url, commit, ".")
-            files = await sources.render(
-                app, files, commit=commit, app_name=app_name, read_tree=tree
-            )
-        except GitError as exc:
-            raise DriftCheckError(
-                f"app {app_name}: cannot read commit {commit[:12]}: {exc}"
-            ) from exc
-        return await asyncio.to_thread(render, files)
-
-    return desired
 
 
 class Producer(Protocol):
@@ -469,9 +420,9 @@ class DriftChecker:
             result = DriftResult(app_name, inventory.commit)
             if inventory.commit is None:
                 return result  # never applied: the branch-head poll takes care of it
-            manifests = await self._desired(app_name, app, inventory.commit)
             acting = (self._tenants.client(app) if self._tenants else None) or cluster
-            result.drifted = await detect(acting, app, manifests, inventory)
+            desired = await self._desired.at(app_name, app, inventory.commit, acting)
+            result.drifted = await detect(acting, app, desired, inventory)
         except SyncError as exc:
             raise DriftCheckError(
                 self._scrub(f"app {app_name}: drift check failed: {exc.message}")

@@ -1,17 +1,18 @@
 """Sync errors that carry their retry policy, so the worker never has to guess.
 
-`TransientSyncError(delay=...)` means "the world may fix itself: try again later"
-(git host unreachable, API 5xx/429/timeouts, conflicts). `PermanentSyncError` means
-"only a new commit or a config change can fix this" (invalid manifests, forbidden
-objects, unsafe paths): the request fails at once. Library errors (kubernetes_asyncio,
-dulwich, aiokafka) are converted into these in exactly one module each.
+`TransientSyncError(delay=...)` means "the world may fix itself: run the sync again later"
+(git host unreachable, a CRD not yet established, resourceVersion races);
+`RetriesExhausted` means one request's retries are spent (`syncer.retrying`).
+`PermanentSyncError` means "only a new commit or a config change can fix this" (invalid
+manifests, forbidden objects, unsafe paths): the request fails at once. Library errors
+(kubernetes_asyncio, dulwich, aiokafka) are converted into these in exactly one module each.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas.events import Refusal
+from schemas.events import ObjectResult, Refusal
 
 
 @dataclass(frozen=True)
@@ -40,16 +41,29 @@ class SyncError(Exception):
         self.objects: list[ObjectError] = list(objects or [])
         self.commit: str | None = None
         """The commit being synced, once known (set by the worker for the report)."""
+        self.results: list[ObjectResult] = []
+        """The change set of a sync that failed after it started writing."""
 
 
 class TransientSyncError(SyncError):
-    """Worth retrying after `delay` seconds (with backoff) up to `syncer.max_attempts`."""
+    """Worth running the whole sync again after `delay` seconds, up to `syncer.max_attempts`."""
 
     def __init__(
         self, message: str, *, delay: float = 1.0, objects: list[ObjectError] | None = None
     ) -> None:
         super().__init__(message, objects=objects)
         self.delay = delay
+
+
+class RetriesExhausted(SyncError):
+    """A transient failure outlasted its retries (`syncer.retrying`): the sync fails now,
+    dead-lettered, and the next push, poll or drift check tries again."""
+
+    def __init__(
+        self, message: str, *, attempts: int, objects: list[ObjectError] | None = None
+    ) -> None:
+        super().__init__(message, objects=objects)
+        self.attempts = attempts
 
 
 class PermanentSyncError(SyncError):

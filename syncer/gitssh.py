@@ -17,8 +17,13 @@ presented and its fingerprint, and whether known_hosts had another key for that 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
+import hashlib
+import hmac
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -221,8 +226,29 @@ def _known_entries(identity: SshIdentity) -> list[KnownHost]:
 
 
 def _names(patterns: str, name: str) -> bool:
-    """Whether a plain (unhashed) known_hosts host field names `name`."""
-    return name in patterns.split(",")
+    """Whether a known_hosts host field names `name`, as OpenSSH matches it: hashed
+    (`|1|salt|hmac`, what `ssh-keygen -H` writes), globs, and `!` negations."""
+    if patterns.startswith("|1|"):
+        salt, _, digest = patterns[3:].partition("|")
+        with contextlib.suppress(ValueError, binascii.Error):
+            mac = hmac.new(base64.b64decode(salt), name.encode(), hashlib.sha1).digest()
+            return hmac.compare_digest(mac, base64.b64decode(digest))
+        return False
+    matched = False
+    for pattern in patterns.split(","):
+        negated = pattern.startswith("!")
+        if _glob(pattern.removeprefix("!")).fullmatch(name):
+            if negated:
+                return False
+            matched = True
+    return matched
+
+
+def _glob(pattern: str) -> re.Pattern[str]:
+    """OpenSSH's host pattern: `*` and `?` are wildcards, everything else (brackets of
+    `[host]:port` included) is literal."""
+    parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.compile("".join(parts), re.IGNORECASE)
 
 
 def _presented_keys(host: str, port: int | None, timeout: float) -> list[KnownHost]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from schemas.events import Hold
 from syncer.inventory import configmap_name
-from syncer.kube import APPLY_PATCH, Cluster, JsonObj, ResourceInfo
+from syncer.kube import APPLY_PATCH, Cluster, JsonObj, NotFound, ResourceInfo
 
 FIELD_MANAGER = "gitops-pipeline-lifecycle"
 HOLD_KEY = "hold"
@@ -38,18 +38,23 @@ class HoldStore:
     async def save(self, app: str, hold: Hold | None) -> None:
         """Set the hold, or release it (None) by applying without the key (only call that
         for an app that has one: it would otherwise create an empty ConfigMap)."""
-        if hold is not None and await self._cluster.get(_NAMESPACE, None, self._namespace) is None:
-            await self._apply(
-                _NAMESPACE,
-                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self._namespace}},
-            )
         body: JsonObj = {
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": {"name": configmap_name(app), "namespace": self._namespace},
             "data": {HOLD_KEY: hold.model_dump_json()} if hold is not None else {},
         }
-        await self._apply(_CONFIGMAP, body)
+        try:
+            await self._apply(_CONFIGMAP, body)
+        except NotFound:
+            # The namespace does not exist yet (no sync of any app wrote an inventory);
+            # asking first would need the right to read Namespaces, which a syncer
+            # confined to its own namespace lacks.
+            await self._apply(
+                _NAMESPACE,
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self._namespace}},
+            )
+            await self._apply(_CONFIGMAP, body)
 
     async def _apply(self, info: ResourceInfo, body: JsonObj) -> None:
         meta = body["metadata"]

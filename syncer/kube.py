@@ -11,8 +11,9 @@ the source of truth for the fields it declares, so when another manager (a human
 `kubectl edit`) took one of them, GitOps takes it back instead of failing the sync on a
 conflict; fields nobody declared in Git stay with whoever set them.
 
-Errors: 5xx, 429 and network failures are retried here a few times (bounded, short), then
-surface as `TransientSyncError`; 404 is `NotFound`; other 4xx are `ApiRejected`
+Errors: 5xx, 429 and network failures are retried here by the process's `RetryPolicy`
+(`syncer.retrying`), then surface as `RetriesExhausted`; a resourceVersion conflict is a
+`TransientSyncError` (the whole sync runs again); 404 is `NotFound`; other 4xx are `ApiRejected`
 (permanent, with the server's message), and so is the 500 a real API server answers to an
 apply that does not fit the schema.
 """
@@ -32,17 +33,12 @@ from urllib.parse import urlencode
 import orjson
 from kubernetes_asyncio import config as kube_config
 from kubernetes_asyncio.client import ApiClient, Configuration
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
-)
 
 from schemas import ClusterConfig
 from schemas.events import Refusal
 from syncer.errors import PermanentSyncError, TransientSyncError
 from syncer.jsoncodec import compact_json
+from syncer.retrying import RetryableAnswer, RetryPolicy
 from syncer.transport import Http1Pool
 
 FIELD_MANAGER = "gitops-pipeline"
@@ -165,12 +161,6 @@ class UnknownKind(PermanentSyncError):
     """The cluster serves no resource for this apiVersion/kind (a CRD missing?)."""
 
 
-class _Retry(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
 class Cluster:
     """One target cluster: a shared API client plus a discovery cache.
 
@@ -183,12 +173,12 @@ class Cluster:
         api: ApiClient,
         *,
         request_timeout: float = 30.0,
-        attempts: int = 3,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.name = name
         self._api = api
         self._timeout = request_timeout
-        self._attempts = attempts
+        self._retry = retry or RetryPolicy()
         self._kinds: dict[tuple[str, str], dict[str, ResourceInfo]] = {}
         self._discovery_lock = asyncio.Lock()
         self._closed = False
@@ -367,29 +357,10 @@ class Cluster:
         body: JsonObj | bytes | None = None,
         content_type: str = "application/json",
     ) -> tuple[int, JsonObj]:
-        try:
-            # The common case costs no retry machinery (tenacity's setup alone is ~50 µs).
-            return await self._once(method, path, query, body, content_type)
-        except _Retry as exc:
-            if self._attempts <= 1:
-                raise TransientSyncError(
-                    f"cluster {self.name}: {method} {path}: {exc.message}", delay=2.0
-                ) from None
-            await asyncio.sleep(0.2)
-        try:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(self._attempts - 1),
-                wait=wait_exponential(multiplier=0.2, max=2.0),
-                retry=retry_if_exception_type(_Retry),
-                reraise=True,
-            ):
-                with attempt:
-                    return await self._once(method, path, query, body, content_type)
-        except _Retry as exc:
-            raise TransientSyncError(
-                f"cluster {self.name}: {method} {path}: {exc.message}", delay=2.0
-            ) from None
-        raise AssertionError("unreachable")  # pragma: no cover
+        return await self._retry.request(
+            lambda: self._once(method, path, query, body, content_type),
+            f"cluster {self.name}: {method} {path}",
+        )
 
     async def _once(
         self,
@@ -408,9 +379,11 @@ class Cluster:
             path += ("&" if "?" in path else "?") + urlencode(params)
         data = body if body is None or isinstance(body, bytes) else compact_json(body)
         try:
-            status, raw = await self._pool.request(method, path, headers, data, self._timeout)
+            status, raw, retry_after = await self._pool.request(
+                method, path, headers, data, self._retry.timeout(self._timeout)
+            )
         except (TimeoutError, OSError) as exc:
-            raise _Retry(f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
+            raise RetryableAnswer(f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
         try:
             doc = orjson.loads(raw) if raw else {}
         except ValueError:
@@ -422,7 +395,9 @@ class Cluster:
         if status == 500 and message.startswith(_SCHEMA_ERROR):
             raise ApiRejected(status, reason or "BadRequest", message)
         if status == 429 or status >= 500:
-            raise _Retry(f"HTTP {status} {reason}: {message}".replace("  ", " "))
+            raise RetryableAnswer(
+                f"HTTP {status} {reason}: {message}".replace("  ", " "), retry_after=retry_after
+            )
         if status == 409 and reason == "Conflict":
             # resourceVersion races (not apply conflicts, force=true takes those over).
             raise TransientSyncError(f"cluster {self.name}: {message}", delay=1.0)

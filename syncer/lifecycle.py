@@ -175,7 +175,7 @@ class Lifecycle:
         cluster = self._config.apps[data.app].cluster
         hold = await self._hold(data.app, store)
         if data.reason == "suspend":
-            hold = Hold(reason=data.note or "suspended", since=_now())
+            hold = Hold(reason=data.note or "no reason given", since=_now())
             await self._set_hold(data.app, store, hold)
             log.info("app %s suspended: %s", data.app, hold.reason)
             return _held(request, cluster, hold), _Note(hold, {}, worked=False)

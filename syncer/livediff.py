@@ -17,7 +17,8 @@ from pathlib import Path
 
 from schemas import GitopsConfig
 from schemas.types import CommitSha
-from syncer.drift import DriftCheckError, ObjectDrift, desired_from_git, detect
+from syncer.desired import DesiredState
+from syncer.drift import DriftCheckError, ObjectDrift, detect
 from syncer.errors import SyncError
 from syncer.gitcache import GitCache
 from syncer.giterrors import GitError
@@ -57,20 +58,26 @@ async def diff_live(
     """Compare one configured app; raises `LiveDiffError`. `workdir` holds decryption and
     render scratch space of the caller's own (not a syncer's)."""
     spec = config.apps[app]
-    repo = config.repositories[spec.repo]
     decryptor = Decryptor(
         workdir, clusters={spec.cluster: cluster}, namespace=config.syncer.inventory_namespace
     )
     try:
         inventory = await InventoryStore(cluster, config.syncer.inventory_namespace).load(app)
         applied = inventory.commit
-        commit: CommitSha = applied or await git.resolve(repo, spec.branch)
         renderer = Renderer(workdir / "snapshots", decryptor=decryptor)
-        manifests = await desired_from_git(config, git, renderer=renderer)(app, spec, commit)
-        drifted = await detect(cluster, spec, manifests, inventory, thorough=True)
+        state = DesiredState(config=config, git=git, renderer=renderer)
+        commit: CommitSha = applied or await state.resolve(app, spec, None)
+        desired = await state.at(app, spec, commit, cluster)
+        drifted = await detect(cluster, spec, desired, inventory, thorough=True)
     except (SyncError, GitError, DriftCheckError) as exc:
         message = f"app '{app}': {getattr(exc, 'message', None) or exc}"
         raise LiveDiffError(decryptor.scrub(message)) from exc
     return LiveDiff(
-        app, spec.cluster, commit, applied is not None, len(manifests), drifted, decryptor.scrub
+        app,
+        spec.cluster,
+        commit,
+        applied is not None,
+        len(desired.objects),
+        drifted,
+        decryptor.scrub,
     )

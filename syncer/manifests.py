@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -292,13 +293,16 @@ class RenderCache:
     """The last few renders, by content: a resync of an unchanged commit skips YAML parsing.
 
     Keyed by a digest of every path and byte, so it can never serve a stale render; owned
-    by one worker (no module-level state). Callers must not mutate the returned bodies.
+    by one `DesiredState` (no module-level state) and called from worker threads, so its
+    bookkeeping holds a lock (the parse itself runs outside it). Callers must not mutate
+    the returned bodies.
     """
 
     def __init__(self, size: int = 64, *, max_nodes: int = MAX_EXPANDED_NODES) -> None:
         self._size = size
         self._max_nodes = max_nodes
         self._renders: OrderedDict[bytes, list[Manifest]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def render(self, files: Mapping[str, bytes]) -> list[Manifest]:
         digest = hashlib.sha256()
@@ -308,12 +312,14 @@ class RenderCache:
                 digest.update(f"{path}\0{len(data)}\0".encode())
                 digest.update(data)
         key = digest.digest()
-        found = self._renders.get(key)
-        if found is not None:
-            self._renders.move_to_end(key)
-            return list(found)
+        with self._lock:
+            found = self._renders.get(key)
+            if found is not None:
+                self._renders.move_to_end(key)
+                return list(found)
         manifests = render(files, max_nodes=self._max_nodes)
-        self._renders[key] = manifests
-        while len(self._renders) > self._size:
-            self._renders.popitem(last=False)
+        with self._lock:
+            self._renders[key] = manifests
+            while len(self._renders) > self._size:
+                self._renders.popitem(last=False)
         return list(manifests)

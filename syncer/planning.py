@@ -17,6 +17,7 @@ from syncer.inventory import Entry, ObjectKey, digest
 from syncer.jsoncodec import compact_json
 from syncer.kube import Cluster, ResourceInfo, UnknownKind
 from syncer.manifests import Manifest
+from syncer.ordering import Hook, OrderingError, hook_of, wave_of
 
 CRD_GROUP = "apiextensions.k8s.io"
 JsonObj = dict[str, Any]
@@ -34,6 +35,10 @@ class Planned:
     """Its kind comes from a CRD of this commit that the cluster may not serve yet."""
     encoded: bytes = b""
     """`body` as JSON, encoded once for its dry run and its apply."""
+    wave: int = 0
+    """`gitops.dev/sync-wave`: lower waves are applied, and healthy, first."""
+    hook: Hook | None = None
+    """`gitops.dev/hook`: run around the sync instead of being applied with the app."""
     # Read thousands of times per sync: computed once from `body`, which never changes.
     namespace: str | None = field(init=False)
     name: str = field(init=False)
@@ -115,17 +120,31 @@ async def plan(
         else:
             meta.pop("namespace", None)  # as kubectl does: cluster-scoped kinds ignore it
         encoded = compact_json(body)
-        item = Planned(info, body, m.source, digest(body), from_crd, encoded)
+        try:
+            wave, hook = wave_of(body), hook_of(body)
+        except OrderingError as exc:
+            problem = f"{exc} (at {m.source})"
+            errors.append(ObjectError(m.api_version, m.kind, m.namespace, m.name, problem))
+            continue
+        item = Planned(info, body, m.source, digest(body), from_crd, encoded, wave, hook)
         if item.key in seen:
             errors.append(item.error(f"declared twice ({seen[item.key]} and {m.source})"))
             continue
         seen[item.key] = m.source
-        problem = policy_violation(app, item)
-        if problem:
-            errors.append(item.error(problem))
+        violation = policy_violation(app, item)
+        if violation:
+            errors.append(item.error(violation))
             continue
         planned.append(item)
     return planned, errors
+
+
+def summary(what: str, errors: list[ObjectError]) -> str:
+    """`3 objects failed server-side validation: A; B; C`, at most five named."""
+    shown = "; ".join(str(e) for e in errors[:5])
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    noun = "object" if len(errors) == 1 else "objects"
+    return f"{len(errors)} {noun} {what}: {shown}{more}"
 
 
 def policy_violation(app: AppConfig, item: Planned) -> str | None:

@@ -39,12 +39,12 @@ from typing import Protocol, Self
 from schemas import GitopsConfig, RepositoryConfig, Topics
 from schemas.events import SyncRequested, SyncRequestedData
 from schemas.types import AppName, CommitSha
-from syncer.drift import DriftChecker, DriftCheckError, GitFiles, Producer, desired_from_git
+from syncer.desired import DesiredState, GitFiles
+from syncer.drift import DriftChecker, DriftCheckError, Producer
 from syncer.inventory import InventoryStore
 from syncer.kube import Cluster
 from syncer.metrics import SyncerMetrics
 from syncer.ownership import Ownership
-from syncer.sources import Renderer
 from syncer.tenancy import Tenants
 
 log = logging.getLogger(__name__)
@@ -343,8 +343,8 @@ def build_poller(
     ownership: Ownership,
     tenants: Tenants | None = None,
     source: str,
+    desired: DesiredState,
     busy: Callable[[str], bool] = lambda app: False,
-    renderer: Renderer | None = None,
     metrics: SyncerMetrics | None = None,
     apps_version: Callable[[], int] | None = None,
 ) -> Poller:
@@ -353,8 +353,8 @@ def build_poller(
         config=config,
         clusters=clusters,
         tenants=tenants,
-        desired=desired_from_git(config, git, renderer=renderer),
-        scrub=renderer.decryptor.scrub if renderer is not None else str,
+        desired=desired,
+        scrub=desired.scrub,
         producer=producer,
         source=source,
         metrics=metrics,

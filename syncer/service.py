@@ -44,6 +44,7 @@ from schemas import (
 from syncer.appstatus import StatusView
 from syncer.catalog import AppCatalog
 from syncer.consuming import Dispatcher, Rebalance
+from syncer.desired import DesiredState
 from syncer.generation import Generator
 from syncer.generator import AppSetGenerator
 from syncer.gitcache import GitCache
@@ -58,6 +59,7 @@ from syncer.polling import InventoryCommits, Poller, build_poller
 from syncer.reconcile import Reconciler
 from syncer.removal import GeneratedRequests, inventory_gone
 from syncer.reporting import Reporter
+from syncer.retrying import RetryPolicy
 from syncer.sources import Renderer
 from syncer.sources.decryption import Decryptor
 from syncer.tenancy import Tenants
@@ -137,11 +139,15 @@ class Syncer:
                 credentials=credentials,
             )
         )
+        retry = RetryPolicy.from_settings(settings, sync_max_delay=self._retry_max_delay)
         reconcilers: dict[str, Reconciler] = {}
         for name, cluster_config in self.config.clusters.items():
             cluster = await stack.enter_async_context(
                 await Cluster.connect(
-                    name, cluster_config, request_timeout=settings.api_timeout.total_seconds()
+                    name,
+                    cluster_config,
+                    request_timeout=settings.api_timeout.total_seconds(),
+                    retry=retry,
                 )
             )
             reconcilers[name] = Reconciler(
@@ -185,14 +191,18 @@ class Syncer:
         decryptor = Decryptor(
             self._cache_dir, clusters=clusters, namespace=settings.inventory_namespace
         )
-        renderer = Renderer(self._cache_dir / "snapshots", decryptor=decryptor)
+        desired = DesiredState(
+            config=config,
+            git=git,
+            renderer=Renderer(self._cache_dir / "snapshots", decryptor=decryptor),
+        )
         worker = Worker(
             config=config,
             git=git,
             reconcilers=reconcilers,
+            desired=desired,
             tenants=tenants,
-            max_delay=self._retry_max_delay,
-            renderer=renderer,
+            retry=retry,
             metrics=self.metrics,
         )
         apps = config.apps
@@ -264,8 +274,8 @@ class Syncer:
             producer=producer,
             ownership=ownership,
             source=f"/gitops/syncer/{self.syncer_id}",
+            desired=desired,
             busy=dispatcher.syncing,
-            renderer=renderer,
             metrics=self.metrics,
             apps_version=(lambda: catalog.version) if (catalog := self.catalog) else None,
         )

@@ -58,6 +58,8 @@ class _Connection(asyncio.Protocol):
         self._length = -1
         self._chunked = False
         self._keep_alive = True
+        self.retry_after: float | None = None
+        """The last answer's `Retry-After` in seconds, when it gave one as a number."""
         self._head_only = False
 
     # ---------------------------------------------------------- protocol callbacks
@@ -109,6 +111,7 @@ class _Connection(asyncio.Protocol):
         self._head_end = -1
         self._length = -1
         self._chunked = False
+        self.retry_after = None
         self._head_only = head_only
         self._waiter = asyncio.get_running_loop().create_future()
         self.transport.write(request)
@@ -183,6 +186,8 @@ class _Connection(asyncio.Protocol):
                 self._chunked = "chunked" in value.lower()
             elif name == "connection":
                 self._keep_alive = value.strip().lower() != "close"
+            elif name == "retry-after":
+                self.retry_after = _seconds(value)
         if self._status in (204, 304) or self._status < 200:
             self._length = 0
 
@@ -269,8 +274,8 @@ class Http1Pool:
         headers: dict[str, str],
         body: bytes | None,
         timeout: float,
-    ) -> tuple[int, bytes]:
-        """Send one request; (status, body). Raises OSError/TimeoutError on failure."""
+    ) -> tuple[int, bytes, float | None]:
+        """Send one request; (status, body, Retry-After seconds). Raises OSError/TimeoutError."""
         if self._closed:
             raise ConnectionAbortedError("the connection pool is closed")
         origin = f"http://{self._host_header}" if self._forward else ""
@@ -288,6 +293,7 @@ class Http1Pool:
                 reused = conn.used
                 try:
                     status, answer, keep = await conn.send(raw)
+                    retry_after = conn.retry_after
                 except ConnectionError:
                     self._drop(conn)
                     if reused and not conn.received_anything:
@@ -300,7 +306,7 @@ class Http1Pool:
                     self._idle.append(conn)
                 else:
                     self._drop(conn)
-                return status, answer
+                return status, answer, retry_after
         raise ConnectionResetError("the API server closed two connections in a row")
 
     async def _acquire(self) -> _Connection:
@@ -385,3 +391,12 @@ class Http1Pool:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+def _seconds(value: str) -> float | None:
+    """A `Retry-After` given in seconds; the HTTP-date form (no API server sends it) is None."""
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from testbed import building, versions
-from testbed.pki import SERVICE_RANGE, Pair, Pki, make_pki
+from testbed.pki import SERVICE_RANGE, Pair, Pki, load_pki, make_pki
 from testbed.processes import Running, free_port, start, stop
 
 NODES = 3
@@ -60,6 +60,23 @@ def start_kube(folder: Path, say: Callable[[str], None]) -> tuple[list[Running],
     return started, kubeconfig
 
 
+def start_second_apiserver(folder: Path, name: str, flags: list[str]) -> tuple[Running, Path]:
+    """Another API server on the running bed's etcd, with `flags` added; and its kubeconfig.
+
+    For a test that needs a real server configured unlike the bed's own (a low
+    `--max-requests-inflight`, say) and the same objects; the caller stops it.
+    """
+    state = json.loads((folder / "state.json").read_text())
+    etcd = next(p for p in state["processes"] if p["name"] == "etcd")
+    pki = load_pki(folder / "pki")
+    work = folder / name
+    work.mkdir(parents=True, exist_ok=True)
+    running = _start_apiserver(
+        work, folder / "logs", building.kubernetes(), pki, etcd["port"], name=name, extra=flags
+    )
+    return running, _kubeconfig(work / "kubeconfig", running.port or 0, pki, pki.admin)
+
+
 def _start_etcd(folder: Path, logs: Path, part: building.GoPart) -> Running:
     client, peer = free_port(), free_port()
     argv = [
@@ -80,7 +97,14 @@ def _start_etcd(folder: Path, logs: Path, part: building.GoPart) -> Running:
 
 
 def _start_apiserver(
-    folder: Path, logs: Path, part: building.GoPart, pki: Pki, etcd_port: int
+    folder: Path,
+    logs: Path,
+    part: building.GoPart,
+    pki: Pki,
+    etcd_port: int,
+    *,
+    name: str = "kube-apiserver",
+    extra: list[str] | None = None,
 ) -> Running:
     port = free_port()
     argv = [
@@ -104,10 +128,9 @@ def _start_apiserver(
         "--allow-privileged=true",
         "--profiling=false",
         "--v=1",
+        *(extra or []),
     ]
-    running = start(
-        "kube-apiserver", argv, logs / "kube-apiserver.log", port=port, version=versions.KUBERNETES
-    )
+    running = start(name, argv, logs / f"{name}.log", port=port, version=versions.KUBERNETES)
     context = ssl.create_default_context(cafile=str(pki.ca.cert))
     _wait_http(running, f"https://127.0.0.1:{port}/readyz", context, lambda b: b == b"ok", 90)
     return running

@@ -119,6 +119,23 @@ def make_pki(folder: Path) -> Pki:
     )
 
 
+def load_pki(folder: Path) -> Pki:
+    """The certificates `make_pki` wrote into `folder` (a running bed's, for a second server)."""
+
+    def pair(name: str) -> Pair:
+        return Pair(folder / f"{name}.crt", folder / f"{name}.key")
+
+    return Pki(
+        ca=pair("ca"),
+        apiserver=pair("apiserver"),
+        admin=pair("admin"),
+        controller_manager=pair("controller-manager"),
+        scheduler=pair("scheduler"),
+        service_account_key=folder / "sa.key",
+        service_account_pub=folder / "sa.pub",
+    )
+
+
 def _builder(
     subject: x509.Name,
     issuer: x509.Name,

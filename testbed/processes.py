@@ -12,7 +12,7 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +29,11 @@ class Running:
     log: str
     port: int | None = None
     version: str | None = None
+    handle: subprocess.Popen[bytes] | None = field(default=None, compare=False, repr=False)
+    """The child, when this process started it (kept so it is reaped, not warned about)."""
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "handle"}
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Running:
@@ -74,7 +76,7 @@ def start(
     started = _start_time(process.pid)
     if started is None:
         raise RuntimeError(f"{name} exited at once; see {log}")
-    return Running(name, process.pid, started, argv, str(log), port, version)
+    return Running(name, process.pid, started, argv, str(log), port, version, process)
 
 
 def stop(running: Running, timeout: float = 15.0) -> bool:
@@ -85,13 +87,13 @@ def stop(running: Running, timeout: float = 15.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not running.alive():
-            _reap(running.pid)
+            _reap(running)
             return True
-        _reap(running.pid)
+        _reap(running)
         time.sleep(0.05)
     _signal(running.pid, signal.SIGKILL)
     while running.alive() and time.monotonic() < deadline + 5:
-        _reap(running.pid)
+        _reap(running)
         time.sleep(0.05)
     return True
 
@@ -104,10 +106,13 @@ def _signal(pid: int, signum: signal.Signals) -> None:
             os.kill(pid, signum)
 
 
-def _reap(pid: int) -> None:
+def _reap(running: Running) -> None:
     """Collect a child of ours that exited (only when `up` and `down` share a process)."""
+    if running.handle is not None:
+        running.handle.poll()
+        return
     with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
+        os.waitpid(running.pid, os.WNOHANG)
 
 
 def _start_time(pid: int) -> int | None:

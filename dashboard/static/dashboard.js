@@ -56,9 +56,10 @@
       const d = tr.dataset;
       const okText = !q || text(tr).includes(q);
       const okState = !state || d.state === state || (state === "drifted" && d.drift === "drifted")
-        || (state === "pending" && d.pending === "yes");
-      tr.hidden = !(okText && okState);
-      if (!tr.hidden) shown++;
+        || (state === "pending" && d.pending === "yes") || (state === "suspended" && d.held === "yes");
+      const hide = !(okText && okState);
+      if (tr.hidden !== hide) tr.hidden = hide; // untouched rows cost no style work
+      if (!hide) shown++;
     }
     $("#shown").textContent = shown === rows.length ? "" : shown + " of " + rows.length + " shown";
   }
@@ -148,7 +149,7 @@
   if (page === "apps") {
     $("#q").addEventListener("input", appsFilter);
     $("#state").addEventListener("change", appsFilter);
-    appsFilter();
+    if ($("#q").value || $("#state").value) appsFilter();
   }
   if (page === "events") {
     for (const id of ["#app", "#kind"]) $(id).addEventListener("change", eventsFilter);
@@ -178,6 +179,7 @@
       });
     }
   }
-  ages();
+  // Clock times are shown first; ages replace them once the page is painted.
+  requestAnimationFrame(() => setTimeout(ages, 0));
   if (page === "apps" || page === "events" || page === "app") connect();
 })();

@@ -57,7 +57,7 @@ async def colors(k8s: K8s, namespace: str) -> dict[str, str | None]:
 
 
 async def outcomes(kafka: RealKafka, topics: Topics) -> list[AnyEvent]:
-    records = await read_topic(kafka.bootstrap, topics.sync_events, idle=0.5, timeout=5)
+    records = await read_topic(kafka.bootstrap, topics.sync_events, idle=1.0, timeout=20)
     return [
         e
         for e in (parse_event(r.value) for r in records)
@@ -157,10 +157,15 @@ async def test_an_ssh_app_syncs_on_push_and_poll_and_stops_cleanly_on_a_changed_
         await eventually(
             lambda: _equal(colors(k8s, namespace), {"web": "green", "api": "green"}), timeout=30
         )
-        synced = [e for e in await outcomes(kafka, topics) if isinstance(e, SyncSucceeded)]
-        assert {(e.data.app, e.data.commit) for e in synced} >= {
-            (name, sha) for name in APPS for sha in (first, second)
-        }
+        wanted = {(name, sha) for name in APPS for sha in (first, second)}
+
+        async def synced() -> bool:
+            found = await outcomes(kafka, topics)
+            return {
+                (e.data.app, e.data.commit) for e in found if isinstance(e, SyncSucceeded)
+            } >= wanted
+
+        await eventually(synced, timeout=30, every=0.5)  # each commit reported as applied
 
         # The server's host key changes (rotated, or someone in the middle).
         assert syncer.poller is not None
@@ -198,7 +203,7 @@ async def test_an_ssh_app_syncs_on_push_and_poll_and_stops_cleanly_on_a_changed_
     assert cluster.writes()[writes_before:] == [], "no write after the host key changed"
     emitted = caplog.text
     for topic in (topics.sync_events, topics.sync_requests, topics.push_events):
-        for record in await read_topic(kafka.bootstrap, topic, idle=0.5, timeout=5):
+        for record in await read_topic(kafka.bootstrap, topic, idle=1.0, timeout=20):
             emitted += record.value.decode(errors="replace")
     key_body = deploy_key.read_text().splitlines()[1:-1]
     assert key_body and not [line for line in key_body if line in emitted], "key material leaked"

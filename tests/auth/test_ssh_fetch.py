@@ -7,6 +7,7 @@ key that changed (naming both fingerprints). Nothing is ever trusted on first us
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -114,6 +115,24 @@ async def test_a_changed_host_key_fails_naming_both_fingerprints_and_fetches_not
     with pytest.raises(HostKeyError):
         await cache.ls_remote(repo)
     assert await cache.read_files(repo.url, first, "a.yaml") == {"a.yaml": b"a: 1\n"}
+
+
+async def test_a_changed_key_is_recognised_behind_a_hashed_known_hosts_entry(
+    tmp_path: Path, sshd: SshServer, ssh_copy: MakeCopy, deploy_key: Path, cache: GitCache
+) -> None:
+    head = ssh_copy("platform").commit_and_push({"a.yaml": "a: 1\n"})
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(sshd.known_hosts_line() + "\n")
+    subprocess.run(["ssh-keygen", "-q", "-H", "-f", str(known_hosts)], check=True)
+    assert known_hosts.read_text().startswith("|1|")  # as `ssh-keygen -H` leaves it
+    repo = ssh_repo(sshd, "platform", deploy_key, known_hosts={"file": str(known_hosts)})
+    assert await cache.ls_remote(repo) == {"refs/heads/main": head}
+
+    sshd.restart(new_host_key=True)
+
+    with pytest.raises(HostKeyError, match="has CHANGED") as caught:
+        await cache.ls_remote(repo)
+    assert sshd.fingerprint() in str(caught.value)
 
 
 async def test_an_ssh_server_that_is_down_is_transient(

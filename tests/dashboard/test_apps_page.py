@@ -8,6 +8,7 @@ from playwright.async_api import Page, expect
 
 from dashboard.render import STATES
 from tests.dashboard.conftest import BROKEN, MakePipeline, app_files, screenshot_path
+from tests.drift.test_diff_command import gitops
 
 LIVE = 60_000  # ms: a push -> sync -> outcome -> page round trip on a loaded machine
 
@@ -127,3 +128,26 @@ async def test_every_state_has_its_icon_in_the_stylesheet(page: Page) -> None:
             "e => getComputedStyle(e, '::before').content"
         )
         assert content.startswith(f'"{icon}'), (state, content)
+
+
+async def test_a_suspended_app_says_so_live_and_resuming_clears_it(
+    pipeline: MakePipeline, page: Page, tmp_path: Path
+) -> None:
+    p = await pipeline()
+    await page.goto(p.url)
+    web = page.locator("#app-web")
+    await expect(web.locator(".outcome")).to_contain_text("succeeded", timeout=LIVE)
+
+    code, out, err = await gitops(p.config, tmp_path, "suspend", "web", "--reason", "change freeze")
+    assert code == 0, (out, err)
+    await expect(web.locator(".outcome")).to_contain_text("suspended", timeout=LIVE)
+    await expect(web.locator(".outcome")).to_contain_text("change freeze")
+    await page.select_option("#state", "suspended")
+    await expect(web).to_be_visible()
+    await expect(page.locator("#app-api")).to_be_hidden()
+
+    code, out, err = await gitops(p.config, tmp_path, "resume", "web")
+    assert code == 0, (out, err)
+    await expect(web).to_be_hidden(timeout=LIVE)
+    await page.select_option("#state", "")
+    await expect(web.locator(".outcome")).not_to_contain_text("suspended")

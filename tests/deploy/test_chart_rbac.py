@@ -19,6 +19,7 @@ import yaml
 from schemas import AppConfig, ClusterConfig
 from schemas.events import Refusal
 from schemas.types import CommitSha
+from syncer.desired import planned
 from syncer.errors import PermanentSyncError
 from syncer.inventory import InventoryStore
 from syncer.kube import Cluster, Forbidden
@@ -247,8 +248,10 @@ async def sync(
         cluster.impersonating(acting_as.username), InventoryStore(cluster, state_ns)
     )
     manifests = render_manifests({"a.yaml": CONFIGMAP.format(name=name, ns=target_ns).encode()})
+    desired = await planned(reconciler.cluster, app, CommitSha("a" * 40), manifests)
+    inventory = await reconciler.inventory(f"app-{name}")
     return await reconciler.reconcile(
-        f"app-{name}", app, CommitSha("a" * 40), manifests, ReconcileOptions(health_timeout=0)
+        f"app-{name}", app, desired, inventory, ReconcileOptions(health_timeout=0)
     )
 
 

@@ -74,7 +74,7 @@ async def config(
         cache_dir=tmp_path / "cache",
         group_id=unique_name("api-faults"),
         inventory_namespace=inventory_namespace,
-        syncer={"max_attempts": 2},
+        syncer={"api_attempts": 3},
     )
     await create_topics(made)
     return made
@@ -138,10 +138,34 @@ async def test_api_timeouts_outlasting_the_retries_fail_dead_letter_and_change_n
         cluster.faults.add("patch", "configmaps", count=10**6, code=0, delay=1.0, name="cm-07")
         outcome = await sync(impatient, repo, second)
     assert isinstance(outcome, SyncFailed), outcome
-    assert "gave up after 2 attempts" in (outcome.data.error or ""), outcome.data.error
+    assert "gave up after 3 attempts (syncer.api_attempts)" in (outcome.data.error or ""), (
+        outcome.data.error
+    )
     assert await values(k8s, ns) == dict.fromkeys(NAMES, "1")
     assert (await k8s.inventory("web"))[0] == first
     await _assert_dead_lettered(impatient, outcome)
+
+
+async def test_a_sync_ends_within_its_time_budget_however_many_attempts_remain(
+    config: GitopsConfig, repo: WorkingCopy, cluster: ApiProxy, k8s: K8s, ns: str
+) -> None:
+    """`syncer.sync_timeout` bounds a sync's retries, not only each request's count."""
+    commit = repo.commit_and_push(commit_files(ns, 1))
+    settings = config.syncer.model_copy(
+        update={
+            "api_timeout": timedelta(milliseconds=300),
+            "api_attempts": 20,
+            "sync_timeout": timedelta(seconds=3),
+        }
+    )
+    bounded = config.model_copy(update={"syncer": settings})
+    cluster.faults.add("patch", "configmaps", count=10**6, code=0, delay=1.0, namespace=ns)
+    async with Syncer(bounded, syncer_id="s1", retry_max_delay=0.2):
+        outcome = await sync(bounded, repo, commit)
+    assert isinstance(outcome, SyncFailed), outcome
+    assert "syncer.sync_timeout" in (outcome.data.error or ""), outcome.data.error
+    assert (outcome.data.duration_ms or 0) < 3_000 + 2_000
+    assert set(await values(k8s, ns)).isdisjoint(NAMES)
 
 
 async def test_errors_outlasting_the_retries_during_validation_fail_and_change_nothing(
@@ -154,7 +178,7 @@ async def test_errors_outlasting_the_retries_during_validation_fail_and_change_n
         cluster.faults.add("patch", "configmaps", count=10**6, code=500, name="cm-07")
         outcome = await sync(config, repo, second)
     assert isinstance(outcome, SyncFailed), outcome
-    assert "gave up after 2 attempts" in (outcome.data.error or "")
+    assert "gave up after 3 attempts (syncer.api_attempts)" in (outcome.data.error or "")
     assert await values(k8s, ns) == dict.fromkeys(NAMES, "1")
     assert (await k8s.inventory("web"))[0] == first
     await _assert_dead_lettered(config, outcome)
@@ -191,4 +215,4 @@ async def _assert_dead_lettered(config: GitopsConfig, outcome: Outcome) -> None:
     )
     (letter,) = [parse_dead_letter(r.value) for r in records]
     assert letter.id == outcome.data.request_id
-    assert letter.dlqattempts == 2
+    assert letter.dlqattempts == 3

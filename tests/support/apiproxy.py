@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -37,6 +38,8 @@ class Seen:
     name: str
     dry_run: bool
     status: int
+    at: float = field(default_factory=time.monotonic)
+    """When the server's answer came back (monotonic clock)."""
 
     @property
     def write(self) -> bool:
@@ -47,15 +50,19 @@ class Seen:
 class _Upstream:
     server: str
     ssl: ssl.SSLContext
+    headers: dict[str, str]
 
 
 def _upstream(kubeconfig: Path) -> _Upstream:
+    """The server and identity to forward as: a client certificate, or a bearer token."""
     config = yaml.safe_load(kubeconfig.read_text())
     cluster = config["clusters"][0]["cluster"]
     user = config["users"][0]["user"]
     context = ssl.create_default_context(cafile=cluster["certificate-authority"])
+    if "token" in user:
+        return _Upstream(cluster["server"], context, {"Authorization": f"Bearer {user['token']}"})
     context.load_cert_chain(user["client-certificate"], user["client-key"])
-    return _Upstream(cluster["server"], context)
+    return _Upstream(cluster["server"], context, {})
 
 
 def classify(method: str, path: str, query: dict[str, str]) -> tuple[str, str, str, str]:
@@ -94,9 +101,11 @@ class ApiProxy:
     url: str = ""
     _runner: web.AppRunner | None = None
     _session: aiohttp.ClientSession | None = None
+    _identity: dict[str, str] = field(default_factory=dict)
 
     async def __aenter__(self) -> Self:
         upstream = _upstream(self.kubeconfig)
+        self._identity = upstream.headers
         self._session = aiohttp.ClientSession(
             base_url=upstream.server,
             connector=aiohttp.TCPConnector(ssl=upstream.ssl, limit=200),
@@ -159,6 +168,7 @@ class ApiProxy:
         if request.transport is None or request.transport.is_closing():
             return web.Response(status=499)  # it went away while a delay fault held it
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
+        headers.update(self._identity)
         async with self._session.request(
             request.method, request.path_qs, data=body or None, headers=headers
         ) as upstream:

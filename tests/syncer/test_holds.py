@@ -114,3 +114,28 @@ async def test_suspend_rollback_and_resume_hold_across_restarts(
         assert outcome.type == "gitops.sync.skipped", outcome
         assert outcome.data.error is not None and "older than applied" in outcome.data.error
         assert await value() == "3"
+
+
+async def test_an_app_suspended_before_its_first_sync_applies_nothing_until_resumed(
+    bench: MakeBench, k8s: K8s, tmp_path: Path
+) -> None:
+    b = await bench()
+    head = b.repo.commit_and_push(
+        {"apps/web/ns.yaml": namespace_yaml(b.ns), "apps/web/cm.yaml": configmap("settings")}
+    )
+    config = ("--config", str(write_config(b.config, tmp_path / "gitops.yaml")))
+    async with Syncer(b.config, syncer_id="s1"):
+        # Nothing exists yet, not even the inventory namespace: the hold creates both.
+        code, out, err = await gitops("suspend", "web", *config)
+        assert code == 0, err
+        assert "suspended: no reason given" in out, out
+        (request,) = await b.request("web", head, reason="webhook")
+        outcome = await answer(b, request)
+        assert outcome.type == "gitops.sync.skipped", outcome
+        assert await k8s.get(f"/api/v1/namespaces/{b.ns}/configmaps/settings") is None
+        code, out, err = await gitops("resume", "web", *config)
+        assert code == 0, err
+        assert "succeeded" in out and head[:7] in out, out
+    assert await k8s.get(f"/api/v1/namespaces/{b.ns}/configmaps/settings") is not None
+    commit, _ = await k8s.inventory("web")
+    assert commit == head

@@ -208,6 +208,9 @@ async def test_prune_and_health_obey_the_accounts_rights(bench: MakeBench, k8s: 
     leaving = by_name(second)["ConfigMap/leaving"]
     assert leaving.action == "failed"
     assert leaving.error == f"forbidden: {account} may not delete configmaps in namespace {ns}"
+    assert leaving.refused == Refusal(
+        account=account, verb="delete", resource="configmaps", namespace=ns
+    )
     assert "leaving" in await k8s.names(f"/api/v1/namespaces/{ns}/configmaps")
     _, owned = await k8s.inventory("team-a")
     assert ("ConfigMap", ns, "leaving") in owned

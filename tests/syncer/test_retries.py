@@ -33,7 +33,7 @@ async def test_brief_api_outage_is_retried_and_the_sync_succeeds(
 async def test_persistent_api_errors_send_the_request_to_the_dead_letter_topic(
     bench: MakeBench, cluster: ApiProxy, k8s: K8s
 ) -> None:
-    b = await bench()
+    b = await bench(syncer={"api_attempts": 2})
     b.repo.commit_and_push(
         {"apps/web/ns.yaml": namespace_yaml(b.ns), "apps/web/a.yaml": configmap("a")}
     )
@@ -45,7 +45,7 @@ async def test_persistent_api_errors_send_the_request_to_the_dead_letter_topic(
 
     assert isinstance(event, SyncFailed), event
     assert "503" in (event.data.error or "")
-    assert "gave up after 2 attempts" in (event.data.error or "")
+    assert "gave up after 2 attempts (syncer.api_attempts)" in (event.data.error or "")
     letter = parse_dead_letter(raw)
     assert letter.id == request.id
     assert letter.dlqattempts == 2

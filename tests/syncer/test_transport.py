@@ -21,8 +21,9 @@ import yaml
 from aiohttp import web
 
 from schemas import ClusterConfig
-from syncer.errors import PermanentSyncError, TransientSyncError
+from syncer.errors import PermanentSyncError, RetriesExhausted
 from syncer.kube import ApiRejected, Cluster, ResourceInfo
+from syncer.retrying import RetryPolicy
 from syncer.transport import Http1Pool, ProtocolViolation
 from tests.support.bed import RealCluster
 
@@ -61,6 +62,9 @@ async def echo() -> AsyncIterator[str]:
                 "body": body.decode(),
             },
             status=int(request.query.get("status", "200")),
+            headers={"Retry-After": request.query["retry_after"]}
+            if "retry_after" in request.query
+            else None,
         )
 
     runner, url = await _serve(handler)
@@ -70,7 +74,7 @@ async def echo() -> AsyncIterator[str]:
 
 async def test_sends_method_path_headers_and_body_and_reads_the_json_answer(echo: str) -> None:
     async with Http1Pool(echo) as pool:
-        status, body = await pool.request(
+        status, body, _ = await pool.request(
             "PATCH",
             "/api/v1/namespaces/a/configmaps/b?fieldManager=x",
             {"Authorization": "Bearer t", "Content-Type": "application/apply-patch+yaml"},
@@ -86,15 +90,27 @@ async def test_sends_method_path_headers_and_body_and_reads_the_json_answer(echo
 
 async def test_reads_a_chunked_answer_whole(echo: str) -> None:
     async with Http1Pool(echo) as pool:
-        status, body = await pool.request("GET", "/x?chunked=1", {}, None, 5.0)
+        status, body, _ = await pool.request("GET", "/x?chunked=1", {}, None, 5.0)
     assert (status, body) == (200, b'{"parts":["a","b"]}')
 
 
 async def test_error_statuses_come_back_with_their_body(echo: str) -> None:
     async with Http1Pool(echo) as pool:
-        status, body = await pool.request("GET", "/x?status=409", {}, None, 5.0)
+        status, body, _ = await pool.request("GET", "/x?status=409", {}, None, 5.0)
     assert status == 409
     assert b'"method": "GET"' in body
+
+
+async def test_a_retry_after_in_seconds_comes_back_with_the_answer(echo: str) -> None:
+    async with Http1Pool(echo) as pool:
+        throttled = await pool.request("GET", "/x?status=429&retry_after=2", {}, None, 5.0)
+        dated = await pool.request(
+            "GET", "/x?status=503&retry_after=Wed,%2021%20Oct%202015", {}, None, 5.0
+        )
+        plain = await pool.request("GET", "/x", {}, None, 5.0)
+    assert (throttled[0], throttled[2]) == (429, 2.0)
+    assert (dated[0], dated[2]) == (503, None)
+    assert (plain[0], plain[2]) == (200, None)
 
 
 async def test_many_concurrent_requests_share_a_bounded_pool(echo: str) -> None:
@@ -103,8 +119,8 @@ async def test_many_concurrent_requests_share_a_bounded_pool(echo: str) -> None:
             *(pool.request("GET", f"/n/{i}", {}, None, 5.0) for i in range(200))
         )
         assert len(pool._all) <= 4
-    assert [status for status, _ in answers] == [200] * 200
-    assert all(f'"/n/{i}"'.encode() in body for i, (_, body) in enumerate(answers))
+    assert [status for status, _, _ in answers] == [200] * 200
+    assert all(f'"/n/{i}"'.encode() in body for i, (_, body, _) in enumerate(answers))
 
 
 async def test_a_connection_the_server_closed_while_idle_is_replaced_silently() -> None:
@@ -124,10 +140,10 @@ async def test_a_connection_the_server_closed_while_idle_is_replaced_silently() 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     async with Http1Pool(f"http://127.0.0.1:{port}") as pool:
-        assert await pool.request("GET", "/a", {}, None, 5.0) == (200, b"{}")
+        assert await pool.request("GET", "/a", {}, None, 5.0) == (200, b"{}", None)
         server_sides[0].close()  # the idle connection goes away server-side
         await asyncio.sleep(0.05)
-        assert await pool.request("GET", "/b", {}, None, 5.0) == (200, b"{}")
+        assert await pool.request("GET", "/b", {}, None, 5.0) == (200, b"{}", None)
     assert len(server_sides) == 2
     server.close()
     await server.wait_closed()
@@ -329,8 +345,10 @@ async def test_a_server_certificate_from_another_ca_is_refused_and_skip_verify_a
     bed = _admin(real_cluster)
     # No certificate-authority: the system's CAs, none of which signed the bed's certificate.
     wrong = _kubeconfig(tmp_path / "wrong.kubeconfig", bed["server"], bed["user"])
-    async with await Cluster.connect("bed", ClusterConfig(kubeconfig=wrong), attempts=1) as cluster:
-        with pytest.raises(TransientSyncError, match="CERTIFICATE_VERIFY_FAILED"):
+    async with await Cluster.connect(
+        "bed", ClusterConfig(kubeconfig=wrong), retry=RetryPolicy(api_attempts=1)
+    ) as cluster:
+        with pytest.raises(RetriesExhausted, match="CERTIFICATE_VERIFY_FAILED"):
             await cluster.resource("v1", "ConfigMap")
     skip = _kubeconfig(
         tmp_path / "skip.kubeconfig",
@@ -430,9 +448,9 @@ async def test_through_an_http_proxy_the_api_server_is_reached_in_a_connect_tunn
             **{"certificate-authority": bed["ca"], "proxy-url": f"http://{address}"},
         )
         async with await Cluster.connect(
-            "bed", ClusterConfig(kubeconfig=wrong), attempts=1
+            "bed", ClusterConfig(kubeconfig=wrong), retry=RetryPolicy(api_attempts=1)
         ) as cluster:
-            with pytest.raises(TransientSyncError, match="proxy answered 407"):
+            with pytest.raises(RetriesExhausted, match="proxy answered 407"):
                 await cluster.get(_CONFIGMAP, namespace, "proxied")
 
 

@@ -69,6 +69,17 @@ class Stream:
         raise AssertionError(f"no line matching {pattern!r} in:\n" + "\n".join(self.lines[-40:]))
 
 
+async def interrupt(process: asyncio.subprocess.Process) -> None:
+    """Ctrl-C, as a user stops `gitops up`; its whole session is killed if it hangs."""
+    if process.returncode is None:
+        process.send_signal(signal.SIGINT)
+    try:
+        await asyncio.wait_for(process.wait(), 30)
+    finally:
+        if process.returncode is None:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
 def _read_sync_events(bootstrap: str, want: int, until: bytes | None = None) -> list[bytes]:
     consumer = Consumer(
         {
@@ -140,13 +151,7 @@ async def test_up_syncs_a_pushed_change_live_and_leaves_nothing_behind() -> None
         events = await asyncio.to_thread(_read_sync_events, bootstrap, 3, sha.group(1).encode())
         assert any(b'"gitops.sync.succeeded"' in e and sha.group(1).encode() in e for e in events)
     finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGINT)
-        try:
-            await asyncio.wait_for(process.wait(), 30)
-        finally:
-            if process.returncode is None:
-                os.killpg(process.pid, signal.SIGKILL)
+        await interrupt(process)
     survivors = [pid for pid in descendants if _alive(pid)]
     assert survivors == [], f"processes left running after Ctrl-C: {survivors}"
     assert not workdir.exists(), "the temporary directory was left behind"
