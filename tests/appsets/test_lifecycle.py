@@ -47,17 +47,6 @@ async def test_each_matching_directory_is_an_app_that_syncs_and_the_cli_names_it
         assert rows["svc-a"]["path"] == "services/a"
         assert rows["svc-b"]["last_outcome"] == "succeeded"
 
-        config = str(world.config_path)
-        synced = subprocess.run(
-            [sys.executable, "-m", "gitops", "sync", "svc-a", "--wait", "--config", config],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            check=False,
-        )
-        assert synced.returncode == 0, synced.stdout + synced.stderr
-        assert "svc-a" in synced.stdout and "succeeded" in synced.stdout
-
 
 async def test_a_webhook_adding_a_directory_creates_and_syncs_its_app(
     monorepo: MakeMonorepo,
