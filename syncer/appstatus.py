@@ -24,6 +24,7 @@ from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from schemas.events import AppStatus, AppStatusData
+from syncer.catalog import stop_reader
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class StatusView:
                 await task
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
-            await consumer.stop()
+            await stop_reader(consumer)
 
     async def __aenter__(self) -> Self:
         await self.start()

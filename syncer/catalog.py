@@ -168,8 +168,7 @@ class AppCatalog:
                 await task
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
-            with contextlib.suppress(KafkaError, OSError):
-                await consumer.stop()
+            await stop_reader(consumer)
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -182,6 +181,23 @@ class AppCatalog:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+
+
+async def stop_reader(consumer: AIOKafkaConsumer) -> None:
+    """Stop a group-less consumer, whatever state its fetcher is in.
+
+    aiokafka's fetcher, closed while it sleeps out a retry after a timed-out fetch (a
+    broker under load), lets that sleep's own cancellation out of `stop()`; only a
+    cancellation of the caller itself is passed on.
+    """
+    try:
+        await consumer.stop()
+    except (KafkaError, OSError):
+        pass
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
 
 
 def _log_unexpected_exit(task: asyncio.Task[None]) -> None:

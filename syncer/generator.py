@@ -20,12 +20,12 @@ from types import TracebackType
 from typing import Self
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from schemas import GitopsConfig, Topics
 from schemas.config import AppSetConfig
 from schemas.events import PushReceived, parse_event
+from syncer.catalog import stop_reader
 from syncer.generation import Generator, Trigger
 from syncer.gitglob import within
 from syncer.ownership import Ownership
@@ -85,8 +85,7 @@ class AppSetGenerator:
                 await task
         pushes, self._pushes = self._pushes, None
         if pushes is not None:
-            with contextlib.suppress(KafkaError, OSError):
-                await pushes.stop()
+            await stop_reader(pushes)
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -121,8 +120,7 @@ class AppSetGenerator:
             for tp in partitions:
                 await consumer.position(tp)
         except BaseException:
-            with contextlib.suppress(KafkaError, OSError):
-                await consumer.stop()
+            await stop_reader(consumer)
             raise
         return consumer
 

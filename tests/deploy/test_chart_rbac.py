@@ -157,6 +157,7 @@ async def test_impersonation_mode_lets_the_syncer_impersonate_and_nothing_more(
         ("get", "configmaps/gitops-inventory-web", state_ns),
         ("create", "configmaps", state_ns),
         ("patch", "configmaps", state_ns),
+        ("delete", "configmaps", state_ns),  # the inventory of an app an app set removed
         ("get", "secrets/sops-keys", state_ns),
     }
     refused = {
@@ -169,7 +170,7 @@ async def test_impersonation_mode_lets_the_syncer_impersonate_and_nothing_more(
         ("get", "secrets", team_ns),
         ("get", "secrets/other", state_ns),
         ("list", "secrets", state_ns),
-        ("delete", "configmaps", state_ns),
+        ("delete", "configmaps", team_ns),
         ("create", "pods", state_ns),
         ("create", "clusterroles.rbac.authorization.k8s.io", None),
         ("create", "clusterrolebindings.rbac.authorization.k8s.io", None),
@@ -194,7 +195,7 @@ async def test_impersonation_mode_lets_the_syncer_impersonate_and_nothing_more(
     }
     assert await kubectl.rights(chart.syncer, state_ns) - baseline == {
         ("serviceaccounts", "[]", "[impersonate]"),
-        ("configmaps", "[]", "[get create patch]"),
+        ("configmaps", "[]", "[get create patch delete]"),
         ("secrets", "[sops-keys]", "[get]"),
     }
 
