@@ -128,6 +128,7 @@ def sync_requested(
     data["reason"] = reason
     if delivery_id is not None:
         data["delivery_id"] = delivery_id
+    data["force"] = False  # a webhook never overrides a suspension
     return dumps(_envelope(event_id, source, time, app, SYNC_REQUESTED, data))
 
 

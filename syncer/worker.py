@@ -116,7 +116,9 @@ class Worker:
                         outcome = await self._attempt(request, app)
         except TransientSyncError as exc:
             outcome = self._failure(request, app, exc)
-            outcome.error = f"{exc.message} (gave up after {attempts} runs of the sync)"
+            outcome.error = (
+                f"{exc.message} (gave up after {attempts} attempts, syncer.max_attempts)"
+            )
             outcome.dead_letter = (exc.message, attempts)
         except RetriesExhausted as exc:
             outcome = self._failure(request, app, exc)

@@ -95,6 +95,7 @@ def stop(running: Running, timeout: float = 15.0) -> bool:
     while running.alive() and time.monotonic() < deadline + 5:
         _reap(running)
         time.sleep(0.05)
+    _reap(running)
     return True
 
 
