@@ -28,9 +28,18 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_delay,
+    wait_exponential,
+)
 
 from schemas.events import COMMAND_REASONS, SyncRequested
 from syncer.reporting import Outcome
+
+_PUBLISH_PATIENCE = 120.0
+"""Seconds an outcome's publication waits out retriable broker errors (a restart)."""
 
 log = logging.getLogger(__name__)
 
@@ -171,12 +180,31 @@ class Dispatcher:
                 lane.publishing = None
 
     async def _publish_and_commit(self, item: _Item, outcome: Outcome) -> None:
-        await self._publish(outcome)
+        await self._publish_until_acked(outcome)
         tracker = self._offsets.get(item.tp)
         if tracker is None:
             return  # revoked meanwhile: the new owner re-reads it
         tracker.finish(item.offset)
         await self._commit([item.tp])
+
+    async def _publish_until_acked(self, outcome: Outcome) -> None:
+        """Publish, waiting out a broker that is restarting: an outcome is never dropped.
+
+        The request's offset is committed only after this returns, so a syncer stopped
+        meanwhile leaves the request to the partition's next owner."""
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(lambda e: isinstance(e, KafkaError) and e.retriable),
+            wait=wait_exponential(multiplier=0.2, max=5.0),
+            stop=stop_after_delay(_PUBLISH_PATIENCE),
+            before_sleep=lambda state: log.warning(
+                "publishing the outcome of %s failed, retrying: %s",
+                outcome.request.data.app,
+                state.outcome.exception() if state.outcome else "",
+            ),
+            reraise=True,
+        ):
+            with attempt:
+                await self._publish(outcome)
 
     async def _commit(self, tps: list[TopicPartition]) -> None:
         offsets: dict[TopicPartition, OffsetAndMetadata] = {}
