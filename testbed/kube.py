@@ -132,7 +132,11 @@ def _start_apiserver(
     ]
     running = start(name, argv, logs / f"{name}.log", port=port, version=versions.KUBERNETES)
     context = ssl.create_default_context(cafile=str(pki.ca.cert))
-    _wait_http(running, f"https://127.0.0.1:{port}/readyz", context, lambda b: b == b"ok", 90)
+    try:
+        _wait_http(running, f"https://127.0.0.1:{port}/readyz", context, lambda b: b == b"ok", 90)
+    except BaseException:
+        stop(running)
+        raise
     return running
 
 

@@ -82,6 +82,7 @@ def start(
 def stop(running: Running, timeout: float = 15.0) -> bool:
     """SIGTERM, then SIGKILL after `timeout`; False when it was no longer running."""
     if not running.alive():
+        _reap(running)  # it may have exited on its own: collect it, or it warns when dropped
         return False
     _signal(running.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
