@@ -83,11 +83,14 @@ class Registry:
 
     def needing_sync(self, push: Push, repositories: Iterable[str]) -> list[tuple[AppName, str]]:
         """The following apps whose directory the push may have changed."""
+        following = self.following(push, repositories)
+        if push.changed_paths is None:
+            return following
+        changed = ChangedPaths(push.changed_paths)
         return [
             (name, repo)
-            for name, repo in self.following(push, repositories)
-            if push.changed_paths is None
-            or any(touches(path, push.changed_paths) for path in self._inputs_of(name, repo))
+            for name, repo in following
+            if any(changed.touches(path) for path in self._inputs_of(name, repo))
         ]
 
     def _inputs_of(self, app: AppName, repo: str) -> list[str]:
@@ -105,12 +108,28 @@ class Registry:
         return [spec.path]
 
 
-def touches(app_path: str, changed: Iterable[str]) -> bool:
-    """Whether any changed file lies inside the app's directory ('.' is the whole repository)."""
-    prefix = app_path.strip().strip("/")
-    while prefix.startswith("./"):
-        prefix = prefix[2:]
-    if prefix in ("", "."):
-        return any(True for _ in changed)
-    prefix = prefix.rstrip("/")
-    return any(path == prefix or path.startswith(prefix + "/") for path in changed)
+class ChangedPaths:
+    """The files a push changed, and every directory holding one of them.
+
+    One push to a monorepo can name thousands of files for thousands of apps; looking
+    each app's directory up in a set keeps matching linear in files plus apps.
+    """
+
+    def __init__(self, paths: Iterable[str]) -> None:
+        self._any = False
+        self._within: set[str] = set()
+        for path in paths:
+            self._any = True
+            parts = path.strip("/").split("/")
+            self._within.update("/".join(parts[:depth]) for depth in range(1, len(parts) + 1))
+
+    def touches(self, app_path: str) -> bool:
+        """Whether any changed file lies inside the app's directory ('.' is the whole
+        repository)."""
+        prefix = app_path.strip().strip("/")
+        while prefix.startswith("./"):
+            prefix = prefix[2:]
+        prefix = prefix.rstrip("/")
+        if prefix in ("", "."):
+            return self._any
+        return prefix in self._within

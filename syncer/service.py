@@ -148,6 +148,7 @@ class Syncer:
                     cluster_config,
                     request_timeout=settings.api_timeout.total_seconds(),
                     retry=retry,
+                    observe=self.metrics.api_request,
                 )
             )
             reconcilers[name] = Reconciler(
