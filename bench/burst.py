@@ -42,6 +42,7 @@ import hmac
 import json
 import os
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -70,6 +71,7 @@ from gitops.processes import ChildProcess
 from gitops.topics import ensure_topics
 from schemas import Topics, load_config
 from schemas.events import SyncFailed, SyncSucceeded, parse_event
+from testbed.bed import Bed
 
 SECRET = "bench-secret"  # noqa: S105 - a throwaway secret for 127.0.0.1
 PARTITIONS = 12  # the default of `kafka.partitions`
@@ -133,13 +135,21 @@ def names(apps: int) -> list[str]:
 
 
 def config_text(
-    *, bootstrap: str, prefix: str, kubeconfig: Path, url: str, namespace: str, apps: int
+    *,
+    bootstrap: str,
+    prefix: str,
+    kubeconfig: Path,
+    url: str,
+    namespace: str,
+    apps: int,
+    health_timeout: str | None,
 ) -> str:
+    health = f", health_timeout: {health_timeout}" if health_timeout is not None else ""
     lines = [
         f"kafka: {{bootstrap: '{bootstrap}', topic_prefix: {prefix}, partitions: {PARTITIONS}}}",
         f"clusters: {{bed: {{kubeconfig: {kubeconfig}}}}}",
         f"repositories: {{mono: {{url: '{url}', webhook_secret: {{value: {SECRET}}}}}}}",
-        f"syncer: {{group_id: {prefix}, inventory_namespace: {namespace}-inventory}}",
+        f"syncer: {{group_id: {prefix}, inventory_namespace: {namespace}-inventory{health}}}",
         "apps:",
     ]
     lines += [
@@ -170,6 +180,8 @@ class Seen:
     at: float
     """perf_counter() when this process read the outcome."""
     syncer: str
+    seconds: float
+    """The sync as its syncer timed it (`duration_ms`)."""
 
 
 class Outcomes:
@@ -217,7 +229,10 @@ class Outcomes:
         event = parse_event(raw)
         if isinstance(event, SyncSucceeded) and event.data.commit:
             syncer = event.source.rsplit("/", 1)[-1]
-            self.succeeded.setdefault((event.data.app, event.data.commit), Seen(now, syncer))
+            self.succeeded.setdefault(
+                (event.data.app, event.data.commit),
+                Seen(now, syncer, event.data.duration_ms / 1000),
+            )
         elif isinstance(event, SyncFailed):
             self.failed.append(f"{event.data.app}: {event.data.error}")
 
@@ -241,8 +256,11 @@ async def api_requests(session: aiohttp.ClientSession, ports: list[int]) -> floa
     """Requests the syncers sent to API servers so far; None when they do not count them."""
     total, found = 0.0, False
     for port in ports:
-        async with session.get(f"http://127.0.0.1:{port}/metrics") as answer:
-            text = await answer.text()
+        try:
+            async with session.get(f"http://127.0.0.1:{port}/metrics") as answer:
+                text = await answer.text()
+        except aiohttp.ClientConnectionError:
+            continue  # not serving yet: a syncer that just started has sent nothing
         for _labels, value in _REQUESTS.findall(text):
             total += float(value)
             found = True
@@ -263,6 +281,8 @@ class Phase:
     shares: Counter[str]
     git_requests: int
     api_requests: float | None
+    sync_p50: float
+    sync_max: float
 
 
 @dataclass
@@ -304,9 +324,9 @@ class Stack:
             cpu_server=cpu_after[1] - cpu_before[1],
             shares=Counter(s.syncer for s in seen),
             git_requests=self.git.requests - git_before,
-            api_requests=None
-            if api_before is None or api_after is None
-            else api_after - api_before,
+            api_requests=None if api_after is None else api_after - (api_before or 0.0),
+            sync_p50=statistics.median(s.seconds for s in seen),
+            sync_max=max(s.seconds for s in seen),
         )
         self.phases.append(phase)
         progress(f"{name} with {phase.syncers} syncer(s): last app after {phase.last:.1f} s")
@@ -363,6 +383,7 @@ async def one_run(
     syncers: int,
     timeout: float,
     work: Path,
+    health_timeout: str | None,
 ) -> list[Phase]:
     run = run_id()
     prefix, namespace = f"burst-{run}", f"burst-{run}"
@@ -382,6 +403,7 @@ async def one_run(
                     url=url,
                     namespace=namespace,
                     apps=apps,
+                    health_timeout=health_timeout,
                 )
             )
             config = load_config(config_file)
@@ -429,7 +451,7 @@ async def one_run(
                         "--http-port",
                         str(port),
                         "--log-level",
-                        "WARNING",
+                        os.environ.get("BURST_LOG_LEVEL", "WARNING"),
                     ],
                     log_dir=logs,
                     env=env,
@@ -550,7 +572,8 @@ def report(phases: list[Phase], apps: int, where: str) -> None:
     print(f"\n{apps} apps of 4 objects each, {where}")
     head = (
         f"{'phase':<8}{'syncers':>8}{'first s':>9}{'last s':>9}{'CPU ms/app':>12}"
-        f"{'server ms/app':>15}{'git req/app':>13}{'API req/app':>13}  share per syncer"
+        f"{'server ms/app':>15}{'git req/app':>13}{'API req/app':>13}{'sync p50/max s':>16}"
+        "  share per syncer"
         " (spread from even)"
     )
     print(head)
@@ -562,7 +585,8 @@ def report(phases: list[Phase], apps: int, where: str) -> None:
         print(
             f"{p.name:<8}{p.syncers:>8}{p.first:>9.1f}{p.last:>9.1f}"
             f"{p.cpu_ours / apps * 1000:>12.1f}{p.cpu_server / apps * 1000:>15.1f}"
-            f"{p.git_requests / apps:>13.2f}{api:>13}  {shares} (±{spread:.0%})"
+            f"{p.git_requests / apps:>13.2f}{api:>13}{f'{p.sync_p50:.1f}/{p.sync_max:.1f}':>16}"
+            f"  {shares} (±{spread:.0%})"
         )
     for name in ("burst", "update"):
         runs = [p for p in phases if p.name == name]
@@ -578,37 +602,51 @@ def progress(message: str) -> None:
     print(f"  .. {message}", file=sys.stderr, flush=True)
 
 
+async def one_round(args: argparse.Namespace, bed: Bed, work: Path, syncers: int) -> list[Phase]:
+    """One run with `syncers` syncers, against the bed's API server or the emulator."""
+    assert bed.kafka_bootstrap is not None  # bed_from checked
+    if args.cluster == "bed":
+        assert bed.kubeconfig is not None
+        server_pids = [p.pid for p in bed.processes if p.name in ("kube-apiserver", "etcd")]
+        return await one_run(
+            bootstrap=bed.kafka_bootstrap,
+            kubeconfig=bed.kubeconfig,
+            server_pids=server_pids,
+            apps=args.apps,
+            syncers=syncers,
+            timeout=args.timeout,
+            work=work,
+            health_timeout=args.health_timeout,
+        )
+    async with Emulator(work, args.latency_ms) as emulator:
+        return await one_run(
+            bootstrap=bed.kafka_bootstrap,
+            kubeconfig=emulator.kubeconfig,
+            server_pids=[emulator.pid] if emulator.pid else [],
+            apps=args.apps,
+            syncers=syncers,
+            timeout=args.timeout,
+            work=work,
+            health_timeout=args.health_timeout,
+        )
+
+
 async def main_async(args: argparse.Namespace) -> None:
     bed = bed_from(args.testbed, kube=args.cluster == "bed")
     assert bed.kafka_bootstrap is not None  # bed_from checked
     counts = [int(n) for n in args.syncers.split(",")]
     phases: list[Phase] = []
-    print(f"bed: {args.testbed}; {machine()}")
+    health = args.health_timeout or "60s (default)"
+    print(f"bed: {args.testbed}; syncer.health_timeout {health}; {machine()}")
     for syncers in counts:
         with tempfile.TemporaryDirectory(prefix="gitops-burst-") as tmp:
             work = Path(tmp)
-            if args.cluster == "bed":
-                assert bed.kubeconfig is not None
-                server_pids = [p.pid for p in bed.processes if p.name in ("kube-apiserver", "etcd")]
-                phases += await one_run(
-                    bootstrap=bed.kafka_bootstrap,
-                    kubeconfig=bed.kubeconfig,
-                    server_pids=server_pids,
-                    apps=args.apps,
-                    syncers=syncers,
-                    timeout=args.timeout,
-                    work=work,
-                )
-            else:
-                async with Emulator(work, args.latency_ms) as emulator:
-                    phases += await one_run(
-                        bootstrap=bed.kafka_bootstrap,
-                        kubeconfig=emulator.kubeconfig,
-                        server_pids=[emulator.pid] if emulator.pid else [],
-                        apps=args.apps,
-                        syncers=syncers,
-                        timeout=args.timeout,
-                        work=work,
+            try:
+                phases += await one_round(args, bed, work, syncers)
+            finally:
+                if args.logs and (work / "logs").exists():
+                    shutil.copytree(
+                        work / "logs", args.logs / f"{args.cluster}-{syncers}", dirs_exist_ok=True
                     )
         progress(f"after {syncers} syncer(s): {machine()}")
     where = (
@@ -631,6 +669,13 @@ def main() -> None:
     parser.add_argument("--cluster", choices=["bed", "emulator"], default="bed")
     parser.add_argument("--latency-ms", type=float, default=5.0, help="emulator only")
     parser.add_argument("--timeout", type=float, default=300.0, help="per phase, seconds")
+    parser.add_argument("--logs", type=Path, help="copy the processes' logs here")
+    parser.add_argument(
+        "--health-timeout",
+        help="syncer.health_timeout for the run (default: the product's, 60s; 0 reports an"
+        " app succeeded once applied, without waiting for its Deployment, as Flux's"
+        " default `wait: false` does)",
+    )
     args = parser.parse_args()
     if args.apps < 1:
         parser.error("--apps must be at least 1")
