@@ -3,13 +3,17 @@
 Each subcommand imports its part lazily, so `gitops config check` works without the
 broker client or the Kubernetes client being importable, and `receiver`, `syncer` and
 `devcluster` stay independent of each other. Exit codes: 0 ok, 1 a finding (e.g. drift
-in `diff`), 2 usage or configuration error.
+in `diff`), 2 usage or configuration error, 3 a dependency (Kafka, a cluster's API
+server, a Git host) did not answer. A command that cannot start says what failed and
+which key or file to fix in one line (one JSON log line for the services), never with a
+traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -23,11 +27,14 @@ from schemas import (
     GitopsConfig,
     IdempotenceRefused,
     SessionTimeoutRefused,
+    StartupError,
     load_config,
 )
 
 EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
 CONFIG_ENV = "GITOPS_CONFIG"
+SERVICES = ("receiver", "syncer", "notifier", "ui")
+"""The long-running commands: they log JSON lines, so their start-up errors are one too."""
 
 
 class UsageError(Exception):
@@ -97,15 +104,31 @@ def cmd_schemas_export(args: argparse.Namespace) -> int:
 
 
 async def _after_topics(config: GitopsConfig, part: Coroutine[Any, Any, None]) -> None:
-    """Create missing topics first: a broker's auto-created topic has one partition."""
+    """Create missing topics first: a broker's auto-created topic has one partition.
+
+    A broker that does not answer is retried for `kafka.startup_timeout` (a pod starting
+    beside its broker, as Flux's and Argo CD's controllers wait for theirs), then the
+    service exits 3 and its restart policy takes over."""
+    from gitops.startup import kafka_reachable
     from gitops.topics import ensure_topics
 
     try:
-        await ensure_topics(config.kafka)
+        await ensure_topics(config.kafka, wait=config.kafka.startup_timeout.total_seconds())
     except BaseException:
         part.close()
         raise
-    await part
+    await kafka_reachable(config.kafka, part)
+
+
+async def _reaching_kafka(config: GitopsConfig, part: Coroutine[Any, Any, int]) -> int:
+    """A one-shot command's body: it does not wait for a broker, a user is waiting.
+
+    aiokafka's own connection errors are not printed: `KafkaUnavailable` says it once."""
+    from gitops.startup import kafka_reachable
+
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+
+    return await kafka_reachable(config.kafka, part)
 
 
 def cmd_receiver(args: argparse.Namespace) -> int:
@@ -167,14 +190,18 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_events_tail(args: argparse.Namespace) -> int:
     from gitops.operate import events_tail
 
+    config = _load(args)
     return _run(
-        events_tail(
-            _load(args),
-            app=args.app,
-            type_=args.type,
-            since=args.since,
-            follow=args.follow,
-            as_json=args.json,
+        _reaching_kafka(
+            config,
+            events_tail(
+                config,
+                app=args.app,
+                type_=args.type,
+                since=args.since,
+                follow=args.follow,
+                as_json=args.json,
+            ),
         )
     )
 
@@ -182,41 +209,46 @@ def cmd_events_tail(args: argparse.Namespace) -> int:
 def cmd_apps(args: argparse.Namespace) -> int:
     from gitops.operate import list_apps
 
-    return _run(list_apps(_load(args), as_json=args.json))
+    config = _load(args)
+    return _run(_reaching_kafka(config, list_apps(config, as_json=args.json)))
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
     from gitops.operate import request_sync
 
-    return _run(
-        request_sync(
-            _load(args), app=args.app, commit=args.commit, wait=args.wait, force=args.force
-        )
-    )
+    config = _load(args)
+    sync = request_sync(config, app=args.app, commit=args.commit, wait=args.wait, force=args.force)
+    return _run(_reaching_kafka(config, sync))
 
 
 def cmd_suspend(args: argparse.Namespace) -> int:
     from gitops.lifecycle import suspend_app
 
-    return _run(suspend_app(_load(args), app=args.app, reason=args.reason, wait=not args.no_wait))
+    config = _load(args)
+    suspend = suspend_app(config, app=args.app, reason=args.reason, wait=not args.no_wait)
+    return _run(_reaching_kafka(config, suspend))
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from gitops.lifecycle import resume_app
 
-    return _run(resume_app(_load(args), app=args.app, wait=not args.no_wait))
+    config = _load(args)
+    return _run(_reaching_kafka(config, resume_app(config, app=args.app, wait=not args.no_wait)))
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     from gitops.lifecycle import rollback_app
 
-    return _run(rollback_app(_load(args), app=args.app, to=args.to, wait=not args.no_wait))
+    config = _load(args)
+    rollback = rollback_app(config, app=args.app, to=args.to, wait=not args.no_wait)
+    return _run(_reaching_kafka(config, rollback))
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
     from gitops.diffing import diff_app  # type: ignore[import-not-found, unused-ignore]
 
-    return _run(diff_app(_load(args, fetches=True), app=args.app, as_json=args.json))
+    config = _load(args, fetches=True)
+    return _run(_reaching_kafka(config, diff_app(config, app=args.app, as_json=args.json)))
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
@@ -240,7 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gitops",
         description="GitOps as an event-driven pipeline: webhooks, Kafka, syncers, clusters.",
-        epilog="Exit codes: 0 ok, 1 a finding (e.g. drift in `diff`), 2 usage or config error.",
+        epilog="Exit codes: 0 ok, 1 a finding (e.g. drift in `diff`), 2 usage or config error,"
+        " 3 a dependency (Kafka, a cluster, a Git host) did not answer.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -405,4 +438,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The configuration asks for what this broker cannot do: say which file to edit.
         print(f"gitops: {_config_path(args)}: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except StartupError as exc:
+        return _report(args, exc)
     return result
+
+
+def _report(args: argparse.Namespace, exc: StartupError) -> int:
+    """One line naming the configuration file and what in it (or behind it) failed."""
+    path = getattr(args, "config", None) or os.environ.get(CONFIG_ENV)
+    message = f"{path}: {exc}" if path else str(exc)
+    if args.command in SERVICES:
+        logging.getLogger("gitops").error(
+            "cannot start: %s",
+            message,
+            extra={"exit_code": exc.exit_code, "reason": type(exc).__name__},
+        )
+    else:
+        print(f"gitops {args.command}: {message}", file=sys.stderr)
+    return exc.exit_code

@@ -5,7 +5,9 @@ server-side dry-run apply compared with the live objects) against the commit the
 last applied, or the branch head when it was never applied, and skips the inventory
 shortcut so the answer is right even when the inventory is stale. Exit 0: no drift;
 1: drift (each object named with its changed fields, then a unified diff); 2: the app
-is unknown or the cluster or the repository could not be read.
+is unknown, its kubeconfig cannot be loaded or its commit cannot be rendered; 3: the
+cluster's API server or the Git host did not answer (so a script never reads an outage
+as drift).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 from gitops.generated import with_generated
 from schemas import GitopsConfig
+from schemas.errors import EXIT_UNAVAILABLE
 from syncer.drift import ObjectDrift
 from syncer.errors import SyncError
 from syncer.gitcache import GitCache
@@ -25,6 +28,8 @@ from syncer.livediff import LiveDiffError, diff_live
 from syncer.retrying import RetryPolicy
 
 EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
+RETRY_NOTE = "; will retry"
+"""How a syncer's git errors end; this command does not retry, so it is cut off."""
 
 
 def _label(drift: ObjectDrift) -> str:
@@ -38,9 +43,9 @@ def _cli_cache(cache_dir: str) -> Path:
     return Path(os.path.expanduser(cache_dir)) / "cli"
 
 
-def _fail(message: str) -> int:
-    print(f"gitops diff: {message}", file=sys.stderr)
-    return EXIT_USAGE
+def _fail(message: str, code: int = EXIT_USAGE) -> int:
+    print(f"gitops diff: {message.removesuffix(RETRY_NOTE)}", file=sys.stderr)
+    return code
 
 
 async def diff_app(config: GitopsConfig, *, app: str, as_json: bool) -> int:
@@ -67,7 +72,7 @@ async def diff_app(config: GitopsConfig, *, app: str, as_json: bool) -> int:
         ):
             found = await diff_live(config, app, git=git, cluster=cluster, workdir=cache_dir)
     except LiveDiffError as exc:
-        return _fail(str(exc))
+        return _fail(str(exc), EXIT_UNAVAILABLE if exc.unavailable else EXIT_USAGE)
     except SyncError as exc:  # the cluster's configuration could not be loaded
         return _fail(f"app '{app}': {exc.message}")
     commit, drifted, objects = found.commit, found.drifted, found.objects

@@ -209,9 +209,16 @@ async def send_request(
         ready = asyncio.create_task(positioned.wait())
         await asyncio.wait([ready, outcome_task], return_when=asyncio.FIRST_COMPLETED)
         ready.cancel()
+        if outcome_task.done() and outcome_task.exception() is not None:
+            await outcome_task  # the broker did not answer the reader: say so, publish nothing
     from syncer.service import start_producer  # its one conversion of an idempotence refusal
 
-    producer = await start_producer(config.kafka)
+    try:
+        producer = await start_producer(config.kafka)
+    except BaseException:
+        if outcome_task is not None:
+            outcome_task.cancel()
+        raise
     try:
         await producer.send_and_wait(topics.sync_requests, request.to_bytes(), key=app.encode())
     finally:

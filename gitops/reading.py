@@ -53,8 +53,8 @@ async def read_records(
     at once (a group join takes seconds on some brokers).
     """
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
     try:
+        await consumer.start()  # inside: a failed bootstrap still closes its client
         partitions: list[TopicPartition] = []
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:

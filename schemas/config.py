@@ -155,6 +155,10 @@ class KafkaSettings(_Model):
     """Client id the broker sees in its logs and quotas."""
     request_timeout: Duration = timedelta(seconds=5)
     """How long a publish may wait for the broker's acknowledgement before it counts as failed."""
+    startup_timeout: Duration = timedelta(seconds=30)
+    """How long `gitops receiver`, `syncer` and `notifier` retry a broker that does not answer
+    at start before they exit 3 (a pod restarting with back-off then tries again); the
+    one-shot commands do not wait."""
 
     def producer_options(self) -> dict[str, object]:
         """Keyword arguments for an aiokafka producer: every message acked by all replicas."""

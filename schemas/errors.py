@@ -64,3 +64,46 @@ class SessionTimeoutRefused(Exception):
             " group.max.session.timeout.ms, 6s .. 30min on Apache Kafka by default);"
             " choose a session timeout inside the broker's bounds"
         )
+
+
+EXIT_CONFIG = 2
+"""Exit code of a configuration a user has to edit (retrying cannot help)."""
+EXIT_UNAVAILABLE = 3
+"""Exit code of a dependency that did not answer (retrying later may help)."""
+
+
+class StartupError(Exception):
+    """A command cannot do its work; the message names what failed and how to fix it.
+
+    The command line prints it (the services log it as one JSON line) and exits with
+    `exit_code`, never with a traceback.
+    """
+
+    exit_code = 1
+
+
+class ConfigUnusable(StartupError):
+    """Something the configuration points at cannot be used as it is (a kubeconfig file,
+    a topic the broker refuses to create): an edit fixes it, a restart does not."""
+
+    exit_code = EXIT_CONFIG
+
+
+class DependencyUnavailable(StartupError):
+    """A broker, API server or Git host did not answer: nothing to edit, unless the
+    address itself is wrong; a pod restarting later may succeed."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+
+class KafkaUnavailable(DependencyUnavailable):
+    """No broker of `kafka.bootstrap` answered within `waited` seconds."""
+
+    def __init__(self, bootstrap: str, *, waited: float | None, detail: str) -> None:
+        self.bootstrap = bootstrap
+        self.waited = waited
+        after = f" after {waited:g} s" if waited else ""
+        super().__init__(
+            f"Kafka at {bootstrap} unreachable{after} ({detail}); check kafka.bootstrap"
+            " (env GITOPS_KAFKA_BOOTSTRAP overrides it) and that the broker is up"
+        )

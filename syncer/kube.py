@@ -27,15 +27,17 @@ import re
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import urlencode
 
 import orjson
+import yaml
 from kubernetes_asyncio import config as kube_config
 from kubernetes_asyncio.client import ApiClient, Configuration
 
-from schemas import ClusterConfig
+from schemas import ClusterConfig, ConfigUnusable
 from schemas.events import Refusal
 from syncer.errors import PermanentSyncError, TransientSyncError
 from syncer.jsoncodec import compact_json
@@ -82,6 +84,49 @@ class ResourceInfo:
             base += f"/namespaces/{namespace}"
         base += f"/{self.plural}"
         return f"{base}/{name}" if name else base
+
+
+class KubeconfigError(PermanentSyncError, ConfigUnusable):
+    """A cluster's kubeconfig (or in-cluster account) cannot be loaded: the message names
+    the cluster, the file and the key to fix; the commands exit 2 on it."""
+
+
+def check_kubeconfig(name: str, path: str, context: str | None) -> None:
+    """Raise `KubeconfigError` for what the client library reports badly: a missing or
+    unreadable file ("Expected key current-context"), bad YAML (a yaml traceback), an
+    unknown context. Start-up only, so reading the small file on the loop is fine."""
+    key = f"clusters.{name}.kubeconfig"
+
+    def fail(why: str, fix: str = key) -> KubeconfigError:
+        return KubeconfigError(f"cluster {name}: cannot load kubeconfig {path}: {why} ({fix})")
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise fail("no such file") from None
+    except IsADirectoryError:
+        raise fail("is a directory, not a file") from None
+    except PermissionError:
+        raise fail("permission denied") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise fail(f"unreadable ({type(exc).__name__}: {exc})") from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise fail(f"not valid YAML ({at}{problem})") from None
+    if not isinstance(document, dict):
+        raise fail("not a kubeconfig (expected a mapping with clusters, users, contexts)")
+    contexts = [c.get("name") for c in document.get("contexts") or [] if isinstance(c, dict)]
+    wanted = context or document.get("current-context")
+    if not wanted:
+        raise fail("no current-context; name one", f"clusters.{name}.context")
+    if wanted not in contexts:
+        known = ", ".join(str(c) for c in contexts) or "none"
+        fix = f"clusters.{name}.context" if context else f"current-context in {path}"
+        raise fail(f"no context '{wanted}' (contexts: {known})", fix)
 
 
 def _expand_user(path: str) -> str:
@@ -209,16 +254,17 @@ class Cluster:
                 kube_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
             else:
                 assert settings.kubeconfig is not None  # noqa: S101 - validated by the schema
+                path = _expand_user(settings.kubeconfig)
+                check_kubeconfig(name, path, settings.context)
                 await kube_config.load_kube_config(
-                    config_file=_expand_user(settings.kubeconfig),
+                    config_file=path,
                     context=settings.context,
                     client_configuration=configuration,
                     persist_config=False,
                 )
         except (kube_config.ConfigException, OSError) as exc:
-            raise PermanentSyncError(
-                f"cluster {name}: cannot load its configuration: {exc}"
-            ) from exc
+            where = "in_cluster" if settings.in_cluster else f"kubeconfig {settings.kubeconfig}"
+            raise KubeconfigError(f"cluster {name}: cannot load {where}: {exc}") from exc
         api = ApiClient(configuration)
         try:
             return cls(name, api, **kwargs)

@@ -19,9 +19,9 @@ from schemas import GitopsConfig
 from schemas.types import CommitSha
 from syncer.desired import DesiredState
 from syncer.drift import DriftCheckError, ObjectDrift, detect
-from syncer.errors import SyncError
+from syncer.errors import RetriesExhausted, SyncError, TransientSyncError
 from syncer.gitcache import GitCache
-from syncer.giterrors import GitError
+from syncer.giterrors import GitError, TransientGitError
 from syncer.inventory import InventoryStore
 from syncer.kube import Cluster
 from syncer.sources import Renderer
@@ -29,7 +29,15 @@ from syncer.sources.decryption import Decryptor
 
 
 class LiveDiffError(Exception):
-    """The cluster or the repository could not be read; the message is safe to print."""
+    """The cluster or the repository could not be read; the message is safe to print.
+
+    `unavailable` when the cause was an answer that did not come (an API server or Git
+    host unreachable, its retries spent): asking again later may succeed; otherwise the
+    configuration or the commit has to change."""
+
+    def __init__(self, message: str, *, unavailable: bool) -> None:
+        super().__init__(message)
+        self.unavailable = unavailable
 
 
 @dataclass(frozen=True)
@@ -71,7 +79,8 @@ async def diff_live(
         drifted = await detect(cluster, spec, desired, inventory, thorough=True)
     except (SyncError, GitError, DriftCheckError) as exc:
         message = f"app '{app}': {getattr(exc, 'message', None) or exc}"
-        raise LiveDiffError(decryptor.scrub(message)) from exc
+        unavailable = isinstance(exc, TransientSyncError | RetriesExhausted | TransientGitError)
+        raise LiveDiffError(decryptor.scrub(message), unavailable=unavailable) from exc
     return LiveDiff(
         app,
         spec.cluster,
