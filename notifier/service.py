@@ -30,6 +30,7 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
+from credentials import HostCredentials, InstallationTokens
 from notifier.delivery import Deliverer
 from notifier.dispatching import Dispatcher
 from notifier.metrics import NotifierMetrics
@@ -38,6 +39,7 @@ from notifier.publishing import FailurePublisher
 from notifier.ratelimit import RateLimits
 from notifier.sending import Sender
 from notifier.templating import Templates
+from notifier.tokens import StatusTokens
 from schemas import GitopsConfig, Topics
 
 log = logging.getLogger(__name__)
@@ -96,6 +98,10 @@ class Notifier:
     async def _build(self, stack: AsyncExitStack) -> None:
         settings, kafka = self.config.notifier, self.config.kafka
         session = await stack.enter_async_context(aiohttp.ClientSession())
+        timeout = settings.request_timeout.total_seconds()
+        credentials = await stack.enter_async_context(
+            HostCredentials(InstallationTokens(timeout=timeout))
+        )
         producer = AIOKafkaProducer(**kafka.producer_options())
         await producer.start()
         stack.push_async_callback(producer.stop)
@@ -106,6 +112,7 @@ class Notifier:
             templates=Templates(),
             publisher=FailurePublisher(producer, self.topics, source=source),
             metrics=self.metrics,
+            tokens=StatusTokens(self.config, credentials),
         )
         consumer = AIOKafkaConsumer(
             bootstrap_servers=kafka.bootstrap,
