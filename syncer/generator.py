@@ -28,6 +28,7 @@ from schemas.events import PushReceived, parse_event
 from syncer.catalog import stop_reader
 from syncer.generation import Generator, Trigger
 from syncer.gitglob import within
+from syncer.heads import branch_head, branch_ref
 from syncer.ownership import Ownership
 
 log = logging.getLogger(__name__)
@@ -142,7 +143,7 @@ class AppSetGenerator:
         for name, app_set in self._config.app_sets.items():
             if (
                 app_set.repo in data.repositories
-                and data.ref == f"refs/heads/{app_set.branch}"
+                and data.ref == branch_ref(app_set.branch)
                 and self._ownership.owns(name)
                 and (
                     data.changed_paths is None
@@ -205,7 +206,7 @@ class AppSetGenerator:
             await self.generator.generate(name, Trigger("poll"))
             return
         heads = await self._git.ls_remote(self._config.repositories[app_set.repo])
-        head = heads.get(f"refs/heads/{app_set.branch}")
+        head = branch_head(heads, app_set.branch)
         if head is not None and head != last:
             await self.generator.generate(name, Trigger("poll", head))
 
