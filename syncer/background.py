@@ -30,6 +30,11 @@ class Background:
         raise NotImplementedError
 
     @property
+    def log(self) -> logging.Logger:
+        """The logger of the part's own module, where its readers look for it."""
+        return logging.getLogger(type(self).__module__)
+
+    @property
     def running(self) -> bool:
         """Started and not stopped (the task may have ended on its own meanwhile)."""
         return self._task is not None

@@ -19,17 +19,17 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 
 from schemas import GitopsConfig, Topics
 from schemas.config import AppSetConfig
 from schemas.events import PushReceived, parse_event
-from syncer.catalog import stop_reader
 from syncer.generation import Generator, Trigger
 from syncer.gitglob import within
 from syncer.heads import branch_head, branch_ref
 from syncer.ownership import Ownership
+from syncer.topicreader import TopicReader
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,38 @@ JITTER = 0.1
 def affects(app_set: AppSetConfig, path: str) -> bool:
     """Whether a change of `path` can add, remove or change an app of this set."""
     return any(within(path, glob) for glob in app_set.generator.include)
+
+
+class PushReader(TopicReader):
+    """Pushes from now on (a missed one is caught by the poll), handed to `on_push`."""
+
+    task_name = "syncer-appsets-pushes"
+    failure = "an app set task stopped"
+
+    def __init__(self, config: GitopsConfig, on_push: Callable[[PushReceived], None]) -> None:
+        super().__init__(
+            bootstrap=config.kafka.bootstrap,
+            topic=Topics(config.kafka.topic_prefix).push_events,
+            client_id=f"{config.kafka.client_id}-appsets",
+            from_start=False,
+            metadata_timeout=0.0,
+        )
+        self._on_push = on_push
+
+    async def start(self) -> None:
+        """Return once reading began: a push published afterwards is seen."""
+        await super().start()
+        try:
+            await self.opened()
+        except BaseException:
+            await self.stop()
+            raise
+
+    def take(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        with contextlib.suppress(ValidationError):
+            event = parse_event(record.value)
+            if isinstance(event, PushReceived):
+                self._on_push(event)
 
 
 class AppSetGenerator:
@@ -62,31 +94,26 @@ class AppSetGenerator:
         self._due: dict[str, float] = {}
         self._ownership_seen = -1
         self._tasks: list[asyncio.Task[None]] = []
-        self._pushes: AIOKafkaConsumer | None = None
+        self._pushes = PushReader(config, self._on_push)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         if self._tasks:
             return
-        self._pushes = await self._open_pushes()
-        self._tasks = [
-            asyncio.create_task(self._schedule(), name="syncer-appsets-schedule"),
-            asyncio.create_task(self._watch_pushes(), name="syncer-appsets-pushes"),
-        ]
-        for task in self._tasks:
-            task.add_done_callback(_log_unexpected_exit)
+        await self._pushes.start()
+        task = asyncio.create_task(self._schedule(), name="syncer-appsets-schedule")
+        task.add_done_callback(_log_unexpected_exit)
+        self._tasks = [task]
 
     async def stop(self) -> None:
-        """Cancel both tasks and close the push reader; safe to call twice."""
+        """Cancel the tasks and close the push reader; safe to call twice."""
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        pushes, self._pushes = self._pushes, None
-        if pushes is not None:
-            await stop_reader(pushes)
+        await self._pushes.stop()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -101,41 +128,6 @@ class AppSetGenerator:
         await self.stop()
 
     # ------------------------------------------------------------------ triggers
-    async def _open_pushes(self) -> AIOKafkaConsumer:
-        """Read pushes from now on (a missed one is caught by the poll), without a group."""
-        topic = self._topics.push_events
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._config.kafka.bootstrap,
-            client_id=f"{self._config.kafka.client_id}-appsets",
-            enable_auto_commit=False,
-            fetch_max_wait_ms=50,  # a push adding an app is as urgent as a sync request
-        )
-        await consumer.start()
-        try:
-            await consumer._client.force_metadata_update()
-            partitions = [
-                TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()
-            ]
-            consumer.assign(partitions)
-            await consumer.seek_to_end(*partitions)
-            for tp in partitions:
-                await consumer.position(tp)
-        except BaseException:
-            await stop_reader(consumer)
-            raise
-        return consumer
-
-    async def _watch_pushes(self) -> None:
-        assert self._pushes is not None  # noqa: S101 - opened by start()
-        while True:
-            batch = await self._pushes.getmany(timeout_ms=500)
-            for records in batch.values():
-                for record in records:
-                    with contextlib.suppress(ValidationError):
-                        event = parse_event(record.value)
-                        if isinstance(event, PushReceived):
-                            self._on_push(event)
-
     def _on_push(self, push: PushReceived) -> None:
         data = push.data
         if data.deleted or data.after is None:
