@@ -30,10 +30,10 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
+from members.ops import OpsServer
 from notifier.delivery import Deliverer
 from notifier.dispatching import Dispatcher
 from notifier.metrics import NotifierMetrics
-from notifier.ops import NotifierEndpoints
 from notifier.publishing import FailurePublisher
 from notifier.ratelimit import RateLimits
 from notifier.sending import Sender
@@ -72,7 +72,7 @@ class Notifier:
         self.notifier_id = notifier_id or default_notifier_id()
         self.topics = Topics(config.kafka.topic_prefix)
         self.metrics = NotifierMetrics()
-        self.endpoints: NotifierEndpoints | None = None
+        self.endpoints: OpsServer | None = None
         self._http_port = http_port
         self._stack: AsyncExitStack | None = None
         self._consumer: AIOKafkaConsumer | None = None
@@ -135,7 +135,7 @@ class Notifier:
         stack.push_async_callback(self._dispatcher.close)
         if self._http_port is not None:
             self.endpoints = await stack.enter_async_context(
-                NotifierEndpoints(self.metrics, self.readiness, port=self._http_port)
+                OpsServer(self.metrics, self.readiness, name="notifier", port=self._http_port)
             )
         self._loop_task = asyncio.create_task(
             self._poll(), name=f"notifier-poll-{self.notifier_id}"

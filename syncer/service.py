@@ -34,6 +34,7 @@ from aiokafka.errors import (
 )
 
 from credentials import HostCredentials, InstallationTokens
+from members.ops import OpsServer
 from schemas import (
     GitopsConfig,
     IdempotenceRefused,
@@ -53,7 +54,6 @@ from syncer.inventory import InventoryStore
 from syncer.kube import Cluster
 from syncer.lifecycle import Lifecycle
 from syncer.metrics import SyncerMetrics
-from syncer.ops import OpsServer
 from syncer.ownership import Ownership
 from syncer.polling import InventoryCommits, Poller, build_poller
 from syncer.reconcile import Reconciler
@@ -296,7 +296,13 @@ class Syncer:
         self._consumer, self._dispatcher = consumer, dispatcher
         if self._http_port is not None:
             self.ops = await stack.enter_async_context(
-                OpsServer(self.metrics, self.readiness, port=self._http_port)
+                OpsServer(
+                    self.metrics,
+                    self.readiness,
+                    name="syncer",
+                    port=self._http_port,
+                    free_port_if_busy=True,
+                )
             )
             lag = asyncio.create_task(self._report_lag(), name=f"syncer-lag-{self.syncer_id}")
             stack.push_async_callback(_cancel, lag)
