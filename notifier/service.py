@@ -25,11 +25,12 @@ from types import TracebackType
 from typing import Self
 
 import aiohttp
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
+from members.kafka import Group, group_consumer, join, start_producer
 from members.ops import OpsServer
 from notifier.delivery import Deliverer
 from notifier.dispatching import Dispatcher
@@ -96,8 +97,7 @@ class Notifier:
     async def _build(self, stack: AsyncExitStack) -> None:
         settings, kafka = self.config.notifier, self.config.kafka
         session = await stack.enter_async_context(aiohttp.ClientSession())
-        producer = AIOKafkaProducer(**kafka.producer_options())
-        await producer.start()
+        producer = await start_producer(kafka)
         stack.push_async_callback(producer.stop)
         source = f"/gitops/notifier/{self.notifier_id}"
         sender = Sender(
@@ -107,17 +107,15 @@ class Notifier:
             publisher=FailurePublisher(producer, self.topics, source=source),
             metrics=self.metrics,
         )
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=kafka.bootstrap,
+        group = Group(
+            "notifier", settings.group_id, settings.session_timeout, settings.heartbeat_interval
+        )
+        consumer = group_consumer(
+            kafka,
+            group,
             client_id=f"{kafka.client_id}-{self.notifier_id}",
-            group_id=settings.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="latest",
-            partition_assignment_strategy=(RangePartitionAssignor,),
-            session_timeout_ms=int(settings.session_timeout.total_seconds() * 1000),
-            heartbeat_interval_ms=int(settings.heartbeat_interval.total_seconds() * 1000),
-            max_poll_interval_ms=300_000,
-            fetch_max_wait_ms=50,
+            offset_reset="latest",
+            assignors=[RangePartitionAssignor],
         )
         self._dispatcher = Dispatcher(
             consumer,
@@ -130,7 +128,7 @@ class Notifier:
         consumer.subscribe(
             [self.topics.sync_events, self.topics.sync_requests], listener=_Listener(self)
         )
-        await consumer.start()
+        await join(consumer, kafka, group)
         stack.push_async_callback(consumer.stop)
         stack.push_async_callback(self._dispatcher.close)
         if self._http_port is not None:

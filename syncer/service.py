@@ -25,23 +25,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import (
-    BrokerResponseError,
-    IncompatibleBrokerVersion,
-    InvalidSessionTimeoutError,
-    KafkaError,
-)
+from aiokafka import AIOKafkaConsumer
 
 from credentials import HostCredentials, InstallationTokens
+from members.kafka import Group, group_consumer, join, start_producer
 from members.ops import OpsServer
-from schemas import (
-    GitopsConfig,
-    IdempotenceRefused,
-    KafkaSettings,
-    SessionTimeoutRefused,
-    Topics,
-)
+from schemas import GitopsConfig, Topics
 from syncer.appstatus import StatusView
 from syncer.catalog import AppCatalog
 from syncer.consuming import Dispatcher, Rebalance
@@ -168,18 +157,11 @@ class Syncer:
                 AppCatalog(config, client_id=f"{kafka.client_id}-{self.syncer_id}-catalog")
             )
             config = config.model_copy(update={"apps": self.catalog.apps})
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=kafka.bootstrap,
-            client_id=f"{kafka.client_id}-{self.syncer_id}",
-            group_id=self.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=int(settings.session_timeout.total_seconds() * 1000),
-            heartbeat_interval_ms=int(settings.heartbeat_interval.total_seconds() * 1000),
-            max_poll_interval_ms=300_000,
-            # A request waits at most 50 ms in the broker: push-to-applied latency matters
-            # more than the idle fetches this costs.
-            fetch_max_wait_ms=50,
+        group = Group(
+            "syncer", self.group_id, settings.session_timeout, settings.heartbeat_interval
+        )
+        consumer = group_consumer(
+            kafka, group, client_id=f"{kafka.client_id}-{self.syncer_id}", offset_reset="earliest"
         )
         reporter = Reporter(
             producer,
@@ -254,15 +236,7 @@ class Syncer:
 
         listener = Rebalance(dispatcher, on_assigned=on_assigned)
         consumer.subscribe([self.topics.sync_requests], listener=listener)
-        try:
-            await consumer.start()
-        except InvalidSessionTimeoutError as exc:
-            # The join answered with the broker's bounds: a setting to change, not an outage.
-            with contextlib.suppress(KafkaError, OSError):
-                await consumer.stop()
-            raise SessionTimeoutRefused(
-                kafka.bootstrap, self.group_id, settings.session_timeout
-            ) from exc
+        await join(consumer, kafka, group)
         stack.push_async_callback(consumer.stop)
         stack.push_async_callback(dispatcher.close)
         await stack.enter_async_context(lifecycle)
@@ -370,31 +344,6 @@ class Syncer:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
-
-
-async def start_producer(settings: KafkaSettings) -> AIOKafkaProducer:
-    """A started producer; `IdempotenceRefused` when the broker refuses an idempotent one.
-
-    The one place the syncer converts that aiokafka error. aiokafka's `start()` is a
-    bootstrap, which raises only `KafkaConnectionError` when no broker answers, then (with
-    idempotence on) InitProducerId, which retries lost connections, timeouts and moved
-    coordinators itself and raises only on an answer retrying cannot change: a
-    non-retriable error code (Tansu answers `UnknownError`) or a broker without the API
-    (`IncompatibleBrokerVersion`). Those are the refusal; anything else stays as it was.
-    """
-    producer = AIOKafkaProducer(**settings.producer_options())
-    try:
-        await producer.start()
-    except (KafkaError, OSError) as exc:
-        with contextlib.suppress(KafkaError, OSError):
-            await producer.stop()
-        refused = isinstance(exc, IncompatibleBrokerVersion) or (
-            isinstance(exc, BrokerResponseError) and not exc.retriable
-        )
-        if settings.idempotence and refused:
-            raise IdempotenceRefused(settings.bootstrap, type(exc).__name__) from exc
-        raise
-    return producer
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:
