@@ -18,11 +18,8 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import socket
 from contextlib import AsyncExitStack
-from types import TracebackType
-from typing import Self
 
 import aiohttp
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -32,6 +29,7 @@ from aiokafka.structs import OffsetAndMetadata
 
 from members.kafka import Group, group_consumer, join, start_producer
 from members.ops import OpsServer
+from members.running import Member, run_until_signalled
 from notifier.delivery import Deliverer
 from notifier.dispatching import Dispatcher
 from notifier.metrics import NotifierMetrics
@@ -59,7 +57,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         await self._notifier.assigned(set(assigned))
 
 
-class Notifier:
+class Notifier(Member):
     """One member of the notifier consumer group, running in this event loop."""
 
     def __init__(
@@ -69,30 +67,17 @@ class Notifier:
         notifier_id: str | None = None,
         http_port: int | None = None,
     ) -> None:
+        super().__init__()
         self.config = config
         self.notifier_id = notifier_id or default_notifier_id()
         self.topics = Topics(config.kafka.topic_prefix)
         self.metrics = NotifierMetrics()
         self.endpoints: OpsServer | None = None
         self._http_port = http_port
-        self._stack: AsyncExitStack | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._dispatcher: Dispatcher | None = None
-        self._loop_task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
         self._next: dict[TopicPartition, int] = {}
         self._joined = asyncio.Event()
-
-    async def start(self) -> None:
-        if self._stack is not None:
-            return
-        stack = AsyncExitStack()
-        self._stack = stack
-        try:
-            await self._build(stack)
-        except BaseException:
-            await self.stop()
-            raise
 
     async def _build(self, stack: AsyncExitStack) -> None:
         settings, kafka = self.config.notifier, self.config.kafka
@@ -194,56 +179,10 @@ class Notifier:
         """Until the first assignment (tests publish only once the member reads)."""
         await asyncio.wait_for(self._joined.wait(), timeout)
 
-    async def wait(self) -> None:
-        if self._loop_task is not None:
-            await self._loop_task
-
-    async def stop(self) -> None:
-        """Leave the group cleanly and close everything; safe to call twice."""
-        self._stopping.set()
-        task, self._loop_task = self._loop_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        stack, self._stack = self._stack, None
-        if stack is not None:
-            await stack.aclose()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
 
 async def run_notifier(
     config: GitopsConfig, *, notifier_id: str | None = None, http_port: int | None = None
 ) -> None:
     """Run one notifier until SIGTERM/SIGINT, then leave the group and close cleanly."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    try:
-        async with Notifier(config, notifier_id=notifier_id, http_port=http_port) as notifier:
-            waiter = asyncio.create_task(stop.wait(), name="notifier-signal")
-            runner = asyncio.create_task(notifier.wait(), name="notifier-run")
-            done, pending = await asyncio.wait(
-                {waiter, runner}, return_when=asyncio.FIRST_COMPLETED
-            )
-            for task in pending:
-                task.cancel()
-            for task in done:
-                task.result()
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
+    notifier = Notifier(config, notifier_id=notifier_id, http_port=http_port)
+    await run_until_signalled(notifier, name="notifier")

@@ -18,18 +18,17 @@ import functools
 import gc
 import logging
 import os
-import signal
 import socket
 from contextlib import AsyncExitStack
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
 from credentials import HostCredentials, InstallationTokens
 from members.kafka import Group, group_consumer, join, start_producer
 from members.ops import OpsServer
+from members.running import Member, run_until_signalled
 from schemas import GitopsConfig, Topics
 from syncer.appstatus import StatusView
 from syncer.catalog import AppCatalog
@@ -61,7 +60,7 @@ def default_syncer_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-class Syncer:
+class Syncer(Member):
     """One member of the syncer consumer group, running in this event loop."""
 
     def __init__(
@@ -74,6 +73,7 @@ class Syncer:
         periodic_checks: bool = False,
         http_port: int | None = None,
     ) -> None:
+        super().__init__()
         self.config = config
         self.syncer_id = syncer_id or default_syncer_id()
         self.group_id = group_id or config.syncer.group_id
@@ -83,11 +83,8 @@ class Syncer:
         # machine) never touch each other's mirrors, so locks left by a crash are surely stale.
         safe_id = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.syncer_id)
         self._cache_dir = Path(config.syncer.cache_dir).expanduser() / safe_id
-        self._stack: AsyncExitStack | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._dispatcher: Dispatcher | None = None
-        self._loop_task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
         self._periodic_checks = periodic_checks
         self._http_port = http_port
         self._joined = False
@@ -103,17 +100,6 @@ class Syncer:
         self.poller: Poller | None = None
         """Branch-head polls and drift checks of what this member owns (built by `start()`,
         running only with `periodic_checks`)."""
-
-    async def start(self) -> None:
-        if self._stack is not None:
-            return
-        stack = AsyncExitStack()
-        self._stack = stack
-        try:
-            await self._build(stack)
-        except BaseException:
-            await self.stop()
-            raise
 
     async def _build(self, stack: AsyncExitStack) -> None:
         settings = self.config.syncer
@@ -316,35 +302,6 @@ class Syncer:
                     lag[tp.partition] = max(0, highwater - await consumer.position(tp))
             self.metrics.set_lag(lag)
 
-    async def wait(self) -> None:
-        """Until the poll loop ends: `stop()` was called, or it failed (re-raised here)."""
-        if self._loop_task is not None:
-            await self._loop_task
-
-    async def stop(self) -> None:
-        """Leave the group cleanly and close everything; safe to call twice."""
-        self._stopping.set()
-        task, self._loop_task = self._loop_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        stack, self._stack = self._stack, None
-        if stack is not None:
-            await stack.aclose()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
 
 async def _cancel(task: asyncio.Task[None]) -> None:
     task.cancel()
@@ -377,30 +334,7 @@ async def run_syncer(
     http_port: int | None = None,
 ) -> None:
     """Run one syncer until SIGTERM/SIGINT, then leave the group and close cleanly."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    try:
-        async with Syncer(
-            config,
-            syncer_id=syncer_id,
-            group_id=group_id,
-            periodic_checks=True,
-            http_port=http_port,
-        ) as syncer:
-            settle_heap()
-            waiter = asyncio.create_task(stop.wait(), name="syncer-signal")
-            runner = asyncio.create_task(syncer.wait(), name="syncer-run")
-            done, pending = await asyncio.wait(
-                {waiter, runner}, return_when=asyncio.FIRST_COMPLETED
-            )
-            for task in pending:
-                task.cancel()
-            for task in done:
-                task.result()
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
+    syncer = Syncer(
+        config, syncer_id=syncer_id, group_id=group_id, periodic_checks=True, http_port=http_port
+    )
+    await run_until_signalled(syncer, name="syncer", started=settle_heap)
