@@ -16,8 +16,6 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from types import TracebackType
-from typing import Self
 
 from aiokafka import ConsumerRecord
 from pydantic import ValidationError
@@ -25,6 +23,7 @@ from pydantic import ValidationError
 from schemas import GitopsConfig, Topics
 from schemas.config import AppSetConfig
 from schemas.events import PushReceived, parse_event
+from syncer.background import Background
 from syncer.generation import Generator, Trigger
 from syncer.gitglob import within
 from syncer.heads import branch_head, branch_ref
@@ -73,8 +72,14 @@ class PushReader(TopicReader):
                 self._on_push(event)
 
 
-class AppSetGenerator:
-    """Generates the sets this syncer owns; an async context manager with two tasks."""
+class AppSetGenerator(Background):
+    """Generates the sets this syncer owns; an async context manager.
+
+    Its task is the schedule; the push reader starts a task per push that concerns a set.
+    """
+
+    task_name = "syncer-appsets-schedule"
+    failure = "an app set task stopped"
 
     def __init__(
         self,
@@ -93,39 +98,27 @@ class AppSetGenerator:
         self._rng = random.Random()  # noqa: S311 - jitter, not security
         self._due: dict[str, float] = {}
         self._ownership_seen = -1
-        self._tasks: list[asyncio.Task[None]] = []
+        self._pushed: list[asyncio.Task[None]] = []
         self._pushes = PushReader(config, self._on_push)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
-        if self._tasks:
+        if self.running:
             return
         await self._pushes.start()
-        task = asyncio.create_task(self._schedule(), name="syncer-appsets-schedule")
-        task.add_done_callback(_log_unexpected_exit)
-        self._tasks = [task]
+        await super().start()
 
     async def stop(self) -> None:
-        """Cancel the tasks and close the push reader; safe to call twice."""
-        tasks, self._tasks = self._tasks, []
-        for task in tasks:
+        """Cancel the schedule, close the push reader, cancel what pushes started; safe
+        to call twice."""
+        await super().stop()
+        await self._pushes.stop()
+        pushed, self._pushed = self._pushed, []
+        for task in pushed:
             task.cancel()
-        for task in tasks:
+        for task in pushed:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self._pushes.stop()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # ------------------------------------------------------------------ triggers
     def _on_push(self, push: PushReceived) -> None:
@@ -146,14 +139,14 @@ class AppSetGenerator:
                 task = asyncio.create_task(
                     self._guarded(name, trigger), name=f"syncer-appsets-push-{name}"
                 )
-                self._tasks.append(task)
+                self._pushed.append(task)
                 task.add_done_callback(self._forget)
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         with contextlib.suppress(ValueError):
-            self._tasks.remove(task)
+            self._pushed.remove(task)
 
-    async def _schedule(self) -> None:
+    async def _run(self) -> None:
         while True:
             now = self._clock()
             self._follow_ownership(now)
@@ -201,8 +194,3 @@ class AppSetGenerator:
         head = branch_head(heads, app_set.branch)
         if head is not None and head != last:
             await self.generator.generate(name, Trigger("poll", head))
-
-
-def _log_unexpected_exit(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("an app set task stopped", exc_info=task.exception())
