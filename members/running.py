@@ -11,11 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import socket
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Self
+
+
+def default_member_id() -> str:
+    """Host and process: unique among the members of a group, and telling where one runs."""
+    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 class Member:

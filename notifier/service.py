@@ -17,8 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 from contextlib import AsyncExitStack
 
 import aiohttp
@@ -29,7 +27,7 @@ from aiokafka.structs import OffsetAndMetadata
 
 from members.kafka import Group, group_consumer, join, start_producer
 from members.ops import OpsServer
-from members.running import Member, run_until_signalled
+from members.running import Member, default_member_id, run_until_signalled
 from notifier.delivery import Deliverer
 from notifier.dispatching import Dispatcher
 from notifier.metrics import NotifierMetrics
@@ -40,10 +38,6 @@ from notifier.templating import Templates
 from schemas import GitopsConfig, Topics
 
 log = logging.getLogger(__name__)
-
-
-def default_notifier_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -69,7 +63,7 @@ class Notifier(Member):
     ) -> None:
         super().__init__()
         self.config = config
-        self.notifier_id = notifier_id or default_notifier_id()
+        self.notifier_id = notifier_id or default_member_id()
         self.topics = Topics(config.kafka.topic_prefix)
         self.metrics = NotifierMetrics()
         self.endpoints: OpsServer | None = None

@@ -17,8 +17,6 @@ import contextlib
 import functools
 import gc
 import logging
-import os
-import socket
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,7 @@ from aiokafka import AIOKafkaConsumer
 from credentials import HostCredentials, InstallationTokens
 from members.kafka import Group, group_consumer, join, start_producer
 from members.ops import OpsServer
-from members.running import Member, run_until_signalled
+from members.running import Member, default_member_id, run_until_signalled
 from schemas import GitopsConfig, Topics
 from syncer.appstatus import StatusView
 from syncer.catalog import AppCatalog
@@ -56,10 +54,6 @@ from syncer.worker import Worker
 log = logging.getLogger(__name__)
 
 
-def default_syncer_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
-
-
 class Syncer(Member):
     """One member of the syncer consumer group, running in this event loop."""
 
@@ -75,7 +69,7 @@ class Syncer(Member):
     ) -> None:
         super().__init__()
         self.config = config
-        self.syncer_id = syncer_id or default_syncer_id()
+        self.syncer_id = syncer_id or default_member_id()
         self.group_id = group_id or config.syncer.group_id
         self.topics = Topics(config.kafka.topic_prefix)
         self._retry_max_delay = retry_max_delay
