@@ -25,6 +25,7 @@ import copy
 import os
 import re
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -55,6 +56,10 @@ _FORBIDDEN = re.compile(
     r'User "(?P<account>[^"]*)" cannot (?P<verb>\S+) resource "(?P<resource>[^"]*)"'
     r' in API group "(?P<group>[^"]*)"(?: in the namespace "(?P<namespace>[^"]*)")?'
 )
+
+
+RequestObserver = Callable[[str, str, int | None], None]
+"""Told of every request sent: (cluster, method, HTTP status or None when none came)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,8 +179,10 @@ class Cluster:
         *,
         request_timeout: float = 30.0,
         retry: RetryPolicy | None = None,
+        observe: RequestObserver | None = None,
     ) -> None:
         self.name = name
+        self._observe = observe
         self._api = api
         self._timeout = request_timeout
         self._retry = retry or RetryPolicy()
@@ -383,7 +390,11 @@ class Cluster:
                 method, path, headers, data, self._retry.timeout(self._timeout)
             )
         except (TimeoutError, OSError) as exc:
+            if self._observe is not None:
+                self._observe(self.name, method, None)
             raise RetryableAnswer(f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
+        if self._observe is not None:
+            self._observe(self.name, method, status)
         try:
             doc = orjson.loads(raw) if raw else {}
         except ValueError:

@@ -16,7 +16,8 @@ _SECONDS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
 class SyncerMetrics:
-    """Syncs by outcome, sync and fetch durations, objects applied, drift found, consumer lag."""
+    """Syncs by outcome, sync and fetch durations, objects applied, drift found, consumer lag,
+    and API requests (what a sync costs the API server, and whether more syncers add to it)."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -63,6 +64,17 @@ class SyncerMetrics:
             ["app"],
             registry=self.registry,
         )
+        self.api_requests = Counter(
+            "gitops_syncer_api_requests",
+            "Requests sent to API servers, by cluster, method and answer (HTTP status class"
+            " such as 2xx or 4xx, 429 apart; 'error' when no answer came). Retries count.",
+            ["cluster", "method", "code"],
+            registry=self.registry,
+        )
+
+    def api_request(self, cluster: str, method: str, status: int | None) -> None:
+        code = "error" if status is None else "429" if status == 429 else f"{status // 100}xx"
+        self.api_requests.labels(cluster=cluster, method=method, code=code).inc()
 
     def outcome(
         self, app: str, kind: str, seconds: float, objects: Iterable[ObjectResult], dlq: bool

@@ -117,6 +117,7 @@ class Syncer(Member):
                     cluster_config,
                     request_timeout=settings.api_timeout.total_seconds(),
                     retry=retry,
+                    observe=self.metrics.api_request,
                 )
             )
             reconcilers[name] = Reconciler(

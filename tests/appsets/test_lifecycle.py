@@ -4,15 +4,11 @@ push adds a directory, deleted when one removes it, from the webhook and from th
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 from schemas.events import AppSetFailed, SyncFailed, SyncSucceeded
 from tests.appsets.conftest import MakeMonorepo, eventually, service
 from tests.support.kafka import read_topic
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.syncer.trail import gitops
 
 
 def actions(event: SyncSucceeded) -> dict[str, str]:
@@ -34,18 +30,20 @@ async def test_each_matching_directory_is_an_app_that_syncs_and_the_cli_names_it
         records = await read_topic(world.bootstrap, world.topics.generated_apps, timeout=5)
         assert sorted(r.key or b"" for r in records) == [b"svc-a", b"svc-b"]
 
-        listing = subprocess.run(
-            [sys.executable, "-m", "gitops", "apps", "--json", "--config", str(world.config_path)],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            check=False,
-        )
-        assert listing.returncode == 0, listing.stderr
-        rows = {row["app"]: row for row in json.loads(listing.stdout)}
+        # The commands run beside the syncers in this event loop: awaited, never blocking it.
+        config = ("--config", str(world.config_path))
+        code, out, err = await gitops("apps", "--json", *config)
+        assert code == 0, err
+        rows = {row["app"]: row for row in json.loads(out)}
         assert rows["svc-a"]["set"] == "svc"
         assert rows["svc-a"]["path"] == "services/a"
         assert rows["svc-b"]["last_outcome"] == "succeeded"
+
+        code, out, err = await gitops("sync", "svc-a", "--wait", *config)
+        assert code == 0, out + err
+        requested, result = out.splitlines()
+        assert requested.startswith("requested sync of svc-a (branch head), id "), out
+        assert result.split()[1:4] == ["svc-a", world.repo.head()[:7], "succeeded"], out
 
 
 async def test_a_webhook_adding_a_directory_creates_and_syncs_its_app(

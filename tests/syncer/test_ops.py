@@ -54,3 +54,28 @@ async def test_syncer_is_not_ready_after_it_stopped(bench: MakeBench) -> None:
     ready, reason = syncer.readiness()
     assert not ready
     assert reason == "not consuming"
+
+
+async def test_a_syncs_api_requests_are_counted_on_metrics_by_method_and_answer(
+    bench: MakeBench,
+) -> None:
+    b = await bench()
+    b.repo.commit_and_push(
+        {"apps/web/ns.yaml": namespace_yaml(b.ns), "apps/web/a.yaml": configmap("a", x="1")}
+    )
+    (cluster,) = b.config.clusters
+    async with Syncer(b.config, syncer_id="s1", http_port=0) as syncer:
+        assert syncer.ops is not None
+        await b.request("web")
+        await b.outcomes(1)
+        _, metrics = await _get(f"http://127.0.0.1:{syncer.ops.port}/metrics")
+
+    counted = {
+        line.split("{", 1)[1].split("}", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("gitops_syncer_api_requests_total{")
+    }
+    # Two objects: each dry-run, then applied (server-side apply is a PATCH).
+    applies = counted.get(f'cluster="{cluster}",code="2xx",method="PATCH"', 0)
+    assert applies >= 4, counted
+    assert counted.get(f'cluster="{cluster}",code="2xx",method="GET"', 0) >= 1, counted
