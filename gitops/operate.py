@@ -209,7 +209,7 @@ async def send_request(
         ready = asyncio.create_task(positioned.wait())
         await asyncio.wait([ready, outcome_task], return_when=asyncio.FIRST_COMPLETED)
         ready.cancel()
-    from syncer.service import start_producer  # its one conversion of an idempotence refusal
+    from members.kafka import start_producer  # the one conversion of an idempotence refusal
 
     producer = await start_producer(config.kafka)
     try:
