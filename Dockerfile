@@ -30,6 +30,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY schemas ./schemas
 COPY credentials ./credentials
+COPY members ./members
 COPY receiver ./receiver
 COPY syncer ./syncer
 COPY devcluster ./devcluster

@@ -9,12 +9,11 @@ is; a GitHub App's installation token is minted on demand and renewed after a 40
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from pydantic import SecretStr
 
 from credentials.githubapp import InstallationTokens
 from schemas.config import RepositoryConfig
+from schemas.statusauth import host_serves
 
 APP_USERNAME = "x-access-token"
 """The basic-auth user GitHub documents for git over HTTPS with an installation token."""
@@ -56,23 +55,11 @@ class HostCredentials:
         found = await self.basic_auth(repo)
         return found[1] if found is not None else None
 
-    def serves_api(self, repo: RepositoryConfig, api_url: str) -> bool:
-        """Whether the repository's credentials are meant for the API at `api_url`.
-
-        A GitHub App's token is for its own `api_url`; a plain token for its repository's
-        host (`github.com` also answers at `api.github.com`, GitHub Enterprise at
-        `HOST/api/v3`, GitLab and Gitea at `HOST/api/...`).
-        """
-        auth = repo.auth
-        if auth is None:
-            return False
-        if auth.github_app is not None:
-            return _same_base(auth.github_app.api_url, api_url)
-        if auth.token is None:
-            return False
-        api_host = (urlsplit(api_url).hostname or "").lower()
-        repo_host = (urlsplit(repo.url).hostname or "").lower()
-        return bool(repo_host) and api_host in (repo_host, f"api.{repo_host}")
+    def serves_api(self, repo: RepositoryConfig, provider: str, api_url: str) -> bool:
+        """Whether the repository's credentials are meant for `provider`'s API at `api_url`
+        (the rule is `schemas.statusauth.host_serves`, which `gitops config check` applies
+        too)."""
+        return host_serves(repo, provider, api_url)
 
     def renew(self, repo: RepositoryConfig) -> bool:
         """After the host refused our token: whether a freshly minted one may be accepted."""
@@ -80,7 +67,3 @@ class HostCredentials:
         if auth is None or auth.github_app is None:
             return False
         return self.tokens.invalidate(auth.github_app)
-
-
-def _same_base(left: str, right: str) -> bool:
-    return left.rstrip("/").lower() == right.rstrip("/").lower()

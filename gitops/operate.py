@@ -211,7 +211,7 @@ async def send_request(
         ready.cancel()
         if outcome_task.done() and outcome_task.exception() is not None:
             await outcome_task  # the broker did not answer the reader: say so, publish nothing
-    from syncer.service import start_producer  # its one conversion of an idempotence refusal
+    from members.kafka import start_producer  # the one conversion of an idempotence refusal
 
     try:
         producer = await start_producer(config.kafka)

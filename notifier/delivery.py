@@ -12,7 +12,9 @@ delay when it has one, else `retry_delay` doubling each time, never more than `m
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from email.utils import parsedate_to_datetime
+from typing import TypeVar
 
 import aiohttp
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
@@ -29,6 +31,7 @@ from notifier.ratelimit import RateLimits
 from schemas.config import NotifierSettings
 
 _ANSWER_EXCERPT = 200
+T = TypeVar("T")
 
 
 def retry_after(value: str | None) -> float | None:
@@ -69,6 +72,12 @@ class Deliverer:
 
     async def deliver(self, provider: str, outgoing: Outgoing) -> int:
         """Attempts it took; raises `DeliveryGaveUp` with the last error when it gave up."""
+        _, attempts = await self.retrying(lambda: self._attempt(provider, outgoing))
+        return attempts
+
+    async def retrying(self, step: Callable[[], Awaitable[T]]) -> tuple[T, int]:
+        """`step`'s result and the attempts it took, retried under the delivery policy
+        (also what minting a token for a request goes through)."""
         attempts = 0
         try:
             async for attempt in AsyncRetrying(
@@ -79,10 +88,10 @@ class Deliverer:
             ):
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
-                    await self._attempt(provider, outgoing)
+                    result = await step()
         except DeliveryError as exc:
             raise DeliveryGaveUp(exc, attempts) from None
-        return attempts
+        return result, attempts
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None

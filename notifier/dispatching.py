@@ -28,12 +28,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
-from aiokafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
+from members.commits import Commits
 from notifier.moments import Moment, moment_of
-from notifier.offsets import PartitionLog
 from notifier.rules import rules_for
 from schemas import Topics
 from schemas.config import NotificationRule
@@ -85,13 +83,11 @@ class Dispatcher:
         send: Send,
         superseded: Superseded,
     ) -> None:
-        self._consumer = consumer
         self._topics = topics
         self._rules = list(rules)
         self._send = send
         self._superseded = superseded
-        self._logs: dict[TopicPartition, PartitionLog] = {}
-        self._committed: dict[TopicPartition, int] = {}
+        self._commits = Commits(consumer)
         self._caught_up_round: dict[TopicPartition, int] = {}
         self._answered: OrderedDict[str, None] = OrderedDict()
         self._requests: dict[str, tuple[TopicPartition, int]] = {}
@@ -103,10 +99,10 @@ class Dispatcher:
 
     # ------------------------------------------------------------- intake
     def assigned(self, tp: TopicPartition, position: int) -> None:
-        self._logs.setdefault(tp, PartitionLog()).start_at(position)
+        self._commits.track(tp).start_at(position)
 
     def submit(self, tp: TopicPartition, offset: int, value: bytes | None) -> None:
-        offsets = self._logs.setdefault(tp, PartitionLog())
+        offsets = self._commits.track(tp)
         offsets.add(offset)
         try:
             event = parse_event(value or b"")
@@ -143,7 +139,7 @@ class Dispatcher:
 
     def _read_past(self, tp: TopicPartition, rounds_after: int) -> bool:
         """Whether `tp` was read to its end in a round later than `rounds_after`."""
-        if tp not in self._logs:
+        if tp not in self._commits:
             return True  # not ours: the assignment is not co-partitioned, nothing to wait for
         return self._caught_up_round.get(tp, -1) > rounds_after
 
@@ -151,7 +147,7 @@ class Dispatcher:
     async def tick(self, caught_up: CaughtUp) -> None:
         """After each poll: release held requests, finish deferred outcomes, commit."""
         self._round += 1
-        for tp in self._logs:
+        for tp in self._commits.partitions():
             if caught_up(tp):
                 self._caught_up_round[tp] = self._round
         now = time.monotonic()
@@ -229,34 +225,20 @@ class Dispatcher:
             return False  # the request may be uncommitted and still unread
         assert record.moment.request_id is not None  # noqa: S101 - checked by the caller
         seen = self._requests.get(record.moment.request_id)
-        return seen is None or self._committed.get(seen[0], -1) > seen[1]
+        return seen is None or self._commits.committed(seen[0]) > seen[1]
 
     def _finish(self, record: _Record) -> None:
-        offsets = self._logs.get(record.tp)
+        offsets = self._commits.get(record.tp)
         if offsets is not None:
             offsets.finish(record.offset)
 
     # ------------------------------------------------------------- commits
     async def _commit(self, tps: Sequence[TopicPartition] | None = None) -> None:
-        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
-        for tp in tps if tps is not None else list(self._logs):
-            log_ = self._logs.get(tp)
-            point = log_.commit_point() if log_ else None
-            if point is not None and point > self._committed.get(tp, -1):
-                offsets[tp] = OffsetAndMetadata(point, "")
-        if not offsets:
-            return
-        try:
-            await self._consumer.commit(offsets)
-        except (CommitFailedError, KafkaError) as exc:
-            log.warning("offset commit failed (later commits retry it): %s", exc)
-            return
-        for tp, meta in offsets.items():
-            self._committed[tp] = max(self._committed.get(tp, -1), meta.offset)
+        await self._commits.commit(tps)
         self._requests = {
             rid: (tp, off)
             for rid, (tp, off) in self._requests.items()
-            if self._committed.get(tp, -1) <= off
+            if self._commits.committed(tp) <= off
         }
 
     # ------------------------------------------------------------- rebalance
@@ -273,10 +255,9 @@ class Dispatcher:
             self._lanes.pop(lane.key, None)
         self._held = [r for r in self._held if r.tp not in tps]
         self._deferred = [r for r in self._deferred if r.tp not in tps]
-        await self._commit([tp for tp in tps if tp in self._logs])
+        await self._commit([tp for tp in tps if tp in self._commits])
+        self._commits.forget(tps)
         for tp in tps:
-            self._logs.pop(tp, None)
-            self._committed.pop(tp, None)
             self._caught_up_round.pop(tp, None)
         self._requests = {rid: v for rid, v in self._requests.items() if v[0] not in tps}
         for lane in lanes:  # works of partitions still owned (not expected with app keys)
@@ -289,7 +270,7 @@ class Dispatcher:
         if self._closed:
             return
         self._closed = True
-        owned = set(self._logs)
+        owned = set(self._commits.partitions())
         for lane in self._lanes.values():
             owned |= lane.partitions
         await self.revoke(owned)

@@ -17,34 +17,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import signal
-import socket
 from contextlib import AsyncExitStack
-from types import TracebackType
-from typing import Self
 
 import aiohttp
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
+from credentials import HostCredentials, InstallationTokens
+from members.kafka import Group, group_consumer, join, start_producer
+from members.ops import OpsServer
+from members.running import Member, default_member_id, run_until_signalled
 from notifier.delivery import Deliverer
 from notifier.dispatching import Dispatcher
 from notifier.metrics import NotifierMetrics
-from notifier.ops import NotifierEndpoints
 from notifier.publishing import FailurePublisher
 from notifier.ratelimit import RateLimits
 from notifier.sending import Sender
 from notifier.templating import Templates
+from notifier.tokens import StatusTokens
 from schemas import GitopsConfig, Topics
 
 log = logging.getLogger(__name__)
-
-
-def default_notifier_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -58,7 +53,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         await self._notifier.assigned(set(assigned))
 
 
-class Notifier:
+class Notifier(Member):
     """One member of the notifier consumer group, running in this event loop."""
 
     def __init__(
@@ -68,36 +63,26 @@ class Notifier:
         notifier_id: str | None = None,
         http_port: int | None = None,
     ) -> None:
+        super().__init__()
         self.config = config
-        self.notifier_id = notifier_id or default_notifier_id()
+        self.notifier_id = notifier_id or default_member_id()
         self.topics = Topics(config.kafka.topic_prefix)
         self.metrics = NotifierMetrics()
-        self.endpoints: NotifierEndpoints | None = None
+        self.endpoints: OpsServer | None = None
         self._http_port = http_port
-        self._stack: AsyncExitStack | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._dispatcher: Dispatcher | None = None
-        self._loop_task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
         self._next: dict[TopicPartition, int] = {}
         self._joined = asyncio.Event()
-
-    async def start(self) -> None:
-        if self._stack is not None:
-            return
-        stack = AsyncExitStack()
-        self._stack = stack
-        try:
-            await self._build(stack)
-        except BaseException:
-            await self.stop()
-            raise
 
     async def _build(self, stack: AsyncExitStack) -> None:
         settings, kafka = self.config.notifier, self.config.kafka
         session = await stack.enter_async_context(aiohttp.ClientSession())
-        producer = AIOKafkaProducer(**kafka.producer_options())
-        await producer.start()
+        timeout = settings.request_timeout.total_seconds()
+        credentials = await stack.enter_async_context(
+            HostCredentials(InstallationTokens(timeout=timeout))
+        )
+        producer = await start_producer(kafka)
         stack.push_async_callback(producer.stop)
         source = f"/gitops/notifier/{self.notifier_id}"
         sender = Sender(
@@ -106,18 +91,17 @@ class Notifier:
             templates=Templates(),
             publisher=FailurePublisher(producer, self.topics, source=source),
             metrics=self.metrics,
+            tokens=StatusTokens(self.config, credentials),
         )
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=kafka.bootstrap,
+        group = Group(
+            "notifier", settings.group_id, settings.session_timeout, settings.heartbeat_interval
+        )
+        consumer = group_consumer(
+            kafka,
+            group,
             client_id=f"{kafka.client_id}-{self.notifier_id}",
-            group_id=settings.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="latest",
-            partition_assignment_strategy=(RangePartitionAssignor,),
-            session_timeout_ms=int(settings.session_timeout.total_seconds() * 1000),
-            heartbeat_interval_ms=int(settings.heartbeat_interval.total_seconds() * 1000),
-            max_poll_interval_ms=300_000,
-            fetch_max_wait_ms=50,
+            offset_reset="latest",
+            assignors=[RangePartitionAssignor],
         )
         self._dispatcher = Dispatcher(
             consumer,
@@ -130,12 +114,12 @@ class Notifier:
         consumer.subscribe(
             [self.topics.sync_events, self.topics.sync_requests], listener=_Listener(self)
         )
-        await consumer.start()
+        await join(consumer, kafka, group)
         stack.push_async_callback(consumer.stop)
         stack.push_async_callback(self._dispatcher.close)
         if self._http_port is not None:
             self.endpoints = await stack.enter_async_context(
-                NotifierEndpoints(self.metrics, self.readiness, port=self._http_port)
+                OpsServer(self.metrics, self.readiness, name="notifier", port=self._http_port)
             )
         self._loop_task = asyncio.create_task(
             self._poll(), name=f"notifier-poll-{self.notifier_id}"
@@ -196,56 +180,10 @@ class Notifier:
         """Until the first assignment (tests publish only once the member reads)."""
         await asyncio.wait_for(self._joined.wait(), timeout)
 
-    async def wait(self) -> None:
-        if self._loop_task is not None:
-            await self._loop_task
-
-    async def stop(self) -> None:
-        """Leave the group cleanly and close everything; safe to call twice."""
-        self._stopping.set()
-        task, self._loop_task = self._loop_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        stack, self._stack = self._stack, None
-        if stack is not None:
-            await stack.aclose()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
 
 async def run_notifier(
     config: GitopsConfig, *, notifier_id: str | None = None, http_port: int | None = None
 ) -> None:
     """Run one notifier until SIGTERM/SIGINT, then leave the group and close cleanly."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    try:
-        async with Notifier(config, notifier_id=notifier_id, http_port=http_port) as notifier:
-            waiter = asyncio.create_task(stop.wait(), name="notifier-signal")
-            runner = asyncio.create_task(notifier.wait(), name="notifier-run")
-            done, pending = await asyncio.wait(
-                {waiter, runner}, return_when=asyncio.FIRST_COMPLETED
-            )
-            for task in pending:
-                task.cancel()
-            for task in done:
-                task.result()
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
+    notifier = Notifier(config, notifier_id=notifier_id, http_port=http_port)
+    await run_until_signalled(notifier, name="notifier")

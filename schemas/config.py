@@ -676,7 +676,9 @@ class NotificationRule(_Model):
     `webhook` the endpoint (required). A plain string or a secret reference: a Slack
     webhook URL is a credential."""
     token: SecretRef | None = None
-    """API token of a commit-status provider (required for them)."""
+    """API token of a commit-status provider. When unset, the app's repository `auth` is
+    used where it is for the same host as `url` (an HTTPS token, or a `github_app` whose
+    `api_url` is `url`); a rule no credential serves is a configuration error."""
     secret: SecretRef | None = None
     """`webhook` only: HMAC-SHA256 key; each POST then carries `X-Gitops-Signature-256:
     sha256=<hex of the body's HMAC>`, as GitHub signs its webhooks."""
@@ -698,8 +700,6 @@ class NotificationRule(_Model):
     @model_validator(mode="after")
     def _fits_provider(self) -> NotificationRule:
         status = self.provider in COMMIT_STATUS_PROVIDERS
-        if status and self.token is None:
-            raise ValueError(f"provider {self.provider} needs 'token' (a secret reference)")
         if status and "drift" in self.on:
             raise ValueError(
                 f"provider {self.provider} sets commit statuses for sync outcomes; send drift"

@@ -29,9 +29,9 @@ class ConfigError(Exception):
 class IdempotenceRefused(Exception):
     """The broker refused the idempotent producer `kafka.idempotence: true` asks for.
 
-    A configuration error, not an outage: retrying cannot help, so the receiver and the
-    syncer stop with this text (exit 2) instead of waiting for a broker that will never
-    say yes. Tansu, brokers before Kafka 0.11 and brokers that deny this client the
+    A configuration error, not an outage: retrying cannot help, so the receiver, the
+    syncer and the notifier stop with this text (exit 2) instead of waiting for a broker
+    that will never say yes. Tansu, brokers before Kafka 0.11 and brokers that deny this client the
     IdempotentWrite permission refuse; `kafka.idempotence: false` is the fix for them.
     """
 
@@ -46,20 +46,29 @@ class IdempotenceRefused(Exception):
 
 
 class SessionTimeoutRefused(Exception):
-    """The broker refused the consumer group session timeout `syncer.session_timeout` asks.
+    """The broker refused the session timeout a member's group settings ask for.
 
     Brokers bound it by `group.min.session.timeout.ms` and `group.max.session.timeout.ms`
     (6 s and 30 min on Apache Kafka unless its operator changed them; Tansu accepts any).
-    A configuration error like `IdempotenceRefused`: the syncer stops with this text
-    (exit 2) instead of ending in the client library's traceback.
+    A configuration error like `IdempotenceRefused`: the syncer or the notifier stops with
+    this text (exit 2) instead of ending in the client library's traceback.
     """
 
-    def __init__(self, bootstrap: str, group_id: str, session_timeout: timedelta) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        group_id: str,
+        session_timeout: timedelta,
+        *,
+        setting: str,
+    ) -> None:
         self.bootstrap = bootstrap
         self.session_timeout = session_timeout
+        self.setting = setting
+        """The setting to change, e.g. `syncer.session_timeout`."""
         seconds = f"{session_timeout.total_seconds():g}s"
         super().__init__(
-            f"syncer.session_timeout: the broker at {bootstrap} refused {seconds} for consumer"
+            f"{setting}: the broker at {bootstrap} refused {seconds} for consumer"
             f" group {group_id} (outside its group.min.session.timeout.ms .."
             " group.max.session.timeout.ms, 6s .. 30min on Apache Kafka by default);"
             " choose a session timeout inside the broker's bounds"

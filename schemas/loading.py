@@ -21,6 +21,7 @@ from schemas.authcheck import check_repository_auth
 from schemas.config import GitopsConfig, SecretRef
 from schemas.dependencies import dependency_problems
 from schemas.errors import ConfigError, ConfigIssue
+from schemas.statusauth import status_credential_issues
 
 BOOTSTRAP_ENV = "GITOPS_KAFKA_BOOTSTRAP"
 
@@ -88,6 +89,7 @@ def parse_config(
             config, raw, source, line_of, require_ssh_auth=require_ssh_auth
         )
         issues.extend(auth_issues)
+        issues.extend(status_credential_issues(config, raw, source, line_of))
     if issues:
         issues.sort(key=lambda i: (i.line or 0, i.path))
         raise ConfigError(issues)

@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
-from aiokafka.structs import OffsetAndMetadata
+from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 from tenacity import (
     AsyncRetrying,
@@ -35,6 +33,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from members.commits import Commits
 from schemas.events import COMMAND_REASONS, SyncRequested
 from syncer.reporting import Outcome
 
@@ -45,30 +44,6 @@ log = logging.getLogger(__name__)
 
 Process = Callable[[SyncRequested], Awaitable[Outcome]]
 Publish = Callable[[Outcome], Awaitable[None]]
-
-
-class PartitionOffsets:
-    """In-flight offsets of one partition; the commit point is the lowest unfinished one."""
-
-    def __init__(self) -> None:
-        self._running: list[int] = []
-        self._finished: set[int] = set()
-        self._next = -1
-
-    def add(self, offset: int) -> None:
-        heapq.heappush(self._running, offset)
-        self._next = max(self._next, offset + 1)
-
-    def finish(self, offset: int) -> None:
-        self._finished.add(offset)
-        while self._running and self._running[0] in self._finished:
-            self._finished.discard(heapq.heappop(self._running))
-
-    def commit_point(self) -> int | None:
-        """The offset to commit (next to read), or None when nothing was seen."""
-        if self._running:
-            return self._running[0]
-        return self._next if self._next >= 0 else None
 
 
 @dataclass
@@ -100,19 +75,17 @@ class Dispatcher:
         concurrency: int,
         cluster_of: Callable[[str], str],
     ) -> None:
-        self._consumer = consumer
         self._process = process
         self._publish = publish
         self._cluster_of = cluster_of
         self._slots = asyncio.Semaphore(concurrency)
         self._lanes: dict[str, _Lane] = {}
-        self._offsets: dict[TopicPartition, PartitionOffsets] = {}
-        self._committed: dict[TopicPartition, int] = {}
+        self._commits = Commits(consumer)
         self._closed = False
 
     # ------------------------------------------------------------- intake
     def submit(self, tp: TopicPartition, offset: int, value: bytes | None) -> None:
-        tracker = self._offsets.setdefault(tp, PartitionOffsets())
+        tracker = self._commits.track(tp)
         tracker.add(offset)
         try:
             request = SyncRequested.model_validate_json(value or b"")
@@ -181,11 +154,11 @@ class Dispatcher:
 
     async def _publish_and_commit(self, item: _Item, outcome: Outcome) -> None:
         await self._publish_until_acked(outcome)
-        tracker = self._offsets.get(item.tp)
+        tracker = self._commits.get(item.tp)
         if tracker is None:
             return  # revoked meanwhile: the new owner re-reads it
         tracker.finish(item.offset)
-        await self._commit([item.tp])
+        await self._commits.commit([item.tp])
 
     async def _publish_until_acked(self, outcome: Outcome) -> None:
         """Publish, waiting out a broker that is restarting: an outcome is never dropped.
@@ -205,23 +178,6 @@ class Dispatcher:
         ):
             with attempt:
                 await self._publish(outcome)
-
-    async def _commit(self, tps: list[TopicPartition]) -> None:
-        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
-        for tp in tps:
-            tracker = self._offsets.get(tp)
-            point = tracker.commit_point() if tracker else None
-            if point is not None and point > self._committed.get(tp, -1):
-                offsets[tp] = OffsetAndMetadata(point, "")
-        if not offsets:
-            return
-        try:
-            await self._consumer.commit(offsets)
-        except (CommitFailedError, KafkaError) as exc:
-            log.warning("offset commit failed (will be retried by later commits): %s", exc)
-            return
-        for tp, meta in offsets.items():
-            self._committed[tp] = max(self._committed.get(tp, -1), meta.offset)
 
     # ------------------------------------------------------------- rebalance
     async def revoke(self, tps: set[TopicPartition]) -> None:
@@ -244,10 +200,8 @@ class Dispatcher:
             lane.queue = [item for item in lane.queue if item.tp not in tps]
             lane.publishing = None
             lane.active = set()
-        await self._commit([tp for tp in tps if tp in self._offsets])
-        for tp in tps:
-            self._offsets.pop(tp, None)
-            self._committed.pop(tp, None)
+        await self._commits.commit([tp for tp in tps if tp in self._commits])
+        self._commits.forget(tps)
         for lane in lanes:
             if lane.queue:  # requests of partitions we still own (unusual keying)
                 self._start(lane)
@@ -259,7 +213,7 @@ class Dispatcher:
         if self._closed:
             return
         self._closed = True
-        owned = set(self._offsets)
+        owned = set(self._commits.partitions())
         for lane in self._lanes.values():
             owned |= lane.active | {item.tp for item in lane.queue}
         await self.revoke(owned)

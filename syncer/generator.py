@@ -16,19 +16,19 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from types import TracebackType
-from typing import Self
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 
 from schemas import GitopsConfig, Topics
 from schemas.config import AppSetConfig
 from schemas.events import PushReceived, parse_event
-from syncer.catalog import stop_reader
+from syncer.background import Background
 from syncer.generation import Generator, Trigger
 from syncer.gitglob import within
+from syncer.heads import branch_head, branch_ref
 from syncer.ownership import Ownership
+from syncer.topicreader import TopicReader
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,46 @@ def affects(app_set: AppSetConfig, path: str) -> bool:
     return any(within(path, glob) for glob in app_set.generator.include)
 
 
-class AppSetGenerator:
-    """Generates the sets this syncer owns; an async context manager with two tasks."""
+class PushReader(TopicReader):
+    """Pushes from now on (a missed one is caught by the poll), handed to `on_push`."""
+
+    task_name = "syncer-appsets-pushes"
+    failure = "an app set task stopped"
+
+    def __init__(self, config: GitopsConfig, on_push: Callable[[PushReceived], None]) -> None:
+        super().__init__(
+            bootstrap=config.kafka.bootstrap,
+            topic=Topics(config.kafka.topic_prefix).push_events,
+            client_id=f"{config.kafka.client_id}-appsets",
+            from_start=False,
+            metadata_timeout=0.0,
+        )
+        self._on_push = on_push
+
+    async def start(self) -> None:
+        """Return once reading began: a push published afterwards is seen."""
+        await super().start()
+        try:
+            await self.opened()
+        except BaseException:
+            await self.stop()
+            raise
+
+    def take(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        with contextlib.suppress(ValidationError):
+            event = parse_event(record.value)
+            if isinstance(event, PushReceived):
+                self._on_push(event)
+
+
+class AppSetGenerator(Background):
+    """Generates the sets this syncer owns; an async context manager.
+
+    Its task is the schedule; the push reader starts a task per push that concerns a set.
+    """
+
+    task_name = "syncer-appsets-schedule"
+    failure = "an app set task stopped"
 
     def __init__(
         self,
@@ -60,81 +98,29 @@ class AppSetGenerator:
         self._rng = random.Random()  # noqa: S311 - jitter, not security
         self._due: dict[str, float] = {}
         self._ownership_seen = -1
-        self._tasks: list[asyncio.Task[None]] = []
-        self._pushes: AIOKafkaConsumer | None = None
+        self._pushed: list[asyncio.Task[None]] = []
+        self._pushes = PushReader(config, self._on_push)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
-        if self._tasks:
+        if self.running:
             return
-        self._pushes = await self._open_pushes()
-        self._tasks = [
-            asyncio.create_task(self._schedule(), name="syncer-appsets-schedule"),
-            asyncio.create_task(self._watch_pushes(), name="syncer-appsets-pushes"),
-        ]
-        for task in self._tasks:
-            task.add_done_callback(_log_unexpected_exit)
+        await self._pushes.start()
+        await super().start()
 
     async def stop(self) -> None:
-        """Cancel both tasks and close the push reader; safe to call twice."""
-        tasks, self._tasks = self._tasks, []
-        for task in tasks:
+        """Cancel the schedule, close the push reader, cancel what pushes started; safe
+        to call twice."""
+        await super().stop()
+        await self._pushes.stop()
+        pushed, self._pushed = self._pushed, []
+        for task in pushed:
             task.cancel()
-        for task in tasks:
+        for task in pushed:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        pushes, self._pushes = self._pushes, None
-        if pushes is not None:
-            await stop_reader(pushes)
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # ------------------------------------------------------------------ triggers
-    async def _open_pushes(self) -> AIOKafkaConsumer:
-        """Read pushes from now on (a missed one is caught by the poll), without a group."""
-        topic = self._topics.push_events
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._config.kafka.bootstrap,
-            client_id=f"{self._config.kafka.client_id}-appsets",
-            enable_auto_commit=False,
-            fetch_max_wait_ms=50,  # a push adding an app is as urgent as a sync request
-        )
-        await consumer.start()
-        try:
-            await consumer._client.force_metadata_update()
-            partitions = [
-                TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()
-            ]
-            consumer.assign(partitions)
-            await consumer.seek_to_end(*partitions)
-            for tp in partitions:
-                await consumer.position(tp)
-        except BaseException:
-            await stop_reader(consumer)
-            raise
-        return consumer
-
-    async def _watch_pushes(self) -> None:
-        assert self._pushes is not None  # noqa: S101 - opened by start()
-        while True:
-            batch = await self._pushes.getmany(timeout_ms=500)
-            for records in batch.values():
-                for record in records:
-                    with contextlib.suppress(ValidationError):
-                        event = parse_event(record.value)
-                        if isinstance(event, PushReceived):
-                            self._on_push(event)
-
     def _on_push(self, push: PushReceived) -> None:
         data = push.data
         if data.deleted or data.after is None:
@@ -142,7 +128,7 @@ class AppSetGenerator:
         for name, app_set in self._config.app_sets.items():
             if (
                 app_set.repo in data.repositories
-                and data.ref == f"refs/heads/{app_set.branch}"
+                and data.ref == branch_ref(app_set.branch)
                 and self._ownership.owns(name)
                 and (
                     data.changed_paths is None
@@ -153,14 +139,14 @@ class AppSetGenerator:
                 task = asyncio.create_task(
                     self._guarded(name, trigger), name=f"syncer-appsets-push-{name}"
                 )
-                self._tasks.append(task)
+                self._pushed.append(task)
                 task.add_done_callback(self._forget)
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         with contextlib.suppress(ValueError):
-            self._tasks.remove(task)
+            self._pushed.remove(task)
 
-    async def _schedule(self) -> None:
+    async def _run(self) -> None:
         while True:
             now = self._clock()
             self._follow_ownership(now)
@@ -205,11 +191,6 @@ class AppSetGenerator:
             await self.generator.generate(name, Trigger("poll"))
             return
         heads = await self._git.ls_remote(self._config.repositories[app_set.repo])
-        head = heads.get(f"refs/heads/{app_set.branch}")
+        head = branch_head(heads, app_set.branch)
         if head is not None and head != last:
             await self.generator.generate(name, Trigger("poll", head))
-
-
-def _log_unexpected_exit(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("an app set task stopped", exc_info=task.exception())

@@ -30,15 +30,16 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
-from schemas import GitopsConfig, RepositoryConfig, Topics
+from schemas import GitopsConfig, Topics
 from schemas.events import AppStatus, AppStatusData, Hold, SyncRequested, SyncRequestedData
 from schemas.types import AppName, CommitSha
 from syncer.appstatus import StatusView
+from syncer.background import Background
 from syncer.errors import SyncError, TransientSyncError
 from syncer.giterrors import GitError, TransientGitError
+from syncer.heads import HeadSource, branch_head
 from syncer.holds import HoldStore
 from syncer.ownership import Ownership
 from syncer.reporting import Outcome
@@ -49,12 +50,6 @@ Process = Callable[[SyncRequested], Awaitable[Outcome]]
 Publish = Callable[[Outcome], Awaitable[None]]
 LOAD_TIMEOUT = 30.0
 """Longest wait for the app-status topic's first read before deciding on dependencies."""
-
-
-class HeadSource(Protocol):
-    """Branch heads without fetching (`syncer.gitcache.GitCache.ls_remote`)."""
-
-    async def ls_remote(self, repo: RepositoryConfig) -> Mapping[str, CommitSha]: ...
 
 
 class AppliedCommits(Protocol):
@@ -77,8 +72,14 @@ class _Note:
     """The worker ran (its skip may have recorded an unchanged commit)."""
 
 
-class Lifecycle:
-    """Wraps the worker's `process` and the reporter's `publish` of one syncer."""
+class Lifecycle(Background):
+    """Wraps the worker's `process` and the reporter's `publish` of one syncer.
+
+    Its task wakes the apps waiting for dependencies that became ready.
+    """
+
+    task_name = "syncer-lifecycle"
+    failure = "dependency wake-ups stopped"
 
     def __init__(
         self,
@@ -116,38 +117,7 @@ class Lifecycle:
         self._held_generation = -1
         self._due: set[str] = set()
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         view.listen(self._on_status)
-
-    # ------------------------------------------------------------------ lifecycle
-    async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="syncer-lifecycle")
-            self._task.add_done_callback(self._ended)
-
-    def _ended(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error("dependency wake-ups stopped", exc_info=task.exception())
-
-    async def stop(self) -> None:
-        """Stop the wake-ups; safe to call twice."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # ------------------------------------------------------------------ the gate
     async def process(self, request: SyncRequested) -> Outcome:
@@ -235,7 +205,7 @@ class Lifecycle:
             spec = self._config.apps[dep]
             if spec.repo not in heads:
                 heads[spec.repo] = await self._heads.ls_remote(self._config.repositories[spec.repo])
-            if heads[spec.repo].get(f"refs/heads/{spec.branch}") != status.commit:
+            if branch_head(heads[spec.repo], spec.branch) != status.commit:
                 blocked[AppName(dep)] = status.commit
         return blocked
 

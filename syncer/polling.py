@@ -27,20 +27,20 @@ rounds pass without it being applied — a lost or failed request is then asked 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
 from schemas import GitopsConfig, RepositoryConfig, Topics
 from schemas.events import SyncRequested, SyncRequestedData
 from schemas.types import AppName, CommitSha
+from syncer.background import Background
 from syncer.desired import DesiredState, GitFiles
 from syncer.drift import DriftChecker, DriftCheckError, Producer
+from syncer.heads import HeadSource, branch_head
 from syncer.inventory import InventoryStore
 from syncer.kube import Cluster
 from syncer.metrics import SyncerMetrics
@@ -51,12 +51,6 @@ log = logging.getLogger(__name__)
 
 JITTER = 0.1
 """Each next check is `interval` times a random factor in [1 - JITTER, 1 + JITTER]."""
-
-
-class HeadSource(Protocol):
-    """Branch heads of a repository without fetching (`syncer.gitcache.GitCache`)."""
-
-    async def ls_remote(self, repo: RepositoryConfig) -> Mapping[str, CommitSha]: ...
 
 
 class GitCacheLike(HeadSource, GitFiles, Protocol):
@@ -106,12 +100,15 @@ class _Pending:
     rounds: int = 0
 
 
-class Poller:
+class Poller(Background):
     """Schedules head polls per repository and drift checks per app, for what we own.
 
     An async context manager running one background task; `run_due()` runs whatever is
     due now (tests and the benchmark call it directly with their own clock).
     """
+
+    task_name = "syncer-poller"
+    failure = "the poller stopped unexpectedly"
 
     def __init__(
         self,
@@ -150,38 +147,7 @@ class Poller:
         self._app_due: dict[str, float] = {}
         self._pending: dict[str, _Pending] = {}
         self._generation: tuple[int, int] | None = None
-        self._task: asyncio.Task[None] | None = None
         self.stats = PollStats()
-
-    # ------------------------------------------------------------------ lifecycle
-    async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="syncer-poller")
-            self._task.add_done_callback(self._ended)
-
-    def _ended(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error("the poller stopped unexpectedly", exc_info=task.exception())
-
-    async def stop(self) -> None:
-        """Cancel the schedule and wait for it; safe to call twice."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # ------------------------------------------------------------------ scheduling
     def _interval(self, repo: str | None = None, app: str | None = None) -> float:
@@ -279,7 +245,7 @@ class Poller:
         self, app_name: str, repo: RepositoryConfig, heads: Mapping[str, CommitSha]
     ) -> None:
         app = self._config.apps[app_name]
-        head = heads.get(f"refs/heads/{app.branch}")
+        head = branch_head(heads, app.branch)
         if head is None:
             log.warning("app %s: branch %s not found on %s", app_name, app.branch, repo.url)
             return

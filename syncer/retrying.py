@@ -101,26 +101,16 @@ class RetryPolicy:
 
     async def request(self, send: Callable[[], Awaitable[T]], describe: str) -> T:
         """`send()`, retried on `RetryableAnswer`; `RetriesExhausted` once retrying is over."""
-        try:
-            return await send()  # the common case costs no retry machinery
-        except RetryableAnswer as first:
-            if not self._may_wait(1, first):
-                raise self._exhausted(describe, first, 1) from None
-            await asyncio.sleep(self._backoff(1, first))
         tries = 1
-        try:
-            async for attempt in AsyncRetrying(
-                stop=self._stop_request,
-                wait=self._api_wait,
-                retry=retry_if_exception_type(RetryableAnswer),
-                reraise=True,
-            ):
-                with attempt:
-                    tries += 1
-                    return await send()
-        except RetryableAnswer as exc:
-            raise self._exhausted(describe, exc, tries) from None
-        raise AssertionError("unreachable")  # pragma: no cover
+        while True:
+            try:
+                return await send()
+            except RetryableAnswer as exc:
+                wait = self._request_wait(tries, exc)
+                if wait is None:
+                    raise self._exhausted(describe, exc, tries) from None
+            await asyncio.sleep(wait)
+            tries += 1
 
     def syncs(self) -> AsyncRetrying:
         """The worker's loop: whole re-runs for `TransientSyncError`, within the budget."""
@@ -139,33 +129,25 @@ class RetryPolicy:
             return exc.retry_after + random.uniform(0, base)  # noqa: S311 - not cryptographic
         return random.uniform(base / 2, base)  # noqa: S311 - not cryptographic
 
-    def _may_wait(self, attempt: int, exc: RetryableAnswer) -> bool:
-        if attempt >= self.api_attempts:
-            return False
-        remaining = self.remaining()
-        return remaining is None or self._backoff(attempt, exc) < remaining
-
-    def _api_wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        return self._backoff(state.attempt_number + 1, exc)
+    def _request_wait(self, tries: int, exc: RetryableAnswer) -> float | None:
+        """How long to wait before the next try, or None when retrying is over."""
+        if tries >= self.api_attempts:
+            return None
+        wait = self._backoff(tries, exc)
+        return wait if self._fits(wait) else None
 
     def _sync_wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         base = exc.delay if isinstance(exc, TransientSyncError) else 1.0
         return float(min(self.sync_max_delay, base * 2 ** (state.attempt_number - 1)))
 
-    def _stop_request(self, state: RetryCallState) -> bool:
-        # The loop's first attempt is the request's second try.
-        if state.attempt_number >= self.api_attempts - 1:
-            return True
-        remaining = self.remaining()
-        return remaining is not None and self._api_wait(state) >= remaining
-
     def _stop_sync(self, state: RetryCallState) -> bool:
-        if state.attempt_number >= self.sync_attempts:
-            return True
+        return state.attempt_number >= self.sync_attempts or not self._fits(self._sync_wait(state))
+
+    def _fits(self, wait: float) -> bool:
+        """Whether a wait of `wait` seconds ends before the current sync's budget does."""
         remaining = self.remaining()
-        return remaining is not None and self._sync_wait(state) >= remaining
+        return remaining is None or wait < remaining
 
     def _exhausted(self, describe: str, exc: RetryableAnswer, tries: int) -> RetriesExhausted:
         why = (

@@ -17,30 +17,17 @@ import contextlib
 import functools
 import gc
 import logging
-import os
-import signal
-import socket
 from contextlib import AsyncExitStack
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import (
-    BrokerResponseError,
-    IncompatibleBrokerVersion,
-    InvalidSessionTimeoutError,
-    KafkaError,
-)
+from aiokafka import AIOKafkaConsumer
 
 from credentials import HostCredentials, InstallationTokens
-from schemas import (
-    GitopsConfig,
-    IdempotenceRefused,
-    KafkaSettings,
-    SessionTimeoutRefused,
-    Topics,
-)
+from members.kafka import Group, group_consumer, join, start_producer
+from members.ops import OpsServer
+from members.running import Member, default_member_id, run_until_signalled
+from schemas import GitopsConfig, Topics
 from syncer.appstatus import StatusView
 from syncer.catalog import AppCatalog
 from syncer.consuming import Dispatcher, Rebalance
@@ -53,7 +40,6 @@ from syncer.inventory import InventoryStore
 from syncer.kube import Cluster
 from syncer.lifecycle import Lifecycle
 from syncer.metrics import SyncerMetrics
-from syncer.ops import OpsServer
 from syncer.ownership import Ownership
 from syncer.polling import InventoryCommits, Poller, build_poller
 from syncer.reconcile import Reconciler
@@ -68,11 +54,7 @@ from syncer.worker import Worker
 log = logging.getLogger(__name__)
 
 
-def default_syncer_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
-
-
-class Syncer:
+class Syncer(Member):
     """One member of the syncer consumer group, running in this event loop."""
 
     def __init__(
@@ -85,8 +67,9 @@ class Syncer:
         periodic_checks: bool = False,
         http_port: int | None = None,
     ) -> None:
+        super().__init__()
         self.config = config
-        self.syncer_id = syncer_id or default_syncer_id()
+        self.syncer_id = syncer_id or default_member_id()
         self.group_id = group_id or config.syncer.group_id
         self.topics = Topics(config.kafka.topic_prefix)
         self._retry_max_delay = retry_max_delay
@@ -94,11 +77,8 @@ class Syncer:
         # machine) never touch each other's mirrors, so locks left by a crash are surely stale.
         safe_id = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.syncer_id)
         self._cache_dir = Path(config.syncer.cache_dir).expanduser() / safe_id
-        self._stack: AsyncExitStack | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._dispatcher: Dispatcher | None = None
-        self._loop_task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
         self._periodic_checks = periodic_checks
         self._http_port = http_port
         self._joined = False
@@ -114,17 +94,6 @@ class Syncer:
         self.poller: Poller | None = None
         """Branch-head polls and drift checks of what this member owns (built by `start()`,
         running only with `periodic_checks`)."""
-
-    async def start(self) -> None:
-        if self._stack is not None:
-            return
-        stack = AsyncExitStack()
-        self._stack = stack
-        try:
-            await self._build(stack)
-        except BaseException:
-            await self.stop()
-            raise
 
     async def _build(self, stack: AsyncExitStack) -> None:
         settings = self.config.syncer
@@ -169,18 +138,11 @@ class Syncer:
                 AppCatalog(config, client_id=f"{kafka.client_id}-{self.syncer_id}-catalog")
             )
             config = config.model_copy(update={"apps": self.catalog.apps})
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=kafka.bootstrap,
-            client_id=f"{kafka.client_id}-{self.syncer_id}",
-            group_id=self.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=int(settings.session_timeout.total_seconds() * 1000),
-            heartbeat_interval_ms=int(settings.heartbeat_interval.total_seconds() * 1000),
-            max_poll_interval_ms=300_000,
-            # A request waits at most 50 ms in the broker: push-to-applied latency matters
-            # more than the idle fetches this costs.
-            fetch_max_wait_ms=50,
+        group = Group(
+            "syncer", self.group_id, settings.session_timeout, settings.heartbeat_interval
+        )
+        consumer = group_consumer(
+            kafka, group, client_id=f"{kafka.client_id}-{self.syncer_id}", offset_reset="earliest"
         )
         reporter = Reporter(
             producer,
@@ -255,15 +217,7 @@ class Syncer:
 
         listener = Rebalance(dispatcher, on_assigned=on_assigned)
         consumer.subscribe([self.topics.sync_requests], listener=listener)
-        try:
-            await consumer.start()
-        except InvalidSessionTimeoutError as exc:
-            # The join answered with the broker's bounds: a setting to change, not an outage.
-            with contextlib.suppress(KafkaError, OSError):
-                await consumer.stop()
-            raise SessionTimeoutRefused(
-                kafka.bootstrap, self.group_id, settings.session_timeout
-            ) from exc
+        await join(consumer, kafka, group)
         stack.push_async_callback(consumer.stop)
         stack.push_async_callback(dispatcher.close)
         await stack.enter_async_context(lifecycle)
@@ -297,7 +251,13 @@ class Syncer:
         self._consumer, self._dispatcher = consumer, dispatcher
         if self._http_port is not None:
             self.ops = await stack.enter_async_context(
-                OpsServer(self.metrics, self.readiness, port=self._http_port)
+                OpsServer(
+                    self.metrics,
+                    self.readiness,
+                    name="syncer",
+                    port=self._http_port,
+                    free_port_if_busy=True,
+                )
             )
             lag = asyncio.create_task(self._report_lag(), name=f"syncer-lag-{self.syncer_id}")
             stack.push_async_callback(_cancel, lag)
@@ -337,60 +297,6 @@ class Syncer:
                     lag[tp.partition] = max(0, highwater - await consumer.position(tp))
             self.metrics.set_lag(lag)
 
-    async def wait(self) -> None:
-        """Until the poll loop ends: `stop()` was called, or it failed (re-raised here)."""
-        if self._loop_task is not None:
-            await self._loop_task
-
-    async def stop(self) -> None:
-        """Leave the group cleanly and close everything; safe to call twice."""
-        self._stopping.set()
-        task, self._loop_task = self._loop_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        stack, self._stack = self._stack, None
-        if stack is not None:
-            await stack.aclose()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-
-async def start_producer(settings: KafkaSettings) -> AIOKafkaProducer:
-    """A started producer; `IdempotenceRefused` when the broker refuses an idempotent one.
-
-    The one place the syncer converts that aiokafka error. aiokafka's `start()` is a
-    bootstrap, which raises only `KafkaConnectionError` when no broker answers, then (with
-    idempotence on) InitProducerId, which retries lost connections, timeouts and moved
-    coordinators itself and raises only on an answer retrying cannot change: a
-    non-retriable error code (Tansu answers `UnknownError`) or a broker without the API
-    (`IncompatibleBrokerVersion`). Those are the refusal; anything else stays as it was.
-    """
-    producer = AIOKafkaProducer(**settings.producer_options())
-    try:
-        await producer.start()
-    except (KafkaError, OSError) as exc:
-        with contextlib.suppress(KafkaError, OSError):
-            await producer.stop()
-        refused = isinstance(exc, IncompatibleBrokerVersion) or (
-            isinstance(exc, BrokerResponseError) and not exc.retriable
-        )
-        if settings.idempotence and refused:
-            raise IdempotenceRefused(settings.bootstrap, type(exc).__name__) from exc
-        raise
-    return producer
-
 
 async def _cancel(task: asyncio.Task[None]) -> None:
     task.cancel()
@@ -423,30 +329,7 @@ async def run_syncer(
     http_port: int | None = None,
 ) -> None:
     """Run one syncer until SIGTERM/SIGINT, then leave the group and close cleanly."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    try:
-        async with Syncer(
-            config,
-            syncer_id=syncer_id,
-            group_id=group_id,
-            periodic_checks=True,
-            http_port=http_port,
-        ) as syncer:
-            settle_heap()
-            waiter = asyncio.create_task(stop.wait(), name="syncer-signal")
-            runner = asyncio.create_task(syncer.wait(), name="syncer-run")
-            done, pending = await asyncio.wait(
-                {waiter, runner}, return_when=asyncio.FIRST_COMPLETED
-            )
-            for task in pending:
-                task.cancel()
-            for task in done:
-                task.result()
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
+    syncer = Syncer(
+        config, syncer_id=syncer_id, group_id=group_id, periodic_checks=True, http_port=http_port
+    )
+    await run_until_signalled(syncer, name="syncer", started=settle_heap)

@@ -16,13 +16,7 @@ from pydantic import SecretStr
 
 from notifier.moments import Moment
 from schemas.config import COMMIT_STATUS_PROVIDERS, NotificationRule, SecretRef
-
-DEFAULT_API = {
-    "github": "https://api.github.com",
-    "gitlab": "https://gitlab.com/api/v4",
-    "gitea": "https://gitea.com/api/v1",
-    "bitbucket": "https://api.bitbucket.org/2.0",
-}
+from schemas.statusauth import status_api_base
 
 
 @dataclass(frozen=True)
@@ -34,6 +28,9 @@ class Note:
     text: str
     repo_url: str | None
     """The app's repository URL from the configuration (commit-status targets)."""
+    token: str = ""
+    """What a commit-status request authenticates with: the rule's `token`, or the app's
+    repository credential for the same host (`notifier.tokens`)."""
 
 
 @dataclass(frozen=True)
@@ -57,8 +54,7 @@ def secret_value(ref: str | SecretRef | None) -> str:
 
 
 def api_base(rule: NotificationRule) -> str:
-    base = secret_value(rule.url) or DEFAULT_API[rule.provider]
-    return base.rstrip("/")
+    return status_api_base(rule)
 
 
 def endpoint_where(rule: NotificationRule) -> str:

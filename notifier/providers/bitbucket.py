@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import orjson
 
-from notifier.providers import Note, Outgoing, api_base, secret_value
+from notifier.providers import Note, Outgoing, api_base
 from notifier.providers.status import commit_of, description, owner_name
 from notifier.targets import context_of, web_url
 
@@ -39,7 +39,7 @@ def build(note: Note) -> Outgoing:
         url=f"{api_base(note.rule)}/repositories/{workspace}/{slug}/commit/{sha}/statuses/build",
         body=orjson.dumps(body),
         headers={
-            "Authorization": f"Bearer {secret_value(note.rule.token)}",
+            "Authorization": f"Bearer {note.token}",
             "Content-Type": "application/json",
         },
         where=f"bitbucket {workspace}/{slug}@{sha[:7]}",

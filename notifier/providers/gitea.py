@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import orjson
 
-from notifier.providers import Note, Outgoing, api_base, secret_value
+from notifier.providers import Note, Outgoing, api_base
 from notifier.providers.status import commit_of, description, owner_name
 from notifier.targets import context_of
 
@@ -28,7 +28,7 @@ def build(note: Note) -> Outgoing:
         url=f"{api_base(note.rule)}/repos/{owner}/{repo}/statuses/{sha}",
         body=orjson.dumps(body),
         headers={
-            "Authorization": f"token {secret_value(note.rule.token)}",
+            "Authorization": f"token {note.token}",
             "Content-Type": "application/json",
         },
         where=f"gitea {owner}/{repo}@{sha[:7]}",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import orjson
 
-from notifier.providers import Note, Outgoing, api_base, secret_value
+from notifier.providers import Note, Outgoing, api_base
 from notifier.providers.status import commit_of, description, owner_name
 from notifier.targets import context_of
 
@@ -31,7 +31,7 @@ def build(note: Note) -> Outgoing:
         url=api_base(note.rule) + path,
         body=orjson.dumps(body),
         headers={
-            "Authorization": f"Bearer {secret_value(note.rule.token)}",
+            "Authorization": f"Bearer {note.token}",
             "Accept": "application/vnd.github+json",
             "X-GitHub-Api-Version": "2022-11-28",
             "Content-Type": "application/json",

@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import orjson
 
-from notifier.providers import Note, Outgoing, api_base, secret_value
+from notifier.providers import Note, Outgoing, api_base
 from notifier.providers.status import commit_of, description, full_path
 from notifier.targets import context_of
 
@@ -31,7 +31,7 @@ def build(note: Note) -> Outgoing:
         url=f"{api_base(note.rule)}/projects/{quote(project, safe='')}/statuses/{sha}",
         body=orjson.dumps(body),
         headers={
-            "PRIVATE-TOKEN": secret_value(note.rule.token),
+            "PRIVATE-TOKEN": note.token,
             "Content-Type": "application/json",
         },
         where=f"gitlab {project}@{sha[:7]}",

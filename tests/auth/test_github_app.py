@@ -232,5 +232,5 @@ async def test_the_notifier_can_post_statuses_with_the_same_installation_token(
 
         assert token is not None
         assert token.get_secret_value() == world.api.exchanges[-1].token
-        assert credentials.serves_api(repo, world.api.url)
-        assert not credentials.serves_api(repo, "https://api.github.com")
+        assert credentials.serves_api(repo, "github", world.api.url)
+        assert not credentials.serves_api(repo, "github", "https://api.github.com")

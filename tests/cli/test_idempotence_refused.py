@@ -19,9 +19,9 @@ import pytest
 from aiokafka.errors import KafkaConnectionError
 
 from gitops.broker import EmbeddedBroker
+from members.kafka import start_producer
 from receiver.service import Receiver
 from schemas import IdempotenceRefused, KafkaSettings, parse_config
-from syncer.service import start_producer
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = """

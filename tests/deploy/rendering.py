@@ -19,10 +19,29 @@ RELEASE = "gitops"
 NAMESPACE = "gitops-system"
 
 Obj = dict[str, Any]
-COMPONENTS = ("receiver", "syncer")
+COMPONENTS = ("receiver", "syncer", "notifier")
+
+STATUS_RULE: Obj = {
+    "name": "status",
+    "on": ["requested", "succeeded", "failed"],
+    "provider": "github",
+    "token": {"env": "GITHUB_STATUS_TOKEN"},
+}
+STATUS_TOKEN: Obj = {
+    "name": "GITHUB_STATUS_TOKEN",
+    "existingSecret": "gitops-github",
+    "key": "token",
+}
+
+# The defaults plus one commit-status rule, its token from a Secret: the notifier is
+# deployed beside the receiver and the syncers.
+NOTIFYING: Obj = {
+    "config": {"notifications": [STATUS_RULE]},
+    "secrets": {"env": [STATUS_TOKEN]},
+}
 
 # Every option of the chart switched on: what a production install with an ingress, an
-# autoscaler, mounted secrets and an extra cluster looks like.
+# autoscaler, mounted secrets, an extra cluster and notifications looks like.
 ALL_OPTIONS: Obj = {
     "kafka": {"bootstrap": "kafka-0.kafka:9092,kafka-1.kafka:9092"},
     "config": {
@@ -48,10 +67,20 @@ ALL_OPTIONS: Obj = {
                 "namespace": "guestbook",
             }
         },
+        "notifications": [
+            STATUS_RULE,
+            {
+                "name": "chat",
+                "on": ["failed", "drift"],
+                "provider": "slack",
+                "url": {"file": "/etc/gitops/secrets/slack/url"},
+            },
+        ],
     },
     "secrets": {
         "files": [
             {"name": "webhook", "existingSecret": "gitops-webhook"},
+            {"name": "slack", "existingSecret": "gitops-slack"},
             {
                 "name": "kubeconfigs",
                 "existingSecret": "gitops-kubeconfigs",
@@ -65,6 +94,7 @@ ALL_OPTIONS: Obj = {
                 "existingSecret": "gitops-webhook",
                 "key": "next",
             },
+            STATUS_TOKEN,
         ],
     },
     "extraEnv": [{"name": "LOG_LEVEL", "value": "debug"}],
@@ -82,6 +112,7 @@ ALL_OPTIONS: Obj = {
         "autoscaling": {"enabled": True, "targetMemoryUtilizationPercentage": 80},
         "cacheVolume": {"medium": "Memory"},
     },
+    "notifier": {"replicaCount": 3, "nodeSelector": {"kubernetes.io/os": "linux"}},
 }
 
 

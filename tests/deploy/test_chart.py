@@ -7,6 +7,7 @@ load, and how referenced secrets reach the pods.
 
 from __future__ import annotations
 
+import re
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -21,6 +22,8 @@ from tests.deploy.rendering import (
     CHART,
     COMPONENTS,
     NAMESPACE,
+    NOTIFYING,
+    STATUS_RULE,
     Obj,
     env_names,
     mount_paths,
@@ -65,6 +68,42 @@ def test_default_install_deploys_receiver_syncers_config_rbac_and_budgets() -> N
         "ServiceAccount/gitops-gitops-pipeline-receiver",
         "ServiceAccount/gitops-gitops-pipeline-syncer",
     ]
+
+
+def test_notification_rules_add_the_notifier_with_its_own_account_and_budget() -> None:
+    rendered = render(NOTIFYING)
+
+    added = sorted(
+        f"{o['kind']}/{o['metadata']['name']}"
+        for o in rendered.objects
+        if o["metadata"]["labels"].get("app.kubernetes.io/component") == "notifier"
+    )
+    assert added == [
+        "Deployment/gitops-gitops-pipeline-notifier",
+        "PodDisruptionBudget/gitops-gitops-pipeline-notifier",
+        "ServiceAccount/gitops-gitops-pipeline-notifier",
+    ]
+    assert rendered.deployment("notifier")["spec"]["replicas"] == 2
+    assert "Notifiers: 2 member(s) of gitops-notifiers, 1 rule(s)" in rendered.notes
+
+
+def test_no_notifier_without_rules_or_when_switched_off() -> None:
+    assert render().of_kind("Deployment") == render({"notifier": {"enabled": False}}).of_kind(
+        "Deployment"
+    )
+    assert [d["metadata"]["name"] for d in render().of_kind("Deployment")] == [
+        "gitops-gitops-pipeline-receiver",
+        "gitops-gitops-pipeline-syncer",
+    ]
+    switched_off = render({**NOTIFYING, "notifier": {"enabled": False}})
+    assert [o for o in switched_off.objects if o["metadata"]["name"].endswith("-notifier")] == []
+    assert "Notifiers: none" in render().notes
+
+
+def test_notifier_replicas_follow_values() -> None:
+    rendered = render({**NOTIFYING, "notifier": {"replicaCount": 4}})
+
+    assert rendered.deployment("notifier")["spec"]["replicas"] == 4
 
 
 def test_ingress_routes_only_webhooks_to_the_receiver_service() -> None:
@@ -128,7 +167,7 @@ def test_pods_run_non_root_on_a_read_only_root_without_capabilities(component: s
 
 @pytest.mark.parametrize("component", COMPONENTS)
 def test_the_only_writable_paths_are_empty_dirs(component: str) -> None:
-    rendered = render()
+    rendered = render(NOTIFYING)
 
     pod = rendered.pod_spec(component)
     volumes = {v["name"]: v for v in pod["volumes"]}
@@ -150,7 +189,7 @@ def test_the_git_cache_lives_on_the_syncers_cache_volume() -> None:
 
 @pytest.mark.parametrize("component", COMPONENTS)
 def test_probes_ask_healthz_and_readyz_on_the_port_the_process_serves(component: str) -> None:
-    rendered = render()
+    rendered = render(NOTIFYING)
 
     container = rendered.container(component)
     (port,) = container["ports"]
@@ -160,6 +199,10 @@ def test_probes_ask_healthz_and_readyz_on_the_port_the_process_serves(component:
     if component == "receiver":
         args = build_parser().parse_args(container["args"])
         assert args.port == port["containerPort"]
+    elif component == "notifier":
+        args = build_parser().parse_args(container["args"])
+        assert args.http_port == port["containerPort"] == 8082
+        assert not args.no_http
     else:
         env = {e["name"]: e.get("value") for e in container["env"]}
         assert env["GITOPS_SYNCER_HTTP_PORT"] == str(port["containerPort"])
@@ -167,17 +210,17 @@ def test_probes_ask_healthz_and_readyz_on_the_port_the_process_serves(component:
 
 @pytest.mark.parametrize("component", COMPONENTS)
 def test_container_arguments_are_a_valid_gitops_command(component: str) -> None:
-    rendered = render({component: {"extraArgs": []}})
+    rendered = render({**NOTIFYING, component: {"extraArgs": []}})
 
     container = rendered.container(component)
     # Kubernetes expands $(POD_NAME) from the container's env before exec.
-    argv = [a.replace("$(POD_NAME)", "gitops-syncer-7d9f-abcde") for a in container["args"]]
+    argv = [a.replace("$(POD_NAME)", "gitops-pod-7d9f-abcde") for a in container["args"]]
     args = build_parser().parse_args(argv)
     assert args.command == component
     assert args.config == "/etc/gitops/gitops.yaml"
     assert "/etc/gitops/gitops.yaml" in mount_paths(container)
-    if component == "syncer":
-        assert args.id == "gitops-syncer-7d9f-abcde"
+    if component in ("syncer", "notifier"):
+        assert args.id == "gitops-pod-7d9f-abcde", "a member name unique in its group"
         assert "POD_NAME" in env_names(container)
 
 
@@ -201,12 +244,15 @@ def test_configuration_from_values_passes_config_check_with_its_secrets_provided
 
     # The {file: ...} references point into Secret mounts that only exist in a pod; the
     # next test checks the mounts, this one everything else the loader validates.
-    text = rendered.config_text().replace(
-        "file: /etc/gitops/secrets/webhook/github", "value: from-a-secret"
+    text = re.sub(
+        r"file: /etc/gitops/secrets/\S+",
+        "value: https://from-a-secret.example",
+        rendered.config_text(),
     )
     config = parse_config(text, source="configmap", environ=environ)
 
     assert config.apps["guestbook"].cluster == "prod"
+    assert [rule.name for rule in config.notifications] == ["status", "chat"]
     assert config.kafka.bootstrap == "kafka-0.kafka:9092,kafka-1.kafka:9092"
 
 
@@ -226,8 +272,9 @@ def test_every_secret_the_config_references_reaches_the_pod(component: str) -> N
     container = rendered.container(component)
     raw = yaml.safe_load(rendered.config_text())
 
-    # Loading the config resolves every webhook secret and token, in both components.
-    for ref in _references(raw["repositories"]):
+    # Loading the config resolves every webhook secret, git credential and notification
+    # token or URL, in every component.
+    for ref in _references([raw["repositories"], raw["notifications"]]):
         if "env" in ref:
             assert ref["env"] in env_names(container)
         else:
@@ -247,16 +294,27 @@ def test_secrets_are_referenced_never_created() -> None:
     volumes = rendered.pod_spec("syncer")["volumes"]
     assert {v["secret"]["secretName"] for v in volumes if "secret" in v} == {
         "gitops-webhook",
+        "gitops-slack",
         "gitops-kubeconfigs",
     }
-    receiver_secrets = {
-        v["secret"]["secretName"] for v in rendered.pod_spec("receiver")["volumes"] if "secret" in v
+    for component in ("receiver", "notifier"):
+        secrets = {
+            v["secret"]["secretName"]
+            for v in rendered.pod_spec(component)["volumes"]
+            if "secret" in v
+        }
+        assert secrets == {"gitops-webhook", "gitops-slack"}, "kubeconfigs are for the syncer"
+    token = next(
+        e for e in rendered.container("notifier")["env"] if e["name"] == "GITHUB_STATUS_TOKEN"
+    )
+    assert token == {
+        "name": "GITHUB_STATUS_TOKEN",
+        "valueFrom": {"secretKeyRef": {"name": "gitops-github", "key": "token"}},
     }
-    assert receiver_secrets == {"gitops-webhook"}, "kubeconfigs are for the syncer only"
 
 
 def test_kafka_bootstrap_value_overrides_through_the_environment() -> None:
-    rendered = render({"kafka": {"bootstrap": "broker.kafka:9093"}})
+    rendered = render({**NOTIFYING, "kafka": {"bootstrap": "broker.kafka:9093"}})
 
     for component in COMPONENTS:
         env = {e["name"]: e.get("value") for e in rendered.container(component)["env"]}
@@ -264,12 +322,17 @@ def test_kafka_bootstrap_value_overrides_through_the_environment() -> None:
 
 
 def test_only_the_syncer_gets_api_credentials() -> None:
-    rendered = render()
+    rendered = render(NOTIFYING)
 
     receiver_pod = rendered.pod_spec("receiver")
     syncer_pod = rendered.pod_spec("syncer")
+    notifier_pod = rendered.pod_spec("notifier")
     binding = rendered.one("ClusterRoleBinding")
     assert receiver_pod["automountServiceAccountToken"] is False
+    assert notifier_pod["automountServiceAccountToken"] is False
+    accounts = {a["metadata"]["name"]: a for a in rendered.of_kind("ServiceAccount")}
+    assert accounts[notifier_pod["serviceAccountName"]]["automountServiceAccountToken"] is False
+    assert len({p["serviceAccountName"] for p in (receiver_pod, syncer_pod, notifier_pod)}) == 3
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": syncer_pod["serviceAccountName"], "namespace": NAMESPACE}
     ]
@@ -284,13 +347,17 @@ def test_rbac_rules_come_from_values() -> None:
     assert rendered.one("ClusterRole")["rules"] == rules
 
 
-def test_a_config_change_rolls_the_pods() -> None:
-    before = render().deployment("syncer")["spec"]["template"]["metadata"]["annotations"]
-    after = render({"config": {"kafka": {"partitions": 24}}}).deployment("syncer")["spec"][
-        "template"
-    ]["metadata"]["annotations"]
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_a_config_change_rolls_the_pods(component: str) -> None:
+    def checksum(values: Obj) -> str:
+        template = render(values).deployment(component)["spec"]["template"]
+        value: str = template["metadata"]["annotations"]["checksum/config"]
+        return value
 
-    assert before["checksum/config"] != after["checksum/config"]
+    rules = [{**STATUS_RULE, "on": ["failed"]}]
+    assert checksum(NOTIFYING) != checksum(
+        {**NOTIFYING, "config": {"kafka": {"partitions": 24}, "notifications": rules}}
+    )
 
 
 def test_notes_explain_where_topics_come_from_and_the_webhook_url() -> None:
@@ -305,13 +372,29 @@ def test_notes_explain_where_topics_come_from_and_the_webhook_url() -> None:
     ("values", "message"),
     [
         ({"receiver": {"replicas": 3}}, "additional properties 'replicas' not allowed"),
+        ({"notifier": {"replicas": 3}}, "additional properties 'replicas' not allowed"),
+        (
+            {"notifier": {"enabled": True}},
+            "notifier.enabled is true but config.notifications has no rules",
+        ),
+        (
+            {"secrets": {"env": [{**NOTIFYING["secrets"]["env"][0], "components": ["notifer"]}]}},
+            "value must be one of 'receiver', 'syncer', 'notifier'",
+        ),
         ({"secrets": {"files": [{"name": "webhook"}]}}, "missing property 'existingSecret'"),
         (
             {"syncer": {"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2}}},
             "minReplicas must not exceed maxReplicas",
         ),
     ],
-    ids=["misspelt-key", "secret-without-name", "autoscaling-bounds"],
+    ids=[
+        "misspelt-key",
+        "misspelt-notifier-key",
+        "notifier-without-rules",
+        "misspelt-component",
+        "secret-without-name",
+        "autoscaling-bounds",
+    ],
 )
 def test_mistakes_in_values_fail_the_render_naming_the_key(values: Obj, message: str) -> None:
     with pytest.raises(helm_python.HelmError) as caught:

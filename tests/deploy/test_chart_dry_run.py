@@ -18,7 +18,7 @@ import pytest
 import yaml
 from kubernetes_asyncio.dynamic import DynamicClient
 
-from tests.deploy.rendering import ALL_OPTIONS, Obj, Rendered, render
+from tests.deploy.rendering import ALL_OPTIONS, NOTIFYING, Obj, Rendered, render
 from tests.support.bed import RealCluster
 
 FIELD_MANAGER = "chart-test"
@@ -66,6 +66,12 @@ async def test_server_side_dry_run_accepts_every_rendered_object(
     rendered = render(values, release=release, namespace=release_namespace)
 
     assert await _refusals(http, dynamic, release_namespace, rendered) == []
+    components = {
+        o["metadata"]["labels"]["app.kubernetes.io/component"]
+        for o in rendered.of_kind("Deployment")
+    }
+    # ALL_OPTIONS has notification rules, the defaults none: the notifier only with rules.
+    assert ("notifier" in components) == bool(values)
 
 
 async def test_dry_run_leaves_the_cluster_untouched(
@@ -94,8 +100,11 @@ async def test_dry_run_refuses_what_a_cluster_would_refuse(
     # PDB metadata, kubernetes/kubernetes#133726). The ClusterRoleBinding is refused for
     # its subject, the ServiceAccount of the same invalid name.
     rendered = render(
-        {"fullnameOverride": f"GitOps_{release}"}, release=release, namespace=release_namespace
+        {**NOTIFYING, "fullnameOverride": f"GitOps_{release}"},
+        release=release,
+        namespace=release_namespace,
     )
+    assert rendered.deployment("notifier"), "the notifier's objects are checked too"
 
     refusals = await _refusals(http, dynamic, release_namespace, rendered)
 

@@ -26,7 +26,7 @@ from syncer.kube import Cluster, Forbidden
 from syncer.manifests import render as render_manifests
 from syncer.reconcile import ReconcileOptions, Reconciler, ReconcileResult
 from syncer.tenancy import service_account
-from tests.deploy.rendering import Obj, render
+from tests.deploy.rendering import NOTIFYING, Obj, render
 from tests.support.bed import RealCluster, unique_name
 
 CONFIGMAP = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\n"
@@ -324,3 +324,39 @@ async def test_impersonation_limited_to_listed_namespaces_refuses_the_others_per
         f"forbidden: {chart.syncer} may not impersonate serviceaccounts in namespace "
         f"{chart.other_ns} (the syncer needs the impersonate right, see docs/tenancy.md)"
     )
+
+
+async def test_the_notifier_and_receiver_accounts_have_no_rights_in_the_cluster(
+    real_cluster: RealCluster, tmp_path: Path
+) -> None:
+    """The default (`cluster`) mode with notifications: the syncer holds the broad rights,
+    the notifier's and receiver's ServiceAccounts exactly what any identity holds."""
+    kubectl = Kubectl(real_cluster.write_kubeconfig(tmp_path / "kubeconfig"), tmp_path)
+    release, release_ns, other_ns = unique_name("rel"), unique_name("gitops"), unique_name("other")
+    rendered = render(NOTIFYING, release=release, namespace=release_ns)
+    objects = [o for o in rendered.objects if o["kind"] in RBAC_KINDS]
+    try:
+        for ns in (release_ns, other_ns):
+            await kubectl.ok("create", "namespace", ns)
+        await kubectl.install(objects, release_ns)
+        await kubectl.ok("create", "serviceaccount", "nobody", f"--namespace={release_ns}")
+        nobody = f"system:serviceaccount:{release_ns}:nobody"
+        users = {
+            component: "system:serviceaccount:{}:{}".format(
+                release_ns, rendered.one("ServiceAccount", component)["metadata"]["name"]
+            )
+            for component in ("receiver", "syncer", "notifier")
+        }
+        for ns in (release_ns, other_ns):
+            baseline = await kubectl.rights(nobody, ns)
+            for component in ("receiver", "notifier"):
+                assert await kubectl.rights(users[component], ns) == baseline, component
+        for check in (("get", "secrets", release_ns), ("list", "nodes", None)):
+            assert not await kubectl.can(users["notifier"], *check)
+            assert await kubectl.can(users["syncer"], *check), "the check can say yes"
+    finally:
+        for obj in objects:
+            if obj["kind"].startswith("Cluster"):
+                await kubectl.run("delete", obj["kind"], obj["metadata"]["name"])
+        for ns in (release_ns, other_ns):
+            await kubectl.run("delete", "namespace", ns, "--wait=false")

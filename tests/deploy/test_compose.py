@@ -31,15 +31,20 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _compose(*args: str) -> subprocess.CompletedProcess[str]:
+def _compose(
+    *args: str, variables: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    # Interpolation must not depend on the developer's shell, only on `variables`.
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("GITOPS_") and k != "GITHUB_TOKEN"
+    }
     return subprocess.run(
         ["docker-compose", "--project-directory", str(REPO), "-f", str(COMPOSE_FILE), *args],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
-        # Interpolation must not depend on the developer's shell.
-        env={k: v for k, v in os.environ.items() if not k.startswith("GITOPS_")},
+        env={**env, **(variables or {})},
     )
 
 
@@ -76,12 +81,15 @@ def test_compose_file_is_valid() -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_receiver_and_syncer_run_from_our_image(stack: dict[str, Any]) -> None:
-    assert set(_ours(stack)) == {"receiver", "syncer"}
+OURS = ["receiver", "syncer", "notifier"]
+
+
+def test_receiver_syncer_and_notifier_run_from_our_image(stack: dict[str, Any]) -> None:
+    assert set(_ours(stack)) == set(OURS)
     assert {s["image"] for s in _ours(stack).values()} == {"gitops-pipeline:local"}
 
 
-@pytest.mark.parametrize("name", ["receiver", "syncer"])
+@pytest.mark.parametrize("name", OURS)
 def test_service_command_is_a_valid_gitops_command(stack: dict[str, Any], name: str) -> None:
     command = stack["services"][name]["command"]
 
@@ -98,7 +106,7 @@ def test_receiver_listens_on_all_interfaces_on_the_published_port(stack: dict[st
     assert {"published": 8080, "target": args.port} in receiver["ports"]
 
 
-@pytest.mark.parametrize("name", ["receiver", "syncer"])
+@pytest.mark.parametrize("name", OURS)
 def test_mounted_config_loads_with_the_services_environment(
     stack: dict[str, Any], name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -111,9 +119,10 @@ def test_mounted_config_loads_with_the_services_environment(
     config = load_config(host_path, environ=env)
 
     assert config.kafka.bootstrap == env["GITOPS_KAFKA_BOOTSTRAP"]
+    assert config.notifications, "gitops notifier refuses a config without rules"
 
 
-@pytest.mark.parametrize("name", ["receiver", "syncer"])
+@pytest.mark.parametrize("name", OURS)
 def test_environment_names_only_what_the_cli_and_config_read(
     stack: dict[str, Any], name: str
 ) -> None:
@@ -178,3 +187,28 @@ def test_syncers_reach_the_k3s_cluster_through_a_rewritten_kubeconfig(
     assert k3s["image"].startswith("rancher/k3s:") and k3s["privileged"] is True
     assert "--tls-san=k3s" in k3s["command"], "the server certificate must name k3s"
     assert "https://k3s:6443" in " ".join(rewrite["command"])
+
+
+def test_the_notifier_is_probed_on_the_port_it_serves_and_needs_no_cluster(
+    stack: dict[str, Any],
+) -> None:
+    notifier = stack["services"]["notifier"]
+
+    args = build_parser().parse_args(notifier["command"])
+    assert args.id is None, "--id defaults per replica"
+    assert not args.no_http
+    probe = " ".join(notifier["healthcheck"]["test"])
+    assert f"http://127.0.0.1:{args.http_port}/readyz" in probe
+    assert "ports" not in notifier and "container_name" not in notifier, "it scales"
+    assert set(notifier["depends_on"]) == {"kafka"}
+    assert "/etc/gitops/kube" not in _mounts(notifier), "no kubeconfig: it never syncs"
+
+
+def test_the_status_token_comes_from_the_users_shell(stack: dict[str, Any]) -> None:
+    with_token = _compose("config", variables={"GITHUB_TOKEN": "ghp_from-the-shell"})
+
+    assert with_token.returncode == 0, with_token.stderr
+    for name in OURS:  # every process loads the rules, so each needs the token
+        env = yaml.safe_load(with_token.stdout)["services"][name]["environment"]
+        assert env["GITHUB_TOKEN"] == "ghp_from-the-shell"
+        assert stack["services"][name]["environment"]["GITHUB_TOKEN"] == ""

@@ -196,8 +196,10 @@ async def notifier_bench(
     rules: list[dict[str, Any]],
     *,
     apps: Iterable[str] = ("web",),
+    repository: dict[str, Any] | None = None,
     **settings: Any,
 ) -> NotifierBench:
+    """`repository` replaces the apps' repository `shop` (default: public, no auth)."""
     raw = {
         "kafka": {
             "bootstrap": kafka.bootstrap,
@@ -205,7 +207,7 @@ async def notifier_bench(
             "partitions": 4,
         },
         "clusters": {"dev": {"in_cluster": True}},
-        "repositories": {"shop": {"url": REPO_URL}},
+        "repositories": {"shop": repository or {"url": REPO_URL}},
         "apps": {app: {"repo": "shop", "cluster": "dev"} for app in apps},
     }
     config = with_rules(GitopsConfig.model_validate(raw), rules, **settings)
@@ -305,6 +307,13 @@ def write_config(config: GitopsConfig, path: Path) -> Path:
             ref = getattr(model, key)
             if ref is not None and not isinstance(ref, str):
                 rule[key] = {"value": ref.resolve().get_secret_value()}
+    for name, repo in config.repositories.items():
+        auth, written = repo.auth, data["repositories"][name].get("auth") or {}
+        if auth is not None and auth.token is not None:
+            written["token"] = {"value": auth.token.resolve().get_secret_value()}
+        if auth is not None and auth.github_app is not None:
+            key = auth.github_app.private_key.resolve().get_secret_value()
+            written["github_app"]["private_key"] = {"value": key}
     path.write_text(yaml.safe_dump(data))
     return path
 

@@ -1,10 +1,14 @@
-"""`notifications:` mistakes are configuration errors with file:line, before anything runs."""
+"""`notifications:` mistakes are configuration errors with file:line, before anything runs,
+a commit-status rule that no credential could authenticate among them."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -90,7 +94,21 @@ def test_unknown_keys_missing_secrets_and_misfits_are_listed_with_their_lines(
     assert len(errors) == 5, errors
 
 
-def test_a_status_rule_without_token_and_a_chat_rule_without_url_are_refused(
+def test_a_chat_rule_without_url_is_refused(tmp_path: Path) -> None:
+    code, errors, stderr = check(
+        tmp_path,
+        """\
+- name: chat
+  on: [failed]
+  provider: msteams
+  secret: {value: k3y}
+""",
+    )
+    assert code == 2, stderr
+    assert errors == [":6: notifications.0: provider msteams needs 'url' (the endpoint to POST to)"]
+
+
+def test_a_status_rule_without_token_needs_a_repository_credential_for_its_host(
     tmp_path: Path,
 ) -> None:
     code, errors, stderr = check(
@@ -99,17 +117,100 @@ def test_a_status_rule_without_token_and_a_chat_rule_without_url_are_refused(
 - name: status
   on: [requested]
   provider: github
-- name: chat
-  on: [failed]
-  provider: msteams
-  secret: {value: k3y}
 """,
     )
     assert code == 2, stderr
     assert errors == [
-        ":6: notifications.0: provider github needs 'token' (a secret reference)",
-        ":9: notifications.1: provider msteams needs 'url' (the endpoint to POST to)",
+        ":6: notifications.0: rule 'status' has no 'token', and repository 'shop' (of app web)"
+        " has no auth: nothing authenticates it at github https://api.github.com; set 'token'"
+        " on the rule, or give repository 'shop' an HTTPS token or github_app auth for that host"
     ]
+
+
+def app_key(tmp_path: Path) -> Path:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path = tmp_path / "app.pem"
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    return path
+
+
+def check_file(tmp_path: Path, text: str) -> tuple[int, list[str], str]:
+    path = tmp_path / "gitops.yaml"
+    path.write_text(text)
+    result = gitops("config", "check", str(path))
+    lines = [line for line in result.stderr.splitlines() if line.startswith(str(path))]
+    return result.returncode, [line.removeprefix(str(path)) for line in lines], result.stderr
+
+
+def test_status_rules_borrow_repository_credentials_of_their_own_host_only(
+    tmp_path: Path,
+) -> None:
+    key = app_key(tmp_path)
+    code, errors, stderr = check_file(
+        tmp_path,
+        f"""\
+kafka: {{bootstrap: 127.0.0.1:1}}
+clusters: {{dev: {{in_cluster: true}}}}
+repositories:
+  app:
+    url: https://github.com/acme/shop.git
+    auth:
+      github_app: {{app_id: 1, installation_id: 2, private_key: {{file: {key}}}}}
+  ghe:
+    url: https://ghe.acme.dev/acme/billing.git
+    auth: {{token: {{value: ghe-t0ken}}}}
+  public: {{url: "https://github.com/acme/docs.git"}}
+apps:
+  shop: {{repo: app, cluster: dev}}
+  billing: {{repo: ghe, cluster: dev}}
+  docs: {{repo: public, cluster: dev}}
+notifications:
+- name: github
+  on: [succeeded]
+  provider: github
+  apps: [shop]
+- name: enterprise
+  on: [succeeded]
+  provider: github
+  url: https://ghe.acme.dev/api/v3
+  apps: ["bill*"]
+- name: app-elsewhere
+  on: [succeeded]
+  provider: github
+  url: http://127.0.0.1:9/api/v3
+  apps: [shop]
+- name: gitlab
+  on: [failed]
+  provider: gitlab
+  apps: [billing]
+- name: token-elsewhere
+  on: [failed]
+  provider: github
+  apps: [billing]
+""",
+    )
+    assert code == 2, stderr
+    assert errors == [
+        ":26: notifications.2: rule 'app-elsewhere' has no 'token', and repository 'app' (of"
+        " app shop) has a GitHub App 1 for https://api.github.com: nothing authenticates it at"
+        " github http://127.0.0.1:9/api/v3; set 'token' on the rule, or give repository 'app'"
+        " an HTTPS token or github_app auth for that host",
+        ":31: notifications.3: rule 'gitlab' has no 'token', and repository 'ghe' (of app"
+        " billing) has a token for ghe.acme.dev: nothing authenticates it at gitlab"
+        " https://gitlab.com/api/v4; set 'token' on the rule, or give repository 'ghe' an"
+        " HTTPS token or github_app auth for that host",
+        ":35: notifications.4: rule 'token-elsewhere' has no 'token', and repository 'ghe' (of"
+        " app billing) has a token for ghe.acme.dev: nothing authenticates it at github"
+        " https://api.github.com; set 'token' on the rule, or give repository 'ghe' an HTTPS"
+        " token or github_app auth for that host",
+    ]
+    assert "ghe-t0ken" not in stderr
 
 
 def test_a_missing_secret_names_the_variable_and_line_but_never_a_value(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ import hmac
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -34,6 +34,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
 APIS = Path(__file__).resolve().parents[1] / "notifier" / "apis"
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 def load_document(path: Path) -> dict[str, Any]:
@@ -157,8 +158,11 @@ class FakeApi:
         success: int = 201,
         success_body: str = "{}",
         url_path: str | None = None,
+        mounts: dict[str, Handler] | None = None,
     ) -> None:
         self.name = name
+        self.mounts = mounts or {}
+        """Path prefix -> handler served beside the described operations (a token exchange)."""
         self.operations = operations
         self.base = base
         self._url_path = base if url_path is None else url_path
@@ -184,8 +188,11 @@ class FakeApi:
         return f"http://127.0.0.1:{self.port}"
 
     async def _handle(self, request: web.Request) -> web.Response:
-        raw = await request.read()
         path = request.raw_path.split("?", 1)[0]
+        for prefix, handler in self.mounts.items():
+            if path.startswith(prefix):
+                return await handler(request)
+        raw = await request.read()
         for op in self.operations:
             match = op.pattern.match(path)
             if match and op.method == request.method:
@@ -280,8 +287,15 @@ _STATUS_FILES = {
 }
 
 
-def status_api(provider: str, token: str) -> FakeApi:
-    """A commit-status API that accepts `token` the way the provider expects it."""
+def status_api(
+    provider: str,
+    token: str,
+    *,
+    tokens: Callable[[], Iterable[str]] | None = None,
+    mounts: dict[str, Handler] | None = None,
+) -> FakeApi:
+    """A commit-status API that accepts `token` the way the provider expects it (or, with
+    `tokens`, any of the tokens it returns at the time, e.g. those a fake GitHub minted)."""
     file, success = _STATUS_FILES[provider]
     base, operations = load_operations(APIS / file)
     expected = {
@@ -291,11 +305,23 @@ def status_api(provider: str, token: str) -> FakeApi:
         "bitbucket": ("Authorization", f"Bearer {token}"),
     }[provider]
 
+    prefix = expected[1].removesuffix(token)
+
     def auth(headers: dict[str, str]) -> bool:
-        return hmac.compare_digest(headers.get(expected[0], ""), expected[1])
+        given = headers.get(expected[0], "")
+        valid = [token] if tokens is None else list(tokens())
+        return any(hmac.compare_digest(given, prefix + t) for t in valid)
 
     url_path = "/api/v4" if provider == "gitlab" else None
-    return FakeApi(provider, operations, base=base, auth=auth, success=success, url_path=url_path)
+    return FakeApi(
+        provider,
+        operations,
+        base=base,
+        auth=auth,
+        success=success,
+        url_path=url_path,
+        mounts=mounts,
+    )
 
 
 STATE_FIELD = {"github": "state", "gitlab": "state", "gitea": "state", "bitbucket": "state"}

@@ -84,6 +84,10 @@ class FakeGitHubApi:
     def url(self) -> str:
         return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
+    async def handle(self, request: web.Request) -> web.Response:
+        """The operation, for a server of the caller's own (a fake API beside it)."""
+        return await self._handle(request)
+
     async def _handle(self, request: web.Request) -> web.Response:
         published = _published()
         match = _template_regex(published["path"]).match(request.path)

@@ -72,7 +72,34 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- define "gitops-pipeline.wants" -}}
 {{- $entry := index . 0 }}
 {{- $component := index . 1 -}}
-{{- if has $component (default (list "receiver" "syncer") $entry.components) }}true{{ end }}
+{{- if has $component (default (list "receiver" "syncer" "notifier") $entry.components) }}true{{ end }}
+{{- end }}
+
+{{/*
+True when the notifier is deployed: `notifier.enabled`, or when unset, whenever
+`config.notifications` has rules. `gitops notifier` refuses a config without rules, so
+forcing it on without any fails the render instead of crash-looping pods.
+*/}}
+{{- define "gitops-pipeline.notifierEnabled" -}}
+{{- $enabled := .Values.notifier.enabled -}}
+{{- $rules := .Values.config.notifications -}}
+{{- if kindIs "invalid" $enabled }}
+{{- if $rules }}true{{ end }}
+{{- else if $enabled }}
+{{- if not $rules }}
+{{- fail "notifier.enabled is true but config.notifications has no rules: gitops notifier would refuse to start; add rules or leave notifier.enabled unset" }}
+{{- end -}}
+true
+{{- end }}
+{{- end }}
+
+{{/* The components this release deploys, in a stable order. */}}
+{{- define "gitops-pipeline.components" -}}
+{{- $components := list "receiver" "syncer" }}
+{{- if include "gitops-pipeline.notifierEnabled" . }}
+{{- $components = append $components "notifier" }}
+{{- end }}
+{{- join " " $components }}
 {{- end }}
 
 {{/*
@@ -94,7 +121,7 @@ prometheus.io/path: /metrics
 {{- end }}
 {{- end }}
 
-{{/* Environment common to both components. */}}
+{{/* Environment common to every component. */}}
 {{- define "gitops-pipeline.env" -}}
 {{- $root := index . 0 }}
 {{- $component := index . 1 -}}
@@ -162,7 +189,7 @@ prometheus.io/path: /metrics
 {{- end }}
 {{- end }}
 
-{{/* Pod-level scheduling fields shared by both Deployments. */}}
+{{/* Pod-level scheduling fields shared by every Deployment. */}}
 {{- define "gitops-pipeline.scheduling" -}}
 {{- $values := . -}}
 {{- with $values.priorityClassName }}
