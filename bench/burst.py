@@ -143,8 +143,11 @@ def config_text(
     namespace: str,
     apps: int,
     health_timeout: str | None,
+    concurrency: int | None,
 ) -> str:
     health = f", health_timeout: {health_timeout}" if health_timeout is not None else ""
+    if concurrency is not None:
+        health += f", concurrency: {concurrency}"
     lines = [
         f"kafka: {{bootstrap: '{bootstrap}', topic_prefix: {prefix}, partitions: {PARTITIONS}}}",
         f"clusters: {{bed: {{kubeconfig: {kubeconfig}}}}}",
@@ -384,6 +387,7 @@ async def one_run(
     timeout: float,
     work: Path,
     health_timeout: str | None,
+    concurrency: int | None,
 ) -> list[Phase]:
     run = run_id()
     prefix, namespace = f"burst-{run}", f"burst-{run}"
@@ -404,6 +408,7 @@ async def one_run(
                     namespace=namespace,
                     apps=apps,
                     health_timeout=health_timeout,
+                    concurrency=concurrency,
                 )
             )
             config = load_config(config_file)
@@ -617,6 +622,7 @@ async def one_round(args: argparse.Namespace, bed: Bed, work: Path, syncers: int
             timeout=args.timeout,
             work=work,
             health_timeout=args.health_timeout,
+            concurrency=args.concurrency,
         )
     async with Emulator(work, args.latency_ms) as emulator:
         return await one_run(
@@ -628,6 +634,7 @@ async def one_round(args: argparse.Namespace, bed: Bed, work: Path, syncers: int
             timeout=args.timeout,
             work=work,
             health_timeout=args.health_timeout,
+            concurrency=args.concurrency,
         )
 
 
@@ -636,8 +643,12 @@ async def main_async(args: argparse.Namespace) -> None:
     assert bed.kafka_bootstrap is not None  # bed_from checked
     counts = [int(n) for n in args.syncers.split(",")]
     phases: list[Phase] = []
-    health = args.health_timeout or "60s (default)"
-    print(f"bed: {args.testbed}; syncer.health_timeout {health}; {machine()}")
+    health = args.health_timeout or "default"
+    slots = args.concurrency or "default"
+    print(
+        f"bed: {args.testbed}; syncer.health_timeout {health}, syncer.concurrency {slots};"
+        f" {machine()}"
+    )
     for syncers in counts:
         with tempfile.TemporaryDirectory(prefix="gitops-burst-") as tmp:
             work = Path(tmp)
@@ -670,6 +681,9 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=5.0, help="emulator only")
     parser.add_argument("--timeout", type=float, default=300.0, help="per phase, seconds")
     parser.add_argument("--logs", type=Path, help="copy the processes' logs here")
+    parser.add_argument(
+        "--concurrency", type=int, help="syncer.concurrency for the run (default: the product's)"
+    )
     parser.add_argument(
         "--health-timeout",
         help="syncer.health_timeout for the run (default: the product's, 60s; 0 reports an"

@@ -8,7 +8,8 @@
   reports the older ones `skipped` ("superseded by newer request ..."). Every request
   still gets exactly one outcome. Lifecycle commands (suspend, resume, rollback) are
   never collapsed: each runs, in the order it arrived.
-* **Bounded.** At most `syncer.concurrency` apps sync at once.
+* **Bounded.** At most `syncer.concurrency` apps sync at once; one waiting for its
+  workloads gives its slot back meanwhile (`syncer.slots`).
 * **Rebalances.** When partitions are revoked, their lanes are cancelled and awaited
   before the revoke completes (nothing is applied for them afterwards); an outcome already
   being published is let finish and committed; everything else is left uncommitted for the
@@ -36,6 +37,7 @@ from tenacity import (
 from members.commits import Commits
 from schemas.events import COMMAND_REASONS, SyncRequested
 from syncer.reporting import Outcome
+from syncer.slots import Slots
 
 _PUBLISH_PATIENCE = 120.0
 """Seconds an outcome's publication waits out retriable broker errors (a restart)."""
@@ -72,13 +74,13 @@ class Dispatcher:
         *,
         process: Process,
         publish: Publish,
-        concurrency: int,
+        slots: Slots,
         cluster_of: Callable[[str], str],
     ) -> None:
         self._process = process
         self._publish = publish
         self._cluster_of = cluster_of
-        self._slots = asyncio.Semaphore(concurrency)
+        self._slots = slots
         self._lanes: dict[str, _Lane] = {}
         self._commits = Commits(consumer)
         self._closed = False
@@ -129,7 +131,7 @@ class Dispatcher:
             lane.active = set()
 
     async def _run_one(self, lane: _Lane, item: _Item, cluster: str) -> Outcome:
-        async with self._slots:
+        async with self._slots.held():
             try:
                 return await self._process(item.request)
             except asyncio.CancelledError:

@@ -42,6 +42,7 @@ from syncer.inventory import Entry, Inventory, ObjectKey
 from syncer.jsoncodec import canonical_json
 from syncer.kube import FIELD_MANAGER, ApiRejected, Cluster, Forbidden, NotFound, ResourceInfo
 from syncer.planning import CRD_GROUP, Planned, is_stage_zero, summary
+from syncer.slots import Waiting, no_slot
 
 JsonObj = dict[str, Any]
 T = TypeVar("T")
@@ -132,9 +133,13 @@ def workloads(items: Iterable[Planned]) -> list[Workload]:
 class ApplyEngine:
     """Server-side apply operations against one cluster for one sync."""
 
-    def __init__(self, cluster: Cluster, *, concurrency: int = 16) -> None:
+    def __init__(
+        self, cluster: Cluster, *, concurrency: int = 16, waiting: Waiting = no_slot
+    ) -> None:
         self.cluster = cluster
         self.concurrency = concurrency
+        self.waiting = waiting
+        """Wraps each wait on controllers, so the sync's slot is free meanwhile."""
 
     # ------------------------------------------------------------------ unchanged
     async def unchanged(
@@ -300,6 +305,10 @@ class ApplyEngine:
 
     async def wait_established(self, crds: list[Planned]) -> None:
         """Until each CRD serves its kind (bounded); its group's discovery is then refreshed."""
+        async with self.waiting():
+            await self._established(crds)
+
+    async def _established(self, crds: list[Planned]) -> None:
         deadline = time.monotonic() + CRD_ESTABLISH_TIMEOUT
         for crd in crds:
             while True:
@@ -324,7 +333,8 @@ class ApplyEngine:
         found = workloads(items)
         if not found:
             return HealthReport("healthy", [])
-        return await wait_healthy(self.cluster, found, timeout=timeout)
+        async with self.waiting():
+            return await wait_healthy(self.cluster, found, timeout=timeout)
 
     # ------------------------------------------------------------------ prune
     async def prune(self, entries: list[Entry]) -> Pruned:

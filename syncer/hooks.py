@@ -77,7 +77,8 @@ class HookRunner:
         try:
             await self._remove(item)
             await self._cluster.apply(item.info, item.body, encoded=item.encoded)
-            problem = await self._wait(item)
+            async with self._engine.waiting():
+                problem = await self._wait(item)
             policies = item.hook.delete_policies
             if (problem is None and "hook-succeeded" in policies) or (
                 problem is not None and "hook-failed" in policies

@@ -31,6 +31,7 @@ from syncer.hooks import HookRunner
 from syncer.inventory import Entry, Inventory, InventoryStore, ObjectKey
 from syncer.kube import Cluster
 from syncer.planning import Planned, summary
+from syncer.slots import Waiting, no_slot
 from syncer.staging import Stage, stages
 
 DEFAULT_HOOK_TIMEOUT = 60.0
@@ -44,6 +45,8 @@ class ReconcileOptions:
     """0 skips the health waits (the result then carries no health)."""
     write_concurrency: int = 16
     """Requests in flight against the API server at once for one app."""
+    waiting: Waiting = no_slot
+    """Marks a wait on the cluster, during which the sync gives its slot back."""
 
     @property
     def hook_timeout(self) -> float:
@@ -88,7 +91,9 @@ class Reconciler:
         options: ReconcileOptions,
     ) -> ReconcileResult:
         started = time.monotonic()
-        engine = ApplyEngine(self.cluster, concurrency=options.write_concurrency)
+        engine = ApplyEngine(
+            self.cluster, concurrency=options.write_concurrency, waiting=options.waiting
+        )
         unchanged = await engine.unchanged(desired.objects, inventory)
         to_apply = [p for p in desired.objects if p.key not in unchanged]
         # Hooks run only when the sync writes something or applies a new commit.

@@ -46,6 +46,7 @@ from syncer.reconcile import Reconciler
 from syncer.removal import GeneratedRequests, inventory_gone
 from syncer.reporting import Reporter
 from syncer.retrying import RetryPolicy
+from syncer.slots import Slots
 from syncer.sources import Renderer
 from syncer.sources.decryption import Decryptor
 from syncer.tenancy import Tenants
@@ -159,6 +160,7 @@ class Syncer(Member):
             git=git,
             renderer=Renderer(self._cache_dir / "snapshots", decryptor=decryptor),
         )
+        slots = Slots(settings.concurrency)
         worker = Worker(
             config=config,
             git=git,
@@ -167,6 +169,7 @@ class Syncer(Member):
             tenants=tenants,
             retry=retry,
             metrics=self.metrics,
+            slots=slots,
         )
         apps = config.apps
         process = worker.process
@@ -207,7 +210,7 @@ class Syncer(Member):
             consumer,
             process=lifecycle.process,
             publish=lifecycle.publish,
-            concurrency=settings.concurrency,
+            slots=slots,
             cluster_of=lambda app: apps[app].cluster if app in apps else "",
         )
 

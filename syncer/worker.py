@@ -36,6 +36,7 @@ from syncer.metrics import SyncerMetrics
 from syncer.reconcile import ReconcileOptions, Reconciler
 from syncer.reporting import Outcome
 from syncer.retrying import RetryPolicy
+from syncer.slots import Slots, no_slot
 from syncer.sources import detect_source
 from syncer.tenancy import Tenants
 from syncer.verification import CommitVerifier, SignedCommit
@@ -83,8 +84,10 @@ class Worker:
         retry: RetryPolicy | None = None,
         verifier: CommitVerifier | None = None,
         metrics: SyncerMetrics | None = None,
+        slots: Slots | None = None,
     ) -> None:
         self._metrics = metrics
+        self._slots = slots
         self._config = config
         self._git = git
         self._reconcilers = reconcilers
@@ -175,7 +178,8 @@ class Worker:
             desired = await self._desired.at(name, app, commit, reconciler.cluster)
             log.info("syncing app %s to %s (%d objects)", name, commit[:12], len(desired.objects))
             options = ReconcileOptions(
-                health_timeout=self._config.syncer.health_timeout.total_seconds()
+                health_timeout=self._config.syncer.health_timeout.total_seconds(),
+                waiting=self._slots.waiting if self._slots is not None else no_slot,
             )
             result = await reconciler.reconcile(name, app, desired, inventory, options)
         except GitError as exc:
