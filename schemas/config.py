@@ -609,7 +609,8 @@ class SyncerSettings(_Model):
     cache_dir: str = "~/.cache/gitops-pipeline"
     """Where cached bare repositories and render snapshots live."""
     concurrency: int = Field(8, ge=1, le=256)
-    """Apps synced at once by one syncer."""
+    """Apps one syncer works on at once (dry run, apply, prune); a sync waiting for its
+    workloads to become healthy, a hook's Job or a CRD does not count while it waits."""
     max_attempts: int = Field(3, ge=1, le=20)
     """Runs of a whole sync for sync-level transient causes (git server unreachable, a CRD
     not yet established, a resourceVersion race) before the request is dead-lettered."""
