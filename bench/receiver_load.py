@@ -19,8 +19,8 @@ One client process (this one) sends bounded load of the real GitHub push sample,
 each with a unique delivery id:
 
 1. max throughput: `--requests` pushes at `--concurrency`, the floor and the receiver in
-   turn, `--rounds` times (medians; alternating so a busy moment of the shared machine
-   does not land on one side only);
+   turn, `--rounds` times, each round starting one side later (medians; alternating so a
+   busy moment of the shared machine does not land on one side only);
 2. fixed rate: `--rate` pushes/s for `--seconds` to each, open loop (latency counted from
    each request's scheduled time, so a stall is not hidden);
 
@@ -303,7 +303,7 @@ def line(label: str, phase: Phase) -> str:
     p50, p99 = percentile(phase.latencies, 0.5), percentile(phase.latencies, 0.99)
     cpu = ", ".join(f"{name} {us:4.0f}" for name, us in phase.cpu.items())
     figures = f"{phase.rps:7.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:7.2f} ms"
-    return f"{label:<34} {figures}  CPU/req us: {cpu}; {phase.gc}"
+    return f"{label:<44} {figures}  CPU/req us: {cpu}; {phase.gc}"
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -381,8 +381,12 @@ async def main(args: argparse.Namespace) -> int:
                     await closed_loop(client.push, min(500, args.requests), args.concurrency)
                 pids = {"server": 0, "broker": broker_pid, "client": os.getpid()}
                 maximum: dict[str, list[Phase]] = {name: [] for name in sides}
-                for _ in range(args.rounds):
-                    for name, (client, pid) in sides.items():
+                names = list(sides)
+                for round_ in range(args.rounds):
+                    # Each round starts one side later, so no side is always measured first.
+                    shift = round_ % len(names)
+                    for name in names[shift:] + names[:shift]:
+                        client, pid = sides[name]
                         phase = await measure(
                             {**pids, "server": pid},
                             args.requests,
