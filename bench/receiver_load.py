@@ -9,14 +9,18 @@ producers (the default), each on topics of this run's prefix (`rl-<run id>`):
   check of the raw body, `json.loads`, one `acks=all` publish of the body with aiokafka
   (idempotence on, the receiver's batch size), answer 202 once acknowledged;
 - **receiver**: `python -m gitops receiver` with one registered repository and app, so each
-  push publishes a push event and a sync request and is answered 202.
+  push publishes a push event and a sync request and is answered 202;
+- **receiver@NAME**, for each `--compare-tree DIR` (NAME is DIR's last part): the same
+  receiver run from another source tree (`PYTHONPATH=DIR`), so a change's effect on the
+  figure comes from one run, on the same broker at the same moment, not from two runs
+  that a busy moment of the shared machine can tell apart more than the change does.
 
 One client process (this one) sends bounded load of the real GitHub push sample, signed,
 each with a unique delivery id:
 
 1. max throughput: `--requests` pushes at `--concurrency`, the floor and the receiver in
-   turn, `--rounds` times (medians; alternating so a busy moment of the shared machine
-   does not land on one side only);
+   turn, `--rounds` times, each round starting one side later (medians; alternating so a
+   busy moment of the shared machine does not land on one side only);
 2. fixed rate: `--rate` pushes/s for `--seconds` to each, open loop (latency counted from
    each request's scheduled time, so a stall is not hidden);
 
@@ -29,6 +33,7 @@ the bed). The load average printed says how quiet the machine was.
 
     python bench/receiver_load.py [--testbed DIR] [--requests 10000] [--concurrency 64]
                                   [--rate 500] [--seconds 10] [--rounds 2]
+                                  [--compare-tree DIR]...
 
 `RECEIVER_PROFILE=FILE` runs the receiver under cProfile and writes its profile to FILE.
 """
@@ -298,7 +303,7 @@ def line(label: str, phase: Phase) -> str:
     p50, p99 = percentile(phase.latencies, 0.5), percentile(phase.latencies, 0.99)
     cpu = ", ".join(f"{name} {us:4.0f}" for name, us in phase.cpu.items())
     figures = f"{phase.rps:7.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:7.2f} ms"
-    return f"{label:<34} {figures}  CPU/req us: {cpu}; {phase.gc}"
+    return f"{label:<44} {figures}  CPU/req us: {cpu}; {phase.gc}"
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -340,6 +345,20 @@ async def main(args: argparse.Namespace) -> int:
                     "--bootstrap", bootstrap, "--topic", floor_topic, cwd=ROOT, stderr=log,
                 )  # fmt: skip
             processes.append(floor)
+            others: dict[str, tuple[asyncio.subprocess.Process, int, Path]] = {}
+            for tree in args.compare_tree:
+                name, port = f"receiver@{tree.name}", free_port()
+                other_log = folder / f"{name}.log"
+                with other_log.open("wb") as log:
+                    other = await asyncio.create_subprocess_exec(
+                        sys.executable, "-m", "gitops", "receiver", "--config", str(config_path),
+                        "--host", "127.0.0.1", "--port", str(port), "--log-level", "WARNING",
+                        cwd=tree, stderr=log,
+                        env={**os.environ, "GITOPS_KAFKA_BOOTSTRAP": bootstrap,
+                             "PYTHONPATH": str(tree)},
+                    )  # fmt: skip
+                processes.append(other)
+                others[name] = (other, port, other_log)
             # Idle connections are dropped before the receiver's own keep-alive limit (10 s,
             # receiver.header_timeout) while the other side is measured, so none is reused
             # just as the server closes it.
@@ -353,13 +372,21 @@ async def main(args: argparse.Namespace) -> int:
                 await wait_ready(session, floor_url, floor, floor_log)
                 ours = Client(session, receiver_url, body, "receiver")
                 base = Client(session, floor_url, body, "floor")
-                for client in (base, ours):  # warm-up: connections, metadata, first batches
+                sides = {"floor": (base, floor.pid), "receiver": (ours, receiver.pid)}
+                for name, (other, port, other_log) in others.items():
+                    other_url = f"http://127.0.0.1:{port}"
+                    await wait_ready(session, other_url, other, other_log)
+                    sides[name] = (Client(session, other_url, body, name), other.pid)
+                for client, _ in sides.values():  # warm-up: connections, metadata, first batches
                     await closed_loop(client.push, min(500, args.requests), args.concurrency)
                 pids = {"server": 0, "broker": broker_pid, "client": os.getpid()}
-                sides = {"floor": (base, floor.pid), "receiver": (ours, receiver.pid)}
-                maximum: dict[str, list[Phase]] = {"floor": [], "receiver": []}
-                for _ in range(args.rounds):
-                    for name, (client, pid) in sides.items():
+                maximum: dict[str, list[Phase]] = {name: [] for name in sides}
+                names = list(sides)
+                for round_ in range(args.rounds):
+                    # Each round starts one side later, so no side is always measured first.
+                    shift = round_ % len(names)
+                    for name in names[shift:] + names[:shift]:
+                        client, pid = sides[name]
                         phase = await measure(
                             {**pids, "server": pid},
                             args.requests,
@@ -382,29 +409,39 @@ async def main(args: argparse.Namespace) -> int:
                     process.terminate()
             for process in processes:
                 await asyncio.wait_for(process.wait(), timeout=30)
-        expect = len(ours.accepted)
+        receivers = [client for name, (client, _) in sides.items() if name != "floor"]
+        accepted = Counter(delivery for client in receivers for delivery in client.accepted)
+        expect = len(accepted)
         pushes = await count_deliveries(bootstrap, topics.push_events, expect)
         requests = await count_deliveries(bootstrap, topics.sync_requests, expect)
     finally:  # the run's topics go, whatever happened
         await delete_topics(bootstrap, prefix)
         tmp.cleanup()
 
-    accepted = Counter(ours.accepted)
     exact = pushes == accepted and requests == accepted
     floor_rps = statistics.median(p.rps for p in maximum["floor"])
     ours_rps = statistics.median(p.rps for p in maximum["receiver"])
     p99 = percentile(fixed["receiver"].latencies, 0.99)
     print(f"payload: {SAMPLE.name} ({len(body)} bytes), signed, unique delivery ids")
-    print(f"answers: receiver {dict(ours.statuses)}, floor {dict(base.statuses)}")
+    answers = ", ".join(f"{name} {dict(client.statuses)}" for name, (client, _) in sides.items())
+    print(f"answers: {answers}")
     print(
         f"read back: push-events {sum(pushes.values())}, sync-requests {sum(requests.values())},"
-        f" 202s {len(ours.accepted)}; each 202'd delivery exactly once: {exact}"
+        f" 202s {len(accepted)}; each 202'd delivery exactly once: {exact}"
     )
     print(
         f"SUMMARY receiver {ours_rps:.0f} req/s vs floor {floor_rps:.0f} req/s: "
         f"{ours_rps / floor_rps:.2f}x (target >= 0.6x); p99 at {args.rate:.0f} req/s "
         f"{p99:.1f} ms (target < 50)"
     )
+    for name in others:
+        other_rps = statistics.median(p.rps for p in maximum[name])
+        other_p99 = percentile(fixed[name].latencies, 0.99)
+        print(
+            f"COMPARE {name} {other_rps:.0f} req/s ({other_rps / floor_rps:.2f}x the floor):"
+            f" receiver {ours_rps / other_rps - 1:+.1%} req/s; p99 at {args.rate:.0f} req/s"
+            f" {other_p99:.1f} ms against the receiver's {p99:.1f} ms"
+        )
     print(f"after the run: {machine()}")
     return 0 if exact else 1
 
@@ -426,6 +463,14 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--compare-tree",
+        type=lambda text: Path(text).resolve(),
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also run the receiver from this source tree, as a side of its own",
+    )
     parser.add_argument("--serve-floor", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
     parser.add_argument("--topic", help=argparse.SUPPRESS)

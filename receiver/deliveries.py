@@ -25,6 +25,7 @@ from receiver.metrics import ReceiverMetrics
 from receiver.publishing import Message, Publisher, PublishError
 from receiver.pushes import Headers, Ignored, MalformedPayload, Push, WebhookProvider
 from receiver.signatures import SecretBook
+from schemas.events import PushReceived, PushReceivedData, SyncRequested, SyncRequestedData
 from schemas.topics import Topics
 from schemas.types import AppName, DeliveryId
 
@@ -179,48 +180,52 @@ class DeliveryHandler:
             else:
                 plan.other = True
             requests = self._registry.needing_sync(push, repositories)
-            apps = [app for app, _ in requests]
+            event = PushReceived(
+                id=_event_id(provider.name, delivery, index, None),
+                source=source,
+                time=now,
+                subject=push.ref,
+                data=PushReceivedData(
+                    provider=provider.name,
+                    delivery_id=delivery,
+                    repo_url=selection.repo_url,
+                    repositories=sorted(repositories),
+                    ref=push.ref,
+                    before=push.before,
+                    after=push.after,
+                    created=push.created,
+                    deleted=push.deleted,
+                    forced=push.forced,
+                    changed_paths=None if push.changed_paths is None else list(push.changed_paths),
+                    commit_count=push.commit_count,
+                    pusher=push.pusher,
+                    apps=[app for app, _ in requests],
+                ),
+            )
             # The push event goes first so a consumer of both topics sees cause before effect.
             plan.messages.append(
-                Message(
-                    self._topics.push_events,
-                    selection.repo_url.encode(),
-                    encoding.push_received(
-                        event_id=_event_id(provider.name, delivery, index, None),
-                        source=source,
-                        time=now,
-                        provider=provider.name,
-                        delivery_id=delivery,
-                        repo_url=selection.repo_url,
-                        repositories=sorted(repositories),
-                        ref=push.ref,
-                        before=push.before,
-                        after=push.after,
-                        created=push.created,
-                        deleted=push.deleted,
-                        forced=push.forced,
-                        changed_paths=push.changed_paths,
-                        commit_count=push.commit_count,
-                        pusher=push.pusher,
-                        apps=apps,
-                    ),
-                )
+                Message(self._topics.push_events, selection.repo_url.encode(), event.to_bytes())
             )
             for app, repo in requests:
                 plan.apps.append(app)
-                request = encoding.sync_requested(
-                    event_id=_event_id(provider.name, delivery, index, app),
+                request = SyncRequested(
+                    id=_event_id(provider.name, delivery, index, app),
                     source=source,
                     time=now,
-                    app=app,
-                    repo_url=self._registry.clone_url(repo),
-                    branch=push.branch or "",
-                    commit=push.after,
-                    before=push.before,
-                    reason="webhook",
-                    delivery_id=delivery,
+                    subject=app,
+                    data=SyncRequestedData(
+                        app=app,
+                        repo_url=self._registry.clone_url(repo),
+                        branch=push.branch or "",
+                        commit=push.after,
+                        before=push.before,
+                        reason="webhook",
+                        delivery_id=delivery,
+                    ),
                 )
-                plan.messages.append(Message(self._topics.sync_requests, app.encode(), request))
+                plan.messages.append(
+                    Message(self._topics.sync_requests, app.encode(), request.to_bytes())
+                )
         if unregistered == len(pushes):
             return Answer(
                 200, {"status": "ignored", "reason": "repository not registered"}, "unregistered"
