@@ -12,11 +12,6 @@ own process on 127.0.0.1, and fetched `--reps` times by each contender:
 3. answering an ancestry question that needs the whole history: `GitCache.is_ancestor`
    on a shallow cache, against `git fetch --unshallow`.
 
-Each `GitCache` figure is also taken with `LibraryCache`: the same cache, but each fetch
-goes through dulwich's `GitClient.fetch` into the mirror (dulwich spools, indexes and
-checks the pack itself), so the table shows what the cache's own pack handling
-(`syncer/gitpack.py`) is worth against the library, in the same run.
-
 Each figure is the median of the repetitions; ratios are ours / git's (lower is better).
 
     python bench/fetch.py [--commits 2000] [--files 3000] [--reps 7]
@@ -32,26 +27,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from dulwich.client import get_transport_and_path  # noqa: E402
-from dulwich.objects import ObjectID  # noqa: E402
-from dulwich.refs import Ref  # noqa: E402
 from dulwich.repo import Repo  # noqa: E402
 
 from schemas.config import RepositoryConfig  # noqa: E402
 from schemas.types import CommitSha  # noqa: E402
 from syncer.gitcache import GitCache  # noqa: E402
-from syncer.gitmirror import Mirror  # noqa: E402
-
-if TYPE_CHECKING:
-    from dulwich.client import DetermineWantsFunc
 
 APPS = 50
 DIRS_PER_APP = 10
@@ -118,41 +106,6 @@ def push_one_commit(path: Path, number: int, files: int) -> None:
     )
 
 
-class LibraryMirror(Mirror):
-    """The cache's mirror, fetching through dulwich's `GitClient.fetch` instead."""
-
-    def _fetch(
-        self,
-        determine_wants: DetermineWantsFunc,
-        *,
-        depth: int | None,
-        ref_prefix: Sequence[Ref],
-        skip_present: bool = False,
-    ) -> dict[Ref, ObjectID]:
-        client, path = self._transport()
-        with self._open() as repo:
-            store = repo.object_store
-
-            def wanted(refs: Mapping[Ref, ObjectID], depth: int | None = None) -> list[ObjectID]:
-                picked = determine_wants(refs, depth)
-                return [sha for sha in picked if sha not in store] if skip_present else picked
-
-            with self._explained(client):
-                result = client.fetch(path, repo, wanted, depth=depth, ref_prefix=list(ref_prefix))
-            return {name: sha for name, sha in result.refs.items() if sha is not None}
-
-
-class LibraryCache(GitCache):
-    """`GitCache` whose mirrors are `LibraryMirror`s."""
-
-    def _mirror_for_url(self, url: str) -> Mirror:
-        mirror = super()._mirror_for_url(url)
-        if not isinstance(mirror, LibraryMirror):
-            mirror = LibraryMirror(mirror.path, url, access=mirror.access, timeout=self.timeout)
-            self._mirrors = {k: (mirror if v.url == url else v) for k, v in self._mirrors.items()}
-        return mirror
-
-
 SERVE = """
 import asyncio, sys
 from pathlib import Path
@@ -192,16 +145,7 @@ def median_ms(values: list[float]) -> float:
 
 def report(label: str, ours: list[float], theirs: list[float], their_label: str) -> None:
     a, b = median_ms(ours), median_ms(theirs)
-    print(f"  {label:<36} {a:8.1f} ms   {their_label:<30} {b:8.1f} ms   ratio {a / b:5.2f}x")
-
-
-async def rotated(rep: int, actions: list[Callable[[], Awaitable[float]]]) -> list[float]:
-    """Run `actions` starting with a different one each repetition; times in list order."""
-    times = [0.0] * len(actions)
-    for k in range(len(actions)):
-        index = (rep + k) % len(actions)
-        times[index] = await actions[index]()
-    return times
+    print(f"  {label:<34} {a:8.1f} ms   {their_label:<30} {b:8.1f} ms   ratio {a / b:5.2f}x")
 
 
 async def bench(url: str, served: Path, work: Path, reps: int, files: int) -> None:
@@ -209,17 +153,31 @@ async def bench(url: str, served: Path, work: Path, reps: int, files: int) -> No
     app_path = "apps/app07"
 
     print(f"1. first sync of a new app (resolve + read_files {app_path}), median of {reps}")
-    ours, library, shallow, full, stock = [], [], [], [], []
+    ours, shallow, full, stock = [], [], [], []
     for rep in range(reps):
+        cache_dir = work / f"first-{rep}"
 
-        def first_sync(kind: type[GitCache], cache_dir: Path) -> Callable[[], Awaitable[float]]:
-            async def run() -> None:
-                async with kind(cache_dir) as cache:
-                    head = await cache.resolve(repo, "main")
-                    files_read = await cache.read_files(url, head, app_path)
-                    assert len(files_read) == files // APPS
+        async def first_sync(cache_dir: Path = cache_dir) -> None:
+            async with GitCache(cache_dir) as cache:
+                head = await cache.resolve(repo, "main")
+                files_read = await cache.read_files(url, head, app_path)
+                assert len(files_read) == files // APPS
 
-            return lambda: timed(run)
+        ours.append(await timed(first_sync))
+        shallow.append(
+            await timed(
+                lambda rep=rep: run_git(
+                    "clone", "--quiet", "--bare", "--depth", "1", url, str(work / f"depth1-{rep}")
+                )
+            )
+        )
+        full.append(
+            await timed(
+                lambda rep=rep: run_git(
+                    "clone", "--quiet", "--bare", url, str(work / f"full-{rep}")
+                )
+            )
+        )
 
         def stock_fetch(rep: int = rep) -> None:
             target = Repo.init_bare(str(work / f"stock-{rep}"), mkdir=True)
@@ -232,64 +190,29 @@ async def bench(url: str, served: Path, work: Path, reps: int, files: int) -> No
             )
             target.close()
 
-        times = await rotated(
-            rep,
-            [
-                first_sync(GitCache, work / f"first-{rep}"),
-                first_sync(LibraryCache, work / f"library-{rep}"),
-                lambda rep=rep: timed(
-                    lambda: run_git(
-                        "clone",
-                        "--quiet",
-                        "--bare",
-                        "--depth",
-                        "1",
-                        url,
-                        str(work / f"depth1-{rep}"),
-                    )
-                ),
-                lambda rep=rep: timed(
-                    lambda: run_git("clone", "--quiet", "--bare", url, str(work / f"full-{rep}"))
-                ),
-                lambda: timed(lambda: asyncio.to_thread(stock_fetch)),
-            ],
-        )
-        for series, value in zip((ours, library, shallow, full, stock), times, strict=True):
-            series.append(value)
+        stock.append(await timed(lambda: asyncio.to_thread(stock_fetch)))
     report("GitCache first sync", ours, shallow, "git clone --bare --depth 1")
-    report("LibraryCache first sync", library, shallow, "git clone --bare --depth 1")
-    report("GitCache first sync", ours, library, "LibraryCache first sync")
     report("GitCache first sync", ours, full, "git clone --bare (full)")
     report("dulwich GitClient.fetch depth=1", stock, shallow, "git clone --bare --depth 1")
 
     print(f"2. incremental fetch of one new commit, median of {reps}")
+    cache_dir = work / "incremental"
     clone = work / "incremental-git"
-    ours, library, theirs = [], [], []
-    async with (
-        GitCache(work / "incremental") as cache,
-        LibraryCache(work / "incremental-library") as library_cache,
-    ):
+    ours, theirs = [], []
+    async with GitCache(cache_dir) as cache:
         await cache.resolve(repo, "main")
-        await library_cache.resolve(repo, "main")
         await run_git("clone", "--quiet", "--bare", "--depth", "1", url, str(clone))
         for rep in range(reps):
             await asyncio.to_thread(push_one_commit, served, rep, files)
             expected = await git_output("-C", str(served), "rev-parse", "main")
 
-            def incremental(
-                cache: GitCache, expected: str = expected
-            ) -> Callable[[], Awaitable[float]]:
-                async def run() -> None:
-                    assert await cache.resolve(repo, "main") == expected
+            async def incremental(expected: str = expected) -> None:
+                assert await cache.resolve(repo, "main") == expected
 
-                return lambda: timed(run)
-
-            times = await rotated(
-                rep,
-                [
-                    incremental(cache),
-                    incremental(library_cache),
-                    lambda: timed(
+            if rep % 2:
+                ours.append(await timed(incremental))
+                theirs.append(
+                    await timed(
                         lambda: run_git(
                             "-C",
                             str(clone),
@@ -298,28 +221,37 @@ async def bench(url: str, served: Path, work: Path, reps: int, files: int) -> No
                             "origin",
                             "+refs/heads/main:refs/heads/main",
                         )
-                    ),
-                ],
-            )
-            for series, value in zip((ours, library, theirs), times, strict=True):
-                series.append(value)
+                    )
+                )
+            else:
+                theirs.append(
+                    await timed(
+                        lambda: run_git(
+                            "-C",
+                            str(clone),
+                            "fetch",
+                            "--quiet",
+                            "origin",
+                            "+refs/heads/main:refs/heads/main",
+                        )
+                    )
+                )
+                ours.append(await timed(incremental))
         report("GitCache.resolve (1 new commit)", ours, theirs, "git fetch")
-        report("LibraryCache.resolve (1 new commit)", library, theirs, "git fetch")
-        report("GitCache.resolve (1 new commit)", ours, library, "LibraryCache.resolve")
 
-    deep_reps = min(reps, 3)
-    print(f"3. ancestry check that needs the whole history (shallow cache), median of {deep_reps}")
-    ours, library, theirs = [], [], []
+    print(
+        f"3. ancestry check that needs the whole history (shallow cache), median of {min(reps, 3)}"
+    )
+    ours, theirs = [], []
     root = (await git_output("-C", str(served), "rev-list", "--max-parents=0", "main")).split()[0]
-    for rep in range(deep_reps):
-        for kind, series in ((GitCache, ours), (LibraryCache, library)):
-            async with kind(work / f"deep-{kind.__name__}-{rep}") as cache:
-                head = await cache.resolve(repo, "main")
+    for rep in range(min(reps, 3)):
+        async with GitCache(work / f"deep-{rep}") as cache:
+            head = await cache.resolve(repo, "main")
 
-                async def ancestry(cache: GitCache = cache, head: CommitSha = head) -> None:
-                    assert await cache.is_ancestor(url, CommitSha(root), head)
+            async def ancestry(cache: GitCache = cache, head: CommitSha = head) -> None:
+                assert await cache.is_ancestor(url, CommitSha(root), head)
 
-                series.append(await timed(ancestry))
+            ours.append(await timed(ancestry))
         target = work / f"deep-git-{rep}"
         await run_git("clone", "--quiet", "--bare", "--depth", "1", url, str(target))
         theirs.append(
@@ -336,8 +268,6 @@ async def bench(url: str, served: Path, work: Path, reps: int, files: int) -> No
             )
         )
     report("GitCache.is_ancestor (deepens)", ours, theirs, "git fetch --unshallow")
-    report("LibraryCache.is_ancestor (deepens)", library, theirs, "git fetch --unshallow")
-    report("GitCache.is_ancestor (deepens)", ours, library, "LibraryCache.is_ancestor")
 
 
 def main() -> None:

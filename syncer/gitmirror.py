@@ -6,24 +6,22 @@ opens the repository afresh and closes it again, so readers on other threads nev
 dulwich state with a fetch in progress; a fetched pack becomes visible only once its
 index is written, because dulwich ignores a `.pack` without its `.idx`.
 
-Fetching bypasses `GitClient.fetch`: that path validates every object twice (once to
-index the pack, once more to parse each object), which made a shallow first fetch twice
-as slow as `git clone --depth 1`. Here the pack is streamed to a file, indexed once (each
-object's id is computed from its content, so nothing unverified lands), checked against
-its trailer checksum and moved into place.
+Fetches go through dulwich's `GitClient.fetch`: it spools the pack, indexes it, completes
+a thin pack and checks its checksum, then parses every object and removes the pack again
+if one is malformed. A one-pass indexer of our own, measured against it, saved too little of a first
+sync or of push → applied to keep (docs/performance.md, "Git fetch decision").
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote, urlparse
 
 from dulwich.client import (
@@ -37,7 +35,6 @@ from dulwich.client import (
 from dulwich.config import ConfigDict
 from dulwich.diff_tree import tree_changes
 from dulwich.objects import Commit, ObjectID
-from dulwich.pack import extend_pack, iter_sha1, write_pack_index
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
@@ -49,7 +46,6 @@ from syncer.giterrors import (
     safe_url,
 )
 from syncer.gitglob import match_tree
-from syncer.gitpack import index_pack, write_index_v2
 from syncer.gitssh import SshGitClient, SshIdentity
 from syncer.gittree import TreeReader
 
@@ -293,22 +289,8 @@ class Mirror:
                 picked = determine_wants(refs, depth)
                 return [sha for sha in picked if sha not in store] if skip_present else picked
 
-            fd, incoming = tempfile.mkstemp(dir=repo.object_store.pack_dir, prefix="incoming-")
-            try:
-                with os.fdopen(fd, "w+b") as sink, self._explained(client):
-                    result = client.fetch_pack(
-                        path,
-                        wanted,
-                        repo.get_graph_walker(),
-                        sink.write,
-                        depth=depth,
-                        ref_prefix=list(ref_prefix),
-                    )
-                    _install_pack(repo, sink, incoming)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(incoming)
-            repo.update_shallow(result.new_shallow, result.new_unshallow)
+            with self._explained(client):
+                result = client.fetch(path, repo, wanted, depth=depth, ref_prefix=list(ref_prefix))
             return {name: sha for name, sha in result.refs.items() if sha is not None}
 
     def merge_packs(self, limit: int = PACK_LIMIT) -> int:
@@ -512,34 +494,6 @@ def http_pool(access: Access, *, base_url: str, timeout: float) -> urllib3.PoolM
         ca_certs=access.ca_bundle,
         headers={"User-agent": default_user_agent_string()},
     )
-
-
-def _install_pack(repo: Repo, sink: BinaryIO, incoming: str) -> None:
-    """Index the received pack once, complete a thin pack, and move it into the store."""
-    sink.flush()
-    if sink.tell() == 0:
-        return  # nothing was wanted
-    store = repo.object_store
-    entries, missing_bases, checksum = index_pack(sink, incoming, repo.object_format, store.get_raw)
-    if not entries:
-        return
-    if missing_bases:  # a thin pack: append the delta bases we already have
-        checksum, extra = extend_pack(
-            sink, missing_bases, get_raw=store.get_raw, object_format=repo.object_format
-        )
-        entries.extend(extra)
-    sink.flush()
-    entries.sort()
-    base = os.path.join(store.pack_dir, "pack-" + iter_sha1(e[0] for e in entries).decode())
-    if os.path.exists(base + ".pack"):
-        return  # already have exactly these objects
-    if repo.object_format.oid_length == 20:
-        write_index_v2(base + ".idx.tmp", entries, checksum)
-    else:
-        with open(base + ".idx.tmp", "wb") as index:
-            write_pack_index(index, entries, checksum)
-    os.replace(base + ".idx.tmp", base + ".idx")
-    os.replace(incoming, base + ".pack")  # last: dulwich only loads packs with an index
 
 
 def _oid(sha: str) -> ObjectID:

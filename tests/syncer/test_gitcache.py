@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import subprocess
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -16,7 +17,6 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
-from dulwich.object_format import DEFAULT_OBJECT_FORMAT
 from dulwich.objects import ObjectID
 
 from gitops.broker import free_port
@@ -31,7 +31,6 @@ from syncer.gitcache import (
     TransientGitError,
     UnsafePathError,
 )
-from syncer.gitpack import index_pack, write_index_v2
 from tests.support.git import WorkingCopy
 
 MakeCopy = Callable[..., WorkingCopy]
@@ -667,28 +666,30 @@ async def test_close_is_idempotent(tmp_path: Path) -> None:
     await cache.close()
 
 
-# -- pack indexing ------------------------------------------------------------------------
+# -- packs with deltas -------------------------------------------------------------------
 
 
-def _no_external(sha: bytes) -> tuple[int, bytes]:
-    raise KeyError(sha)
-
-
-@pytest.mark.parametrize("base_cache_bytes", [1, 256 * 1024 * 1024])
-def test_a_pack_indexed_by_the_cache_is_identical_to_gits_own_index(
-    working_copy: MakeCopy, tmp_path: Path, base_cache_bytes: int
+async def test_a_delta_compressed_history_reads_back_every_commit_as_pushed(
+    cache: GitCache, working_copy: MakeCopy, git_server: GitHttpServer
 ) -> None:
-    wc = working_copy()
+    """Shallow first fetch, thin incremental packs and a deepening, all of a repacked history."""
+    wc = working_copy("deltas")
+
+    def files_at(n: int) -> dict[str, bytes]:
+        files = {f"apps/a{k % 5}/f{k}.yaml": (f"v: {k}\n" * 50).encode() for k in range(n + 1)}
+        return {**files, "shared.yaml": (f"rev: {n}\n" * 40).encode()}
+
+    commits = []
     for n in range(30):
-        wc.commit({f"apps/a{n % 5}/f{n}.yaml": f"v: {n}\n" * 50, "shared.yaml": f"rev: {n}\n" * 40})
-    wc.git("gc", "--quiet", "--aggressive")
-    pack = next((wc.path / ".git/objects/pack").glob("*.pack"))
+        if n == 28:
+            wc.push()
+            served = git_server.root / "deltas.git"
+            subprocess.run(["git", "-C", str(served), "gc", "--quiet", "--aggressive"], check=True)
+            await cache.resolve(repo_of(wc), "main")  # shallow: deltas within one tree
+        commits.append(wc.commit(files_at(n)))
+    wc.push()
 
-    with pack.open("rb") as sink:
-        entries, external, checksum = index_pack(
-            sink, str(pack), DEFAULT_OBJECT_FORMAT, _no_external, cache_bytes=base_cache_bytes
-        )
-    write_index_v2(str(tmp_path / "ours.idx"), sorted(entries), checksum)
-
-    assert external == set()
-    assert (tmp_path / "ours.idx").read_bytes() == pack.with_suffix(".idx").read_bytes()
+    assert await cache.resolve(repo_of(wc), "main") == commits[-1]  # thin: against cached blobs
+    assert await cache.resolve(repo_of(wc), "main", sha(commits[0])) == commits[0]  # deepens
+    for n, commit in enumerate(commits):
+        assert await cache.read_files(wc.remote_url, sha(commit), ".") == files_at(n)
