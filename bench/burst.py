@@ -18,6 +18,13 @@ For each syncer count (a fresh run of its own: topics, group, Namespaces, reposi
    the last app reports `gitops.sync.succeeded` of that commit;
 3. update: one push changes every app's ConfigMap and Deployment again.
 
+Before the runs (`--no-floor` skips it), the baseline: the burst's objects applied by
+`kubectl apply --server-side` into a Namespace of their own, and the time until the
+cluster's controllers report every Deployment ready by the syncer's health rule. A
+burst whose syncs wait for health (the default `syncer.health_timeout`) cannot end
+before that, whoever applies it: on a default kube-controller-manager (client QPS 20) the
+Deployment controller's own status writes set the pace.
+
 It prints, per phase and syncer count: first and last app, CPU per app (the syncer and
 receiver processes; the API server and etcd beside them), each syncer's share of the apps
 (from the outcome's `source`), git requests per app (counted by the git server) and API
@@ -71,6 +78,7 @@ from gitops.processes import ChildProcess
 from gitops.topics import ensure_topics
 from schemas import Topics, load_config
 from schemas.events import SyncFailed, SyncSucceeded, parse_event
+from syncer.health import assess
 from testbed.bed import Bed
 
 SECRET = "bench-secret"  # noqa: S105 - a throwaway secret for 127.0.0.1
@@ -504,9 +512,65 @@ async def kubectl(kubeconfig: Path, *args: str) -> None:
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
-    _, err = await asyncio.wait_for(process.communicate(), 60)
+    _, err = await asyncio.wait_for(process.communicate(), 300)
     if process.returncode:
         raise RuntimeError(f"kubectl {' '.join(args)}: {err.decode().strip()}")
+
+
+async def kubectl_output(kubeconfig: Path, *args: str) -> bytes:
+    process = await asyncio.create_subprocess_exec(
+        kubectl_binary(),
+        "--kubeconfig",
+        str(kubeconfig),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    if process.returncode:
+        raise RuntimeError(f"kubectl {' '.join(args)}: {err.decode().strip()}")
+    return out
+
+
+# --------------------------------------------------------------------------- the floor
+
+
+async def controllers_floor(kubeconfig: Path, apps: int, work: Path, timeout: float) -> str:
+    """The same objects applied by `kubectl apply --server-side` into a Namespace of their
+    own, then the time until the cluster's controllers report every Deployment ready by
+    the syncer's own rule (`syncer.health.assess`): the least a health-waiting burst
+    can take on this cluster, whoever applies it."""
+    namespace = f"burst-floor-{run_id()}"
+    folder = work / "floor"
+    folder.mkdir()
+    for app in names(apps):
+        for path, text in app_files(app, namespace, 1, full=True).items():
+            (folder / path.replace("/", "-")).write_text(text)
+    await kubectl(kubeconfig, "create", "namespace", namespace)
+    try:
+        started = time.perf_counter()
+        await kubectl(kubeconfig, "apply", "--server-side", "-n", namespace, "-f", str(folder))
+        applied = time.perf_counter() - started
+        deadline = started + timeout
+        while True:
+            listing = await kubectl_output(
+                kubeconfig, "get", "deployments", "-n", namespace, "-o", "json"
+            )
+            items = json.loads(listing)["items"]
+            ready = sum(1 for d in items if assess(d)[0] == "ready")
+            if ready == apps:
+                break
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"floor: {ready}/{apps} Deployments ready after {timeout} s")
+            await asyncio.sleep(1.0)
+        healthy = time.perf_counter() - started
+    finally:
+        await delete_namespaces(kubectl_binary(), kubeconfig, [namespace], wait=False)
+    return (
+        f"controllers' floor: kubectl apply --server-side of the {apps * 4} objects"
+        f" {applied:.1f} s; every Deployment ready (observed, as the syncer's health check"
+        f" reads it) {healthy:.1f} s after the apply began"
+    )
 
 
 # --------------------------------------------------------------------------- the emulator
@@ -649,6 +713,12 @@ async def main_async(args: argparse.Namespace) -> None:
         f"bed: {args.testbed}; syncer.health_timeout {health}, syncer.concurrency {slots};"
         f" {machine()}"
     )
+    floor = None
+    if args.floor and args.cluster == "bed":
+        assert bed.kubeconfig is not None
+        with tempfile.TemporaryDirectory(prefix="gitops-burst-") as tmp:
+            floor = await controllers_floor(bed.kubeconfig, args.apps, Path(tmp), args.timeout)
+        progress(floor)
     for syncers in counts:
         with tempfile.TemporaryDirectory(prefix="gitops-burst-") as tmp:
             work = Path(tmp)
@@ -666,6 +736,8 @@ async def main_async(args: argparse.Namespace) -> None:
         else f"the emulator with {args.latency_ms:g} ms added per request"
     )
     report(phases, args.apps, where)
+    if floor is not None:
+        print(floor)
     print(f"after the run: {machine()}")
     if any(p.name == "burst" for p in phases):
         lasts = [p.last for p in phases if p.name == "burst"]
@@ -681,6 +753,12 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=5.0, help="emulator only")
     parser.add_argument("--timeout", type=float, default=300.0, help="per phase, seconds")
     parser.add_argument("--logs", type=Path, help="copy the processes' logs here")
+    parser.add_argument(
+        "--floor",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="first time kubectl's apply of the same objects and the controllers' status (bed)",
+    )
     parser.add_argument(
         "--concurrency", type=int, help="syncer.concurrency for the run (default: the product's)"
     )

@@ -68,6 +68,20 @@ Duration = Annotated[
     PlainSerializer(_format_duration, return_type=str, when_used="json"),
 ]
 
+
+def parse_wait(value: object) -> timedelta:
+    """A duration where 0 (or `0s`) means "do not wait"."""
+    if value in (0, "0", "0s") and not isinstance(value, bool):
+        return timedelta(0)
+    return parse_duration(value)
+
+
+WaitDuration = Annotated[
+    timedelta,
+    BeforeValidator(parse_wait),
+    PlainSerializer(_format_duration, return_type=str, when_used="json"),
+]
+
 _SIZE = re.compile(r"^(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?$")
 _SIZE_UNITS = {
     None: 1,
@@ -619,8 +633,10 @@ class SyncerSettings(_Model):
     with backoff from 0.2 s doubling to 5 s and never sooner than the server's Retry-After."""
     sync_timeout: Duration = timedelta(minutes=10)
     """Most time one sync may take, its retries included; then it fails and is dead-lettered."""
-    health_timeout: Duration = timedelta(seconds=60)
-    """How long to wait for workloads to become ready after an apply."""
+    health_timeout: WaitDuration = timedelta(seconds=60)
+    """How long to wait for workloads to become ready after an apply. `0` does not wait:
+    an app reports `succeeded` once applied, without health (as Flux's `wait: false`);
+    waves then follow each other without waiting, and hooks are still waited for (1 min)."""
     inventory_namespace: str = Field("gitops-system", pattern=_K8S_NAME)
     """Namespace of the ConfigMaps recording what each app owns."""
     max_file_bytes: ByteSize = 4 * 1024 * 1024

@@ -24,10 +24,8 @@ from schemas.events import ObjectAction
 from syncer.changeset import ChangeSet
 from syncer.engine import ApplyEngine, bounded
 from syncer.errors import SyncError
-from syncer.health import WORKLOAD_KINDS, assess
+from syncer.health import WORKLOAD_KINDS, assess, poll_intervals
 from syncer.planning import Planned
-
-POLL_INTERVAL = 0.2
 
 
 @dataclass
@@ -93,12 +91,13 @@ class HookRunner:
         if not await self._cluster.delete(item.info, item.namespace, item.name):
             return
         deadline = time.monotonic() + self._timeout
+        intervals = poll_intervals()
         while await self._cluster.get(item.info, item.namespace, item.name) is not None:
             if time.monotonic() > deadline:
                 raise SyncError(
                     f"the previous run's object is still being deleted after {self._timeout:.0f}s"
                 )
-            await asyncio.sleep(POLL_INTERVAL)
+            await asyncio.sleep(next(intervals))
 
     async def _wait(self, item: Planned) -> str | None:
         """Until the hook is done: a Job complete, a workload ready; its failure reason."""
@@ -106,6 +105,7 @@ class HookRunner:
             return None
         deadline = time.monotonic() + self._timeout
         why = "not found"
+        intervals = poll_intervals()
         while time.monotonic() <= deadline:
             live = await self._cluster.get(item.info, item.namespace, item.name)
             if live is not None:
@@ -114,5 +114,5 @@ class HookRunner:
                     return None
                 if state == "failed":
                     return why
-            await asyncio.sleep(POLL_INTERVAL)
+            await asyncio.sleep(next(intervals))
         return f"not done after {self._timeout:.0f}s ({why})"
