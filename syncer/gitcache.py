@@ -21,6 +21,7 @@ import contextlib
 import functools
 import hashlib
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -48,6 +49,9 @@ log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+_REMEMBERED_COMPARISONS = 64
+"""Pairs of commits whose changed paths are kept (each as long as its list of paths)."""
 
 _FIRST_DEEPEN = 64
 """Commits fetched by the first deepening; most older requests lie this close to the head."""
@@ -137,6 +141,7 @@ class GitCache:
         self._locks: dict[str, asyncio.Lock] = {}
         self._gates: dict[str, _Gate] = {}
         self._inflight: dict[tuple[str, ...], asyncio.Task[Any]] = {}
+        self._changes: OrderedDict[tuple[str, str, str], list[str]] = OrderedDict()
         self._remote_calls = 0
         self._closed = False
 
@@ -278,10 +283,28 @@ class GitCache:
     async def changed_paths(
         self, url: str, before: CommitSha, after: CommitSha
     ) -> list[str] | None:
-        """Paths that differ between two commits; None when `before` is not in the cache."""
+        """Paths that differ between two commits; None when `before` is not in the cache.
+
+        Remembered per pair of commits (their ids name their content, so the answer never
+        changes) and computed once for concurrent callers: a push that touches a thousand
+        apps of one monorepo asks the same question once per app, and each answer walks
+        both trees of the whole repository.
+        """
         mirror = self._mirror_for_url(url)
         if not mirror.exists() or set(before) == {"0"}:
             return None
+        key = (url, before, after)
+        if key in self._changes:
+            self._changes.move_to_end(key)
+            return self._changes[key]
+        changed = await self._shared(("changed", *key), self._compare, mirror, before, after)
+        if changed is not None:
+            self._changes[key] = changed
+            while len(self._changes) > _REMEMBERED_COMPARISONS:
+                self._changes.popitem(last=False)
+        return changed
+
+    async def _compare(self, mirror: Mirror, before: str, after: str) -> list[str] | None:
         return await self._run(mirror, "comparing commits", mirror.changed_paths, before, after)
 
     async def ls_remote(self, repo: RepositoryConfig) -> dict[str, CommitSha]:

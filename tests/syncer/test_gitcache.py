@@ -474,6 +474,32 @@ async def test_changed_paths_lists_exactly_the_files_that_changed(
     assert changed == ["apps/a/x.yaml", "apps/c/z.yaml", "apps/d/new.yaml"]
 
 
+async def test_many_apps_asking_for_one_push_get_each_pair_of_commits_answered_right(
+    cache: GitCache, working_copy: MakeCopy
+) -> None:
+    wc = working_copy()
+    wc.commit_and_push({"apps/a/x.yaml": "1\n", "apps/b/y.yaml": "1\n"})
+    first = await cache.resolve(repo_of(wc), "main")
+    wc.commit_and_push({"apps/a/x.yaml": "2\n"})
+    second = await cache.resolve(repo_of(wc), "main")
+    wc.commit_and_push({"apps/b/y.yaml": "2\n"})
+    third = await cache.resolve(repo_of(wc), "main")
+
+    answers = await asyncio.gather(
+        *(cache.changed_paths(wc.remote_url, first, second) for _ in range(50)),
+        cache.changed_paths(wc.remote_url, second, third),
+    )
+    again = await cache.changed_paths(wc.remote_url, first, second)
+
+    assert answers[:50] == [["apps/a/x.yaml"]] * 50
+    assert answers[50] == ["apps/b/y.yaml"]
+    assert again == ["apps/a/x.yaml"]
+    assert await cache.changed_paths(wc.remote_url, first, third) == [
+        "apps/a/x.yaml",
+        "apps/b/y.yaml",
+    ]
+
+
 async def test_changed_paths_is_none_when_before_is_unknown(
     cache: GitCache, working_copy: MakeCopy
 ) -> None:
