@@ -1,6 +1,7 @@
 """SOPS-encrypted manifests end to end: committed encrypted, applied decrypted on the bed's
 kube-apiserver, and their plaintext nowhere a user or an operator can read it: not in the
-sync events on Kafka, the syncer's logs, or `gitops diff`; a tampered file writes nothing.
+sync events on Kafka, the syncer's logs, `gitops diff` or the dashboard's pages; a tampered file
+writes nothing.
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
+from dashboard.service import Dashboard
+from schemas import GitopsConfig
 from schemas.events import SyncFailed, SyncSucceeded
 from syncer.service import Syncer
 from tests.drift.conftest import edit
@@ -58,6 +62,19 @@ async def keys_secret(k8s: K8s, namespace: str, key: AgeKey) -> None:
             "data": {"identity.agekey": b64(key.identity + "\n")},
         },
     )
+
+
+async def dashboard_pages(config: GitopsConfig, app_name: str) -> dict[str, str]:
+    """The dashboard's pages of one app, its live diff, the apps and the events page."""
+    paths = ["/", f"/apps/{app_name}", f"/apps/{app_name}/objects", f"/apps/{app_name}/diff"]
+    paths.append("/events")
+    pages: dict[str, str] = {}
+    async with Dashboard(config, host="127.0.0.1", port=0) as ui, aiohttp.ClientSession() as http:
+        for path in paths:
+            async with http.get(ui.url.rstrip("/") + path) as answer:
+                assert answer.status == 200, (path, answer.status)
+                pages[path] = await answer.text()
+    return pages
 
 
 async def test_encrypted_secret_applies_and_its_plaintext_never_shows(
@@ -118,11 +135,15 @@ async def test_encrypted_secret_applies_and_its_plaintext_never_shows(
     assert [line[:1] for line in changed if "password:" in line] == ["-", "+"]
     assert not [line for line in changed if "user:" in line]
 
+    pages = await dashboard_pages(b.config, "web")
+    assert f"Secret {ns}/db: changed data.password" in pages["/apps/web/diff"]
+
     records = await read_topic(b.bootstrap, b.topics.sync_events, expect=2, timeout=20)
     channels = {
         "sync events": b"\n".join(r.value for r in records).decode(),
         "syncer logs": caplog.text,
         "gitops diff": out + err,
+        **{f"dashboard page {path}": text for path, text in pages.items()},
     }
     for value in (plain, invalid, edited):
         for form in (value, b64(value)):
