@@ -140,8 +140,8 @@ class Trail:
             client_id=f"{self._kafka.client_id}-ui",
             enable_auto_commit=False,
         )
-        await consumer.start()
         try:
+            await consumer.start()  # inside: a start cancelled by a stop still closes it
             partitions = await self._partitions(consumer)
             consumer.assign(partitions)
             positions = {tp: self._resume.get(tp) for tp in partitions}

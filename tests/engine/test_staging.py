@@ -139,15 +139,27 @@ spec:
 async def test_a_write_refused_in_a_later_wave_fails_listing_what_was_done(
     engine_bench: EngineBench,
 ) -> None:
-    """The ConfigMap passes the dry run (no quota yet) but wave 0's quota refuses its write."""
+    """The ConfigMap passes the dry run (no quota yet) but wave 0's quota refuses its write.
+
+    The API server's quota admission learns of a new quota through its informer (a dry run
+    just before left it a cached "no quota here"), so wave 0 also holds a Deployment whose
+    health wave 1 waits for: time for the informer, as a real wave 0 would give it.
+    """
     b = engine_bench
-    files = {"ns.yaml": namespace(b.ns), "quota.yaml": QUOTA, "cm.yaml": configmap("cm", wave=1)}
+    gate = deployment("gate").replace("replicas: 1", "replicas: 0")
+    files = {
+        "ns.yaml": namespace(b.ns),
+        "quota.yaml": QUOTA,
+        "gate.yaml": gate,
+        "cm.yaml": configmap("cm", wave=1),
+    }
     with pytest.raises(PermanentSyncError) as failure:
         await b.sync(files)
 
     assert failure.value.message.startswith(f"1 object could not be applied: ConfigMap {b.ns}/cm")
     assert actions(failure.value.results) == [
         (f"Namespace/{b.ns}", "created", "sync", 0),
+        ("Deployment/gate", "created", "sync", 0),
         ("ResourceQuota/no-configmaps", "created", "sync", 0),
         ("ConfigMap/cm", "failed", "sync", 1),
     ]
