@@ -503,21 +503,8 @@ async def one_run(
         )
 
 
-async def kubectl(kubeconfig: Path, *args: str) -> None:
-    process = await asyncio.create_subprocess_exec(
-        kubectl_binary(),
-        "--kubeconfig",
-        str(kubeconfig),
-        *args,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _, err = await asyncio.wait_for(process.communicate(), 300)
-    if process.returncode:
-        raise RuntimeError(f"kubectl {' '.join(args)}: {err.decode().strip()}")
-
-
-async def kubectl_output(kubeconfig: Path, *args: str) -> bytes:
+async def kubectl(kubeconfig: Path, *args: str, timeout: float = 60) -> bytes:
+    """Run kubectl against `kubeconfig`; its output, or an error with what it said."""
     process = await asyncio.create_subprocess_exec(
         kubectl_binary(),
         "--kubeconfig",
@@ -526,7 +513,7 @@ async def kubectl_output(kubeconfig: Path, *args: str) -> bytes:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
+    out, err = await asyncio.wait_for(process.communicate(), timeout)
     if process.returncode:
         raise RuntimeError(f"kubectl {' '.join(args)}: {err.decode().strip()}")
     return out
@@ -549,13 +536,13 @@ async def controllers_floor(kubeconfig: Path, apps: int, work: Path, timeout: fl
     await kubectl(kubeconfig, "create", "namespace", namespace)
     try:
         started = time.perf_counter()
-        await kubectl(kubeconfig, "apply", "--server-side", "-n", namespace, "-f", str(folder))
+        await kubectl(
+            kubeconfig, "apply", "--server-side", "-n", namespace, "-f", str(folder), timeout=300
+        )
         applied = time.perf_counter() - started
         deadline = started + timeout
         while True:
-            listing = await kubectl_output(
-                kubeconfig, "get", "deployments", "-n", namespace, "-o", "json"
-            )
+            listing = await kubectl(kubeconfig, "get", "deployments", "-n", namespace, "-o", "json")
             items = json.loads(listing)["items"]
             ready = sum(1 for d in items if assess(d)[0] == "ready")
             if ready == apps:
