@@ -7,6 +7,7 @@ and reports every problem with its line. Secrets are resolved at load time into
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from datetime import timedelta
@@ -29,8 +30,9 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
-def parse_duration(value: object) -> timedelta:
-    """Accept `60s`, `5m`, `1h30m`, `250ms` or seconds, as Flux and Argo CD users write them."""
+def parse_duration(value: object, *, allow_zero: bool = False) -> timedelta:
+    """Accept `60s`, `5m`, `1h30m`, `250ms` or seconds, as Flux and Argo CD users write them;
+    `0` too with `allow_zero`, where it means "do not wait"."""
     if isinstance(value, timedelta):
         result = value
     elif isinstance(value, bool):
@@ -52,8 +54,9 @@ def parse_duration(value: object) -> timedelta:
         result = timedelta(seconds=total)
     else:
         raise ValueError(f"expected a duration like '60s' or '5m', got {type(value).__name__}")
-    if result <= timedelta(0):
-        raise ValueError(f"duration must be positive, got {value!r}")
+    if result < timedelta(0) or (result == timedelta(0) and not allow_zero):
+        rule = "must not be negative" if allow_zero else "must be positive"
+        raise ValueError(f"duration {rule}, got {value!r}")
     return result
 
 
@@ -69,16 +72,9 @@ Duration = Annotated[
 ]
 
 
-def parse_wait(value: object) -> timedelta:
-    """A duration where 0 (or `0s`) means "do not wait"."""
-    if value in (0, "0", "0s") and not isinstance(value, bool):
-        return timedelta(0)
-    return parse_duration(value)
-
-
 WaitDuration = Annotated[
     timedelta,
-    BeforeValidator(parse_wait),
+    BeforeValidator(functools.partial(parse_duration, allow_zero=True)),
     PlainSerializer(_format_duration, return_type=str, when_used="json"),
 ]
 

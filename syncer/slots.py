@@ -39,7 +39,6 @@ class Slots:
     """The slots of one syncer's dispatcher."""
 
     def __init__(self, count: int) -> None:
-        self.count = count
         self._free = asyncio.Semaphore(count)
         self._current: ContextVar[_Held | None] = ContextVar("sync_slot", default=None)
 
