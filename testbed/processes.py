@@ -43,6 +43,10 @@ class Running:
         return _start_time(self.pid) == self.started
 
 
+_REAP_WAIT = 5.0
+"""Seconds a stopped child is given to become collectable."""
+
+
 def free_port() -> int:
     """A port the kernel just had free on 127.0.0.1 (the part binds it moments later)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -75,6 +79,8 @@ def start(
         )
     started = _start_time(process.pid)
     if started is None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=_REAP_WAIT)  # collected, not warned about when dropped
         raise RuntimeError(f"{name} exited at once; see {log}")
     return Running(name, process.pid, started, argv, str(log), port, version, process)
 
@@ -82,13 +88,13 @@ def start(
 def stop(running: Running, timeout: float = 15.0) -> bool:
     """SIGTERM, then SIGKILL after `timeout`; False when it was no longer running."""
     if not running.alive():
-        _reap(running)  # it may have exited on its own: collect it, or it warns when dropped
+        _reap(running, wait=_REAP_WAIT)  # it may have exited on its own: collect it
         return False
     _signal(running.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not running.alive():
-            _reap(running)
+            _reap(running, wait=_REAP_WAIT)
             return True
         _reap(running)
         time.sleep(0.05)
@@ -96,7 +102,7 @@ def stop(running: Running, timeout: float = 15.0) -> bool:
     while running.alive() and time.monotonic() < deadline + 5:
         _reap(running)
         time.sleep(0.05)
-    _reap(running)
+    _reap(running, wait=_REAP_WAIT)
     return True
 
 
@@ -108,10 +114,19 @@ def _signal(pid: int, signum: signal.Signals) -> None:
             os.kill(pid, signum)
 
 
-def _reap(running: Running) -> None:
-    """Collect a child of ours that exited (only when `up` and `down` share a process)."""
+def _reap(running: Running, *, wait: float = 0.0) -> None:
+    """Collect a child of ours that exited (only when `up` and `down` share a process).
+
+    `wait` gives it that long to be collectable: a multi-threaded part's main thread shows
+    as a zombie in /proc (so `alive()` is False) while its other threads still exit, and
+    until they have, the child cannot be collected.
+    """
     if running.handle is not None:
-        running.handle.poll()
+        if wait > 0:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                running.handle.wait(timeout=wait)
+        else:
+            running.handle.poll()
         return
     with contextlib.suppress(ChildProcessError):
         os.waitpid(running.pid, os.WNOHANG)
